@@ -1,0 +1,53 @@
+using IoTHub.Connectivity.Http;
+using IoTHub.Connectivity.Mqtt;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using MQTTnet.AspNetCore;
+using MQTTnet.Server;
+
+namespace IoTHub.Connectivity;
+
+public static class ConnectivityModule
+{
+    public static IServiceCollection AddConnectivity(this IServiceCollection services, IConfiguration config)
+    {
+        services.AddOptions<MqttOptions>().BindConfiguration(MqttOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => string.IsNullOrEmpty(o.WebSocketPath) || o.WebSocketPath.StartsWith('/'), "Mqtt:WebSocketPath must start with '/' (or be empty to disable)")
+            .Validate(o => string.IsNullOrEmpty(o.Host) || System.Net.IPAddress.TryParse(o.Host, out _), "Mqtt:Host must be an IP address")
+            .ValidateOnStart();
+        services.AddOptions<ConnectivityOptions>().BindConfiguration(ConnectivityOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<IngestGate>();
+        services.AddSingleton<AuthThrottle>();
+        services.AddSingleton<MqttBroker>();
+
+        var keepAlive = config.GetValue(MqttOptions.SectionName + ":DefaultKeepAliveSeconds", 60);
+        services.AddHostedMqttServer(o => o.WithoutDefaultEndpoint().WithKeepAlive().WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(Math.Max(10, keepAlive))));
+        services.AddMqttConnectionHandler();
+        services.AddConnections();
+        services.AddHealthChecks().AddCheck<BrokerHealthCheck>("broker", tags: ["ready"]);
+        return services;
+    }
+
+    public static WebApplication UseConnectivity(this WebApplication app)
+    {
+        app.UseWebSockets();
+        var broker = app.Services.GetRequiredService<MqttBroker>();
+        app.UseMqttServer(broker.Attach);
+        return app;
+    }
+
+    public static IEndpointRouteBuilder MapConnectivity(this IEndpointRouteBuilder app, RouteGroupBuilder api)
+    {
+        var path = app.ServiceProvider.GetRequiredService<IOptions<MqttOptions>>().Value.WebSocketPath;
+        if (!string.IsNullOrEmpty(path)) app.MapMqtt(path);
+        IngestTelemetryOverHttp.Map(api);
+        return app;
+    }
+}
+
+/// <summary>MQTTnet's hosted server starts fire-and-forget: ready only once it really has.</summary>
+internal sealed class BrokerHealthCheck(MqttServer server) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
+        Task.FromResult(server.IsStarted ? HealthCheckResult.Healthy("MQTT broker started") : HealthCheckResult.Unhealthy("MQTT broker not started"));
+}

@@ -1,0 +1,78 @@
+// POST /api/v1/devices/{id}/telemetry with `Authorization: Bearer <device token>`: 202 once durably stored,
+// 400 problem+json naming each invalid field (the message is dead-lettered), 401/403/413/415 as named.
+using IoTHub.Contracts;
+using IoTHub.Gateway.Auth;
+using Microsoft.Extensions.Options;
+
+namespace IoTHub.Connectivity.Http;
+
+internal static class IngestTelemetryOverHttp
+{
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapPost("/devices/{id}/telemetry", HandleAsync)
+            .AllowAnonymous()
+            .WithMetadata(new DeviceAuthenticatedEndpoint())
+            .Accepts<object>("application/json")
+            .WithName("SendTelemetry").WithSummary("A device sends telemetry (device token as bearer); 202 after durable storage").WithTags("Device API")
+            .Produces(202).ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(413).ProducesProblem(415).ProducesProblem(503);
+
+    private static async Task<IResult> HandleAsync(string id, HttpContext http, IDeviceAuthenticator devices, IngestGate gate,
+        IOptions<ConnectivityOptions> options, CancellationToken ct)
+    {
+        var device = await AuthenticateAsync(id, http, devices, ct);
+        if (device.Problem is { } denied) return denied;
+
+        var mediaType = http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
+        if (mediaType is not ("application/json" or "application/cbor"))
+            return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: "Send application/json (or application/cbor).");
+        var max = options.Value.MaxPayloadBytes;
+        if (http.Request.ContentLength > max)
+            return Results.Problem(statusCode: 413, title: "Payload too large", detail: $"The limit is {max} bytes.");
+        var body = await ReadBodyAsync(http.Request.Body, max, ct);
+        if (body is null)
+            return Results.Problem(statusCode: 413, title: "Payload too large", detail: $"The limit is {max} bytes.");
+
+        var outcome = await gate.SubmitAsync(id, TelemetryProtocol.Http, mediaType == "application/cbor" ? PayloadFormat.Cbor : PayloadFormat.Json,
+            body, awaitCommit: true, ct);
+        return outcome.Status switch
+        {
+            IngestStatus.Stored => Results.Accepted(),
+            IngestStatus.Rejected => Results.ValidationProblem(
+                (outcome.Errors ?? []).GroupBy(e => e.Field.Length == 0 ? "payload" : e.Field).ToDictionary(g => g.Key, g => g.Select(e => e.Message).ToArray()),
+                title: "Invalid telemetry", detail: outcome.Reason + " (kept in the dead-letter store)"),
+            _ => Results.Problem(statusCode: 503, title: "Unavailable", detail: outcome.Reason),
+        };
+    }
+
+    internal static async ValueTask<(DeviceIdentity? Device, IResult? Problem)> AuthenticateAsync(string id, HttpContext http, IDeviceAuthenticator devices, CancellationToken ct)
+    {
+        var auth = http.Request.Headers.Authorization.ToString();
+        if (!auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
+        {
+            http.Response.Headers.WWWAuthenticate = "Bearer";
+            return (null, Results.Problem(statusCode: 401, title: "Device token required", detail: "Send Authorization: Bearer <device token>."));
+        }
+        var device = await devices.AuthenticateAsync(id, auth["Bearer ".Length..].Trim(), ct);
+        if (device is null)
+        {
+            http.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
+            return (null, Results.Problem(statusCode: 401, title: "Wrong device id or token"));
+        }
+        if (!device.Enabled) return (null, Results.Problem(statusCode: 403, title: "Device is disabled"));
+        return (device, null);
+    }
+
+    /// <summary>Reads at most <paramref name="max"/> bytes; null when the body is longer.</summary>
+    private static async Task<byte[]?> ReadBodyAsync(Stream body, int max, CancellationToken ct)
+    {
+        using var buffer = new MemoryStream();
+        var chunk = new byte[16 * 1024];
+        int n;
+        while ((n = await body.ReadAsync(chunk, ct)) > 0)
+        {
+            if (buffer.Length + n > max) return null;
+            buffer.Write(chunk, 0, n);
+        }
+        return buffer.ToArray();
+    }
+}

@@ -1,0 +1,37 @@
+// What other modules may know of devices: identity checks and lifecycle events.
+using Mediator;
+
+namespace IoTHub.Contracts;
+
+/// <summary>A device whose token matched. A disabled device is refused by every protocol.</summary>
+public sealed record DeviceIdentity(string DeviceId, string? ProfileId, bool Enabled);
+
+/// <summary>Checks device credentials; cached, so adapters may call it on every HTTP or CoAP request.</summary>
+public interface IDeviceAuthenticator
+{
+    ValueTask<DeviceIdentity?> AuthenticateAsync(string deviceId, string token, CancellationToken ct);
+}
+
+/// <summary>Notes that a device was heard from; lock-free, called per message.</summary>
+public interface IDevicePresence
+{
+    void Seen(string deviceId, long atMs);
+}
+
+public sealed record DeviceConnected(string DeviceId, string ClientId, string Protocol, string? RemoteAddress, DateTimeOffset At) : INotification;
+
+public sealed record DeviceDisconnected(string DeviceId, string ClientId, string Reason, DateTimeOffset At) : INotification;
+
+public sealed record DeviceDeleted(string DeviceId) : INotification;
+
+/// <summary>Token rotated, device disabled or deleted: live connections must be dropped.</summary>
+public sealed record DeviceCredentialsRevoked(string DeviceId) : INotification;
+
+/// <summary>Does a device exist? For modules that serve per-device data.</summary>
+public sealed record DeviceExists(string DeviceId) : IRequest<bool>;
+
+/// <summary>Checks an app's API key (MQTT username <c>apikey</c>); returns its role, or null.</summary>
+public interface IAppKeyVerifier
+{
+    ValueTask<string?> RoleOfAsync(string key, CancellationToken ct);
+}

@@ -1,0 +1,80 @@
+// Messages of the telemetry hot path. They cross Connectivity → Validation → Storage through bounded channels,
+// never through the mediator, so they are structs or pooled where a message would otherwise allocate.
+using System.Threading.Channels;
+
+namespace IoTHub.Contracts;
+
+public enum TelemetryProtocol : byte { Mqtt = 0, Http = 1, Coap = 2 }
+
+public enum PayloadFormat : byte { Json = 0, Cbor = 1 }
+
+public enum IngestStatus : byte
+{
+    /// <summary>Committed as telemetry.</summary>
+    Stored,
+    /// <summary>Invalid: committed to the dead-letter store with <see cref="IngestOutcome.Reason"/>.</summary>
+    Rejected,
+    /// <summary>The hub is stopping; the sender must retry.</summary>
+    Unavailable,
+}
+
+public readonly record struct IngestOutcome(IngestStatus Status, string? Reason = null, IReadOnlyList<FieldError>? Errors = null)
+{
+    public static readonly IngestOutcome Stored = new(IngestStatus.Stored);
+    public static readonly IngestOutcome Unavailable = new(IngestStatus.Unavailable, "the hub is shutting down");
+}
+
+/// <summary>One problem with one field of a payload, e.g. <c>values.temperature</c>: "expected a number".</summary>
+public sealed record FieldError(string Field, string Message);
+
+/// <summary>Completed once the batch holding the message has committed (or the hub stops).</summary>
+public sealed class IngestTicket() : TaskCompletionSource<IngestOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
+
+/// <summary>A message as a protocol adapter received it: authenticated, not yet decoded.</summary>
+public readonly record struct RawTelemetry(
+    string DeviceId,
+    TelemetryProtocol Protocol,
+    PayloadFormat Format,
+    ReadOnlyMemory<byte> Payload,
+    long ReceivedAtMs,
+    IngestTicket? Ticket);
+
+public enum ValueKind : byte { Number = 0, Boolean = 1, Text = 2 }
+
+/// <summary>One typed value of one metric at one time.</summary>
+public readonly record struct TelemetryPoint(string Metric, long TimestampMs, ValueKind Kind, double Number, string? Text)
+{
+    /// <summary>Device time when it was replaced by receive time (clock-drift policy <c>serverTime</c>).</summary>
+    public long? DeviceTimestampMs { get; init; }
+}
+
+/// <summary>A decoded message on its way to the store: its points, or the reason it is dead-lettered.</summary>
+public readonly record struct ValidatedTelemetry(
+    RawTelemetry Source,
+    TelemetryPoint[]? Points,
+    int PointCount,
+    string? RejectReason,
+    IReadOnlyList<FieldError>? Errors);
+
+/// <summary>The two bounded channels of the ingest path; their capacity is the backpressure.</summary>
+public sealed class IngestChannels(int rawCapacity, int storeCapacity)
+{
+    public Channel<RawTelemetry> Raw { get; } = Channel.CreateBounded<RawTelemetry>(new BoundedChannelOptions(rawCapacity)
+    {
+        FullMode = BoundedChannelFullMode.Wait,
+        SingleReader = false,
+        SingleWriter = false,
+    });
+
+    public Channel<ValidatedTelemetry> Store { get; } = Channel.CreateBounded<ValidatedTelemetry>(new BoundedChannelOptions(storeCapacity)
+    {
+        FullMode = BoundedChannelFullMode.Wait,
+        SingleReader = true,
+        SingleWriter = false,
+    });
+}
+
+/// <summary>The value kind each stored series has had so far (its implicit type), for validation at start.</summary>
+public sealed record ListSeriesKinds : Mediator.IRequest<IReadOnlyList<SeriesKind>>;
+
+public sealed record SeriesKind(string DeviceId, string Metric, ValueKind Kind);

@@ -1,0 +1,78 @@
+using System.Security.Cryptography;
+using FluentValidation;
+using IoTHub.Contracts;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices.CreateDevice;
+
+public sealed record CreateDeviceRequest(string? Id, string? Name, string? Profile, IReadOnlyList<string>? Tags) : IRequest<CreateDeviceResult>;
+
+/// <summary>The only response that ever carries the device's token.</summary>
+public sealed record CreatedDevice(string Id, string? Name, string Token, string? Profile, IReadOnlyList<string> Tags, DateTimeOffset CreatedAt);
+
+public sealed record CreateDeviceResult(CreatedDevice? Device, bool Conflict);
+
+internal sealed class CreateDeviceValidator : AbstractValidator<CreateDeviceRequest>
+{
+    public CreateDeviceValidator()
+    {
+        RuleFor(x => x.Id).Must(id => id is null || Identifier.IsValid(id)).WithMessage($"id must be {Identifier.Rule}");
+        RuleFor(x => x.Name).MaximumLength(200);
+        RuleFor(x => x.Profile).Must(p => p is null || Identifier.IsValid(p)).WithMessage($"profile must be {Identifier.Rule}");
+        RuleFor(x => x.Tags).Must(t => t is null || t.Count <= 32).WithMessage("at most 32 tags");
+        RuleForEach(x => x.Tags).Must(t => Identifier.IsValid(t)).WithMessage($"each tag must be {Identifier.Rule}");
+    }
+}
+
+internal sealed class CreateDeviceHandler(HubDb db, TimeProvider time) : IRequestHandler<CreateDeviceRequest, CreateDeviceResult>
+{
+    public async ValueTask<CreateDeviceResult> Handle(CreateDeviceRequest r, CancellationToken ct)
+    {
+        var id = r.Id ?? NewId();
+        if (await db.Set<Device>().AnyAsync(d => d.Id == id, ct)) return new CreateDeviceResult(null, Conflict: true);
+        var token = Secret.New();
+        var device = new Device
+        {
+            Id = id, Name = r.Name, TokenHash = Secret.Hash(token), ProfileId = r.Profile,
+            Tags = Device.JoinTags(r.Tags), CreatedAt = time.NowMs(),
+        };
+        db.Add(device);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+        }
+        catch (DbUpdateException)
+        {
+            // Lost a race with a concurrent create of the same id.
+            if (await db.Set<Device>().AsNoTracking().AnyAsync(d => d.Id == id, ct)) return new CreateDeviceResult(null, Conflict: true);
+            throw;
+        }
+        return new CreateDeviceResult(new CreatedDevice(id, r.Name, token, r.Profile, device.TagList, UnixTime.ToDateTime(device.CreatedAt)), false);
+    }
+
+    /// <summary>"dev-" and 12 lowercase base32 characters (60 random bits): readable, unique enough for a fleet.</summary>
+    internal static string NewId()
+    {
+        const string alphabet = "abcdefghijkmnpqrstuvwxyz23456789";
+        Span<char> chars = stackalloc char[12];
+        for (var i = 0; i < chars.Length; i++) chars[i] = alphabet[RandomNumberGenerator.GetInt32(alphabet.Length)];
+        return "dev-" + new string(chars);
+    }
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapPost("/devices", async (CreateDeviceRequest? body, IValidator<CreateDeviceRequest> validator, IMediator m, CancellationToken ct) =>
+            {
+                body ??= new CreateDeviceRequest(null, null, null, null);
+                var v = await validator.ValidateAsync(body, ct);
+                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                var result = await m.Send(body, ct);
+                return result.Device is { } d
+                    ? Results.Created($"/api/v1/devices/{d.Id}", d)
+                    : Results.Problem(statusCode: 409, title: $"Device '{body.Id}' already exists");
+            })
+            .RequireAuthorization("operator")
+            .WithName("CreateDevice").WithSummary("Register a device; the response is the only time its token is shown").WithTags("Devices")
+            .Produces<CreatedDevice>(201).ProducesValidationProblem().ProducesProblem(409);
+}

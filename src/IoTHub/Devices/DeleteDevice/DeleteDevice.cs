@@ -1,0 +1,29 @@
+using IoTHub.Contracts;
+using IoTHub.Devices.GetDevice;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices.DeleteDevice;
+
+public sealed record DeleteDeviceCommand(string Id) : IRequest<bool>;
+
+/// <summary>Deletes the device; its connections drop and other modules delete what they hold of it.</summary>
+internal sealed class DeleteDeviceHandler(HubDb db, IMediator mediator) : IRequestHandler<DeleteDeviceCommand, bool>
+{
+    public async ValueTask<bool> Handle(DeleteDeviceCommand c, CancellationToken ct)
+    {
+        var n = await db.Set<Device>().Where(d => d.Id == c.Id).ExecuteDeleteAsync(ct);
+        if (n == 0) return false;
+        await mediator.Publish(new DeviceCredentialsRevoked(c.Id), ct);
+        await mediator.Publish(new DeviceDeleted(c.Id), ct);
+        return true;
+    }
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapDelete("/devices/{id}", async (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new DeleteDeviceCommand(id), ct) ? Results.NoContent() : DeviceResults.NotFound(id))
+            .RequireAuthorization("operator")
+            .WithName("DeleteDevice").WithSummary("Delete a device with its telemetry; live connections are dropped").WithTags("Devices")
+            .Produces(204).ProducesProblem(404);
+}

@@ -1,0 +1,60 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Metadata.Builders;
+
+namespace IoTHub.Devices;
+
+/// <summary>A registered device. Its token is never stored, only its SHA-256 hash.</summary>
+internal sealed class Device
+{
+    public string Id { get; set; } = "";
+    public string? Name { get; set; }
+    public string TokenHash { get; set; } = "";
+    public bool Enabled { get; set; } = true;
+    public string? ProfileId { get; set; }
+    /// <summary>Tags, stored as <c>,a,b,</c> so a tag filter is a LIKE on <c>,tag,</c>.</summary>
+    public string Tags { get; set; } = ",";
+    public long CreatedAt { get; set; }
+    public bool Online { get; set; }
+    public long? LastSeen { get; set; }
+    public long? ClockDriftMs { get; set; }
+
+    public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries);
+
+    public static string JoinTags(IEnumerable<string>? tags) => "," + string.Join(',', (tags ?? []).Distinct()) + (tags?.Any() == true ? "," : "");
+}
+
+internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
+{
+    public void Configure(EntityTypeBuilder<Device> b)
+    {
+        b.ToTable("devices");
+        b.HasKey(x => x.Id);
+        b.Property(x => x.Id).HasColumnName("id").HasMaxLength(64);
+        b.Property(x => x.Name).HasColumnName("name").HasMaxLength(200);
+        b.Property(x => x.TokenHash).HasColumnName("token_hash").HasMaxLength(64);
+        b.Property(x => x.Enabled).HasColumnName("enabled");
+        b.Property(x => x.ProfileId).HasColumnName("profile_id").HasMaxLength(64);
+        b.Property(x => x.Tags).HasColumnName("tags").HasMaxLength(2100);
+        b.Property(x => x.CreatedAt).HasColumnName("created_at");
+        b.Property(x => x.Online).HasColumnName("online");
+        b.Property(x => x.LastSeen).HasColumnName("last_seen");
+        b.Property(x => x.ClockDriftMs).HasColumnName("clock_drift_ms");
+        b.Ignore(x => x.TagList);
+        b.HasIndex(x => x.TokenHash);
+    }
+}
+
+/// <summary>What the API shows of a device (never its token or hash).</summary>
+public sealed record DeviceView(
+    string Id, string? Name, string Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
+    IReadOnlyList<string> Tags, long? ClockDriftMs, DateTimeOffset CreatedAt)
+{
+    internal static DeviceView Of(Device d, long? lastSeenOverride = null, bool? onlineOverride = null)
+    {
+        var lastSeen = Math.Max(d.LastSeen ?? 0, lastSeenOverride ?? 0);
+        var online = onlineOverride ?? d.Online;
+        var status = online ? "online" : lastSeen > 0 ? "offline" : "never";
+        return new DeviceView(d.Id, d.Name, status, d.Enabled, lastSeen > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(lastSeen) : null,
+            d.ProfileId, d.TagList, d.ClockDriftMs, DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt));
+    }
+}

@@ -1,0 +1,51 @@
+// Device credential checks for every protocol. Results are cached for a short time so HTTP and CoAP devices,
+// which authenticate on every request, cost a hash and a dictionary lookup, not a query. Rotation, disabling
+// and deletion invalidate the entry at once.
+using System.Collections.Concurrent;
+using IoTHub.Contracts;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices;
+
+internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvider time) : IDeviceAuthenticator
+{
+    private static readonly long CacheTtlMs = 30_000;
+    private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
+
+    private sealed record Entry(string TokenHash, bool Enabled, string? ProfileId, long ExpiresAtMs);
+
+    public async ValueTask<DeviceIdentity?> AuthenticateAsync(string deviceId, string token, CancellationToken ct)
+    {
+        if (!Identifier.IsValid(deviceId) || string.IsNullOrEmpty(token) || token.Length > 512) return null;
+        var now = time.NowMs();
+        if (!_cache.TryGetValue(deviceId, out var entry) || entry.ExpiresAtMs < now)
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+            var d = await db.Set<Device>().AsNoTracking().Where(x => x.Id == deviceId)
+                .Select(x => new { x.TokenHash, x.Enabled, x.ProfileId }).FirstOrDefaultAsync(ct);
+            if (d is null)
+            {
+                _cache.TryRemove(deviceId, out _);
+                return null;
+            }
+            entry = new Entry(d.TokenHash, d.Enabled, d.ProfileId, now + CacheTtlMs);
+            _cache[deviceId] = entry;
+        }
+        if (!Secret.Matches(token, entry.TokenHash)) return null;
+        return new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled);
+    }
+
+    public void Invalidate(string deviceId) => _cache.TryRemove(deviceId, out _);
+}
+
+internal sealed class InvalidateOnRevoke(DeviceAuthenticator authenticator) : INotificationHandler<DeviceCredentialsRevoked>
+{
+    public ValueTask Handle(DeviceCredentialsRevoked n, CancellationToken ct)
+    {
+        authenticator.Invalidate(n.DeviceId);
+        return ValueTask.CompletedTask;
+    }
+}

@@ -1,0 +1,31 @@
+using IoTHub.Contracts;
+using IoTHub.Devices.Presence;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices.GetDevice;
+
+public sealed record GetDeviceQuery(string Id) : IRequest<DeviceView?>;
+
+internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence) : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>
+{
+    public async ValueTask<DeviceView?> Handle(GetDeviceQuery q, CancellationToken ct)
+    {
+        var d = await db.Set<Device>().AsNoTracking().FirstOrDefaultAsync(x => x.Id == q.Id, ct);
+        return d is null ? null : DeviceView.Of(d, presence.LastSeen(d.Id));
+    }
+
+    public async ValueTask<bool> Handle(DeviceExists q, CancellationToken ct) => await db.Set<Device>().AnyAsync(x => x.Id == q.DeviceId, ct);
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapGet("/devices/{id}", async (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new GetDeviceQuery(id), ct) is { } d ? Results.Ok(d) : DeviceResults.NotFound(id))
+            .WithName("GetDevice").WithSummary("One device, with status, last seen and clock drift").WithTags("Devices")
+            .Produces<DeviceView>().ProducesProblem(404);
+}
+
+internal static class DeviceResults
+{
+    public static IResult NotFound(string id) => Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+}

@@ -1,0 +1,136 @@
+// Presence: online while at least one connection is up; lastSeen advanced by every message. The per-message
+// part is lock-free (a volatile write on an existing entry) and reaches the database in a periodic flush.
+using System.Collections.Concurrent;
+using IoTHub.Contracts;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices.Presence;
+
+internal sealed class DevicePresence : IDevicePresence
+{
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+
+    internal sealed class Entry
+    {
+        public long LastSeen;
+        public long Flushed;
+        public int Connections;
+    }
+
+    public void Seen(string deviceId, long atMs)
+    {
+        var e = _entries.GetOrAdd(deviceId, static _ => new Entry());
+        if (Volatile.Read(ref e.LastSeen) < atMs) Volatile.Write(ref e.LastSeen, atMs);
+    }
+
+    public long? LastSeen(string deviceId) => _entries.TryGetValue(deviceId, out var e) && e.LastSeen > 0 ? e.LastSeen : null;
+
+    /// <summary>Returns the number of live connections after this one.</summary>
+    public int Connected(string deviceId, long atMs)
+    {
+        var e = _entries.GetOrAdd(deviceId, static _ => new Entry());
+        Seen(deviceId, atMs);
+        return Interlocked.Increment(ref e.Connections);
+    }
+
+    public int Disconnected(string deviceId, long atMs)
+    {
+        var e = _entries.GetOrAdd(deviceId, static _ => new Entry());
+        Seen(deviceId, atMs);
+        var n = Interlocked.Decrement(ref e.Connections);
+        if (n < 0) Interlocked.CompareExchange(ref e.Connections, 0, n);
+        return Math.Max(n, 0);
+    }
+
+    public void Forget(string deviceId) => _entries.TryRemove(deviceId, out _);
+
+    /// <summary>Devices whose lastSeen moved since the last flush.</summary>
+    public List<(string DeviceId, long LastSeen)> TakeUnflushed()
+    {
+        var list = new List<(string, long)>();
+        foreach (var (id, e) in _entries)
+        {
+            var seen = Volatile.Read(ref e.LastSeen);
+            if (seen > e.Flushed)
+            {
+                list.Add((id, seen));
+                e.Flushed = seen;
+            }
+        }
+        return list;
+    }
+}
+
+/// <summary>Writes presence changes: online/offline at once, lastSeen every few seconds.</summary>
+internal sealed class PresenceRecorder(DevicePresence presence, HubDb db, ILogger<PresenceRecorder> log)
+    : INotificationHandler<DeviceConnected>, INotificationHandler<DeviceDisconnected>, INotificationHandler<DeviceDeleted>
+{
+    public async ValueTask Handle(DeviceConnected n, CancellationToken ct)
+    {
+        presence.Connected(n.DeviceId, n.At.ToUnixTimeMilliseconds());
+        var at = n.At.ToUnixTimeMilliseconds();
+        await db.Set<Device>().Where(d => d.Id == n.DeviceId)
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, true).SetProperty(d => d.LastSeen, at), ct);
+        log.LogInformation("Device {DeviceId} connected over {Protocol} from {Remote} as {ClientId}", n.DeviceId, n.Protocol, n.RemoteAddress, n.ClientId);
+    }
+
+    public async ValueTask Handle(DeviceDisconnected n, CancellationToken ct)
+    {
+        var at = n.At.ToUnixTimeMilliseconds();
+        var remaining = presence.Disconnected(n.DeviceId, at);
+        var lastSeen = presence.LastSeen(n.DeviceId) ?? at;
+        await db.Set<Device>().Where(d => d.Id == n.DeviceId)
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, remaining > 0).SetProperty(d => d.LastSeen, lastSeen), ct);
+        log.LogInformation("Device {DeviceId} disconnected ({Reason}); {Remaining} connections left", n.DeviceId, n.Reason, remaining);
+    }
+
+    public ValueTask Handle(DeviceDeleted n, CancellationToken ct)
+    {
+        presence.Forget(n.DeviceId);
+        return ValueTask.CompletedTask;
+    }
+}
+
+internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFactory scopes, ILogger<LastSeenFlusher> log) : BackgroundService
+{
+    private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(Interval);
+        while (await timer.WaitForNextTickAsync(stoppingToken).ConfigureAwait(false))
+        {
+            await FlushAsync(stoppingToken);
+        }
+    }
+
+    public override async Task StopAsync(CancellationToken cancellationToken)
+    {
+        await base.StopAsync(cancellationToken);
+        await FlushAsync(cancellationToken);
+    }
+
+    private async Task FlushAsync(CancellationToken ct)
+    {
+        var changed = presence.TakeUnflushed();
+        if (changed.Count == 0) return;
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            foreach (var (id, seen) in changed)
+            {
+                await db.Set<Device>().Where(d => d.Id == id && (d.LastSeen == null || d.LastSeen < seen))
+                    .ExecuteUpdateAsync(s => s.SetProperty(d => d.LastSeen, seen), ct);
+            }
+            await tx.CommitAsync(ct);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            log.LogWarning(ex, "Could not record last-seen times of {Count} devices; will retry", changed.Count);
+        }
+    }
+}

@@ -1,0 +1,32 @@
+using IoTHub.Contracts;
+using IoTHub.Devices.GetDevice;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices.RotateToken;
+
+public sealed record RotateTokenCommand(string Id) : IRequest<RotatedToken?>;
+
+public sealed record RotatedToken(string Token);
+
+/// <summary>A new token, shown once; the old one stops working at once and live connections are dropped.</summary>
+internal sealed class RotateTokenHandler(HubDb db, IMediator mediator) : IRequestHandler<RotateTokenCommand, RotatedToken?>
+{
+    public async ValueTask<RotatedToken?> Handle(RotateTokenCommand c, CancellationToken ct)
+    {
+        var token = Secret.New();
+        var hash = Secret.Hash(token);
+        var n = await db.Set<Device>().Where(d => d.Id == c.Id).ExecuteUpdateAsync(s => s.SetProperty(d => d.TokenHash, hash), ct);
+        if (n == 0) return null;
+        await mediator.Publish(new DeviceCredentialsRevoked(c.Id), ct);
+        return new RotatedToken(token);
+    }
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapPost("/devices/{id}/rotate-token", async (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new RotateTokenCommand(id), ct) is { } t ? Results.Ok(t) : DeviceResults.NotFound(id))
+            .RequireAuthorization("operator")
+            .WithName("RotateDeviceToken").WithSummary("Issue a new token; the old one is refused at once").WithTags("Devices")
+            .Produces<RotatedToken>().ProducesProblem(404);
+}

@@ -1,0 +1,56 @@
+using FluentValidation;
+using IoTHub.Contracts;
+using IoTHub.Devices.GetDevice;
+using IoTHub.Devices.Presence;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Devices.UpdateDevice;
+
+/// <summary>A partial update: absent fields are left as they are.</summary>
+public sealed record UpdateDeviceRequest(string? Name, string? Profile, IReadOnlyList<string>? Tags, bool? Enabled);
+
+public sealed record UpdateDeviceCommand(string Id, UpdateDeviceRequest Changes) : IRequest<DeviceView?>;
+
+internal sealed class UpdateDeviceValidator : AbstractValidator<UpdateDeviceRequest>
+{
+    public UpdateDeviceValidator()
+    {
+        RuleFor(x => x.Name).MaximumLength(200);
+        RuleFor(x => x.Profile).Must(p => p is null || p.Length == 0 || Identifier.IsValid(p)).WithMessage($"profile must be {Identifier.Rule}");
+        RuleFor(x => x.Tags).Must(t => t is null || t.Count <= 32).WithMessage("at most 32 tags");
+        RuleForEach(x => x.Tags).Must(t => Identifier.IsValid(t)).WithMessage($"each tag must be {Identifier.Rule}");
+    }
+}
+
+internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePresence presence, DeviceAuthenticator authenticator) : IRequestHandler<UpdateDeviceCommand, DeviceView?>
+{
+    public async ValueTask<DeviceView?> Handle(UpdateDeviceCommand c, CancellationToken ct)
+    {
+        var d = await db.Set<Device>().FirstOrDefaultAsync(x => x.Id == c.Id, ct);
+        if (d is null) return null;
+        var ch = c.Changes;
+        if (ch.Name is not null) d.Name = ch.Name;
+        if (ch.Profile is not null) d.ProfileId = ch.Profile.Length == 0 ? null : ch.Profile;
+        if (ch.Tags is not null) d.Tags = Device.JoinTags(ch.Tags);
+        var disabling = ch.Enabled == false && d.Enabled;
+        if (ch.Enabled is { } enabled) d.Enabled = enabled;
+        await db.SaveChangesAsync(ct);
+        // Profile and enabled state are cached by the authenticator; a disabled device also loses its connections.
+        authenticator.Invalidate(d.Id);
+        if (disabling) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
+        return DeviceView.Of(d, presence.LastSeen(d.Id));
+    }
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapPatch("/devices/{id}", async (string id, UpdateDeviceRequest body, IValidator<UpdateDeviceRequest> validator, IMediator m, CancellationToken ct) =>
+            {
+                var v = await validator.ValidateAsync(body, ct);
+                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                return await m.Send(new UpdateDeviceCommand(id, body), ct) is { } d ? Results.Ok(d) : DeviceResults.NotFound(id);
+            })
+            .RequireAuthorization("operator")
+            .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, enable or disable a device").WithTags("Devices")
+            .Produces<DeviceView>().ProducesValidationProblem().ProducesProblem(404);
+}

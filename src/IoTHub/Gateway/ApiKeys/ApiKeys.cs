@@ -1,0 +1,104 @@
+using FluentValidation;
+using IoTHub.Contracts;
+using IoTHub.Gateway.Auth;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Gateway.ApiKeys;
+
+public sealed record CreateApiKeyRequest(string Name, string Role) : IRequest<CreatedApiKey>;
+
+/// <summary>The only response that carries the key itself.</summary>
+public sealed record CreatedApiKey(long Id, string Name, string Role, string Key, DateTimeOffset CreatedAt);
+
+public sealed record ApiKeyView(long Id, string Name, string Role, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
+
+public sealed record ListApiKeysQuery : IRequest<Page<ApiKeyView>>;
+
+public sealed record RevokeApiKeyCommand(long Id) : IRequest<bool>;
+
+internal sealed class CreateApiKeyValidator : AbstractValidator<CreateApiKeyRequest>
+{
+    public CreateApiKeyValidator()
+    {
+        RuleFor(x => x.Name).NotEmpty().MaximumLength(100);
+        RuleFor(x => x.Role).Must(Roles.IsValid).WithMessage("role must be admin, operator or viewer");
+    }
+}
+
+internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVerifier verifier)
+    : IRequestHandler<CreateApiKeyRequest, CreatedApiKey>, IRequestHandler<ListApiKeysQuery, Page<ApiKeyView>>, IRequestHandler<RevokeApiKeyCommand, bool>
+{
+    public async ValueTask<CreatedApiKey> Handle(CreateApiKeyRequest r, CancellationToken ct)
+    {
+        var key = "ihk_" + Secret.New();
+        var row = new ApiKey { Name = r.Name, Role = r.Role, KeyHash = Secret.Hash(key), CreatedAt = time.NowMs() };
+        db.Add(row);
+        await db.SaveChangesAsync(ct);
+        return new CreatedApiKey(row.Id, row.Name, row.Role, key, UnixTime.ToDateTime(row.CreatedAt));
+    }
+
+    public async ValueTask<Page<ApiKeyView>> Handle(ListApiKeysQuery q, CancellationToken ct)
+    {
+        var rows = await db.Set<ApiKey>().AsNoTracking().OrderBy(k => k.Id).ToListAsync(ct);
+        return new Page<ApiKeyView>(rows.Select(k => new ApiKeyView(k.Id, k.Name, k.Role, UnixTime.ToDateTime(k.CreatedAt),
+            UnixTime.ToDateTime(k.LastUsedAt), UnixTime.ToDateTime(k.RevokedAt))).ToList(), null);
+    }
+
+    public async ValueTask<bool> Handle(RevokeApiKeyCommand c, CancellationToken ct)
+    {
+        var now = time.NowMs();
+        var n = await db.Set<ApiKey>().Where(k => k.Id == c.Id && k.RevokedAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), ct);
+        verifier.Forget();
+        return n > 0;
+    }
+
+    public static void Map(RouteGroupBuilder api)
+    {
+        api.MapPost("/api-keys", async (CreateApiKeyRequest body, IValidator<CreateApiKeyRequest> validator, IMediator m, CancellationToken ct) =>
+            {
+                var v = await validator.ValidateAsync(body, ct);
+                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                var k = await m.Send(body, ct);
+                return Results.Created($"/api/v1/api-keys/{k.Id}", k);
+            })
+            .RequireAuthorization("admin")
+            .WithName("CreateApiKey").WithSummary("Create an API key for an app; the key is shown only in this response").WithTags("API keys")
+            .Produces<CreatedApiKey>(201).ProducesValidationProblem();
+        api.MapGet("/api-keys", async (IMediator m, CancellationToken ct) => Results.Ok(await m.Send(new ListApiKeysQuery(), ct)))
+            .RequireAuthorization("admin")
+            .WithName("ListApiKeys").WithSummary("API keys with role and last use (never the keys)").WithTags("API keys")
+            .Produces<Page<ApiKeyView>>();
+        api.MapDelete("/api-keys/{id:long}", async (long id, IMediator m, CancellationToken ct) =>
+                await m.Send(new RevokeApiKeyCommand(id), ct) ? Results.NoContent() : Results.Problem(statusCode: 404, title: $"API key {id} not found"))
+            .RequireAuthorization("admin")
+            .WithName("RevokeApiKey").WithSummary("Revoke an API key at once").WithTags("API keys")
+            .Produces(204).ProducesProblem(404);
+    }
+}
+
+/// <summary>Writes API keys' last-use times every few seconds (never per request).</summary>
+internal sealed class KeyUseRecorder(CredentialVerifier verifier, IServiceScopeFactory scopes, ILogger<KeyUseRecorder> log) : BackgroundService
+{
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(TimeSpan.FromSeconds(5));
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            var used = verifier.TakeKeyUse();
+            if (used.Count == 0) continue;
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+                foreach (var (id, at) in used)
+                    await db.Set<ApiKey>().Where(k => k.Id == id).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, at), stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                log.LogWarning(ex, "Could not record API key use");
+            }
+        }
+    }
+}

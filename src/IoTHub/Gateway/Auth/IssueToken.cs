@@ -1,0 +1,51 @@
+using FluentValidation;
+using IoTHub.Contracts;
+using IoTHub.Gateway.Users;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Gateway.Auth;
+
+public sealed record IssueTokenRequest(string? Username, string? Password) : IRequest<IssuedToken?>;
+
+public sealed record IssuedToken(string Token, DateTimeOffset ExpiresAt);
+
+internal sealed class IssueTokenHandler(HubDb db, IPasswordHasher<User> hasher, TimeProvider time) : IRequestHandler<IssueTokenRequest, IssuedToken?>
+{
+    public static readonly TimeSpan Lifetime = TimeSpan.FromHours(12);
+
+    public async ValueTask<IssuedToken?> Handle(IssueTokenRequest r, CancellationToken ct)
+    {
+        var user = await db.Set<User>().FirstOrDefaultAsync(u => u.Username == r.Username, ct);
+        if (user is null)
+        {
+            // Same cost as a real check, so response time does not tell which usernames exist.
+            hasher.VerifyHashedPassword(new User(), DummyHash.Value, r.Password ?? "");
+            return null;
+        }
+        var check = hasher.VerifyHashedPassword(user, user.PasswordHash, r.Password ?? "");
+        if (check == PasswordVerificationResult.Failed) return null;
+        if (check == PasswordVerificationResult.SuccessRehashNeeded) user.PasswordHash = hasher.HashPassword(user, r.Password!);
+        var token = Secret.New();
+        var expires = time.GetUtcNow().Add(Lifetime);
+        db.Add(new AccessToken { TokenHash = Secret.Hash(token), UserId = user.Id, ExpiresAt = expires.ToUnixTimeMilliseconds() });
+        await db.Set<AccessToken>().Where(t => t.ExpiresAt < time.NowMs()).ExecuteDeleteAsync(ct);
+        await db.SaveChangesAsync(ct);
+        return new IssuedToken(token, expires);
+    }
+
+    private static readonly Lazy<string> DummyHash = new(() => new PasswordHasher<User>().HashPassword(new User(), Secret.New()));
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapPost("/auth/token", async (IssueTokenRequest body, IMediator m, CancellationToken ct) =>
+            {
+                if (string.IsNullOrEmpty(body.Username) || string.IsNullOrEmpty(body.Password))
+                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["username"] = ["username and password are required"] });
+                return await m.Send(body, ct) is { } t ? Results.Ok(t) : Results.Problem(statusCode: 401, title: "Wrong username or password");
+            })
+            .AllowAnonymous()
+            .WithName("IssueToken").WithSummary("Exchange a username and password for a bearer token (12 h)").WithTags("Auth")
+            .Produces<IssuedToken>().ProducesProblem(401);
+}

@@ -1,0 +1,49 @@
+using FluentValidation;
+using IoTHub.Gateway.ApiKeys;
+using IoTHub.Gateway.Auth;
+using IoTHub.Gateway.Users;
+using IoTHub.Contracts;
+using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.Identity;
+
+namespace IoTHub.Gateway;
+
+public static class GatewayModule
+{
+    public static IServiceCollection AddGateway(this IServiceCollection services, IConfiguration config)
+    {
+        services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName);
+        services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
+        var dataDirectory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data");
+        services.AddDataProtection().SetApplicationName("IoTHub").PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "keys")));
+        services.AddSingleton<CredentialVerifier>();
+        services.AddSingleton<IAppKeyVerifier>(sp => sp.GetRequiredService<CredentialVerifier>());
+        services.AddHostedService<AdminBootstrap>();
+        services.AddHostedService<KeyUseRecorder>();
+        services.AddValidatorsFromAssemblyContaining<CreateUserValidator>(ServiceLifetime.Singleton,
+            filter: r => r.ValidatorType.Namespace!.StartsWith("IoTHub.Gateway", StringComparison.Ordinal), includeInternalTypes: true);
+
+        services.AddAuthentication(HubAuthenticationHandler.SchemeName)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, HubAuthenticationHandler>(HubAuthenticationHandler.SchemeName, null);
+        services.AddAuthorizationBuilder()
+            .AddPolicy("viewer", p => p.RequireRole(Roles.All))
+            .AddPolicy("operator", p => p.RequireRole(Roles.Operator, Roles.Admin))
+            .AddPolicy("admin", p => p.RequireRole(Roles.Admin));
+        return services;
+    }
+
+    public static WebApplication UseGateway(this WebApplication app)
+    {
+        app.UseAuthentication();
+        app.UseAuthorization();
+        return app;
+    }
+
+    public static IEndpointRouteBuilder MapGateway(this IEndpointRouteBuilder app, RouteGroupBuilder api)
+    {
+        IssueTokenHandler.Map(api);
+        UsersHandler.Map(api);
+        ApiKeysHandler.Map(api);
+        return app;
+    }
+}

@@ -1,0 +1,55 @@
+// First start with no users: create `admin` with Bootstrap:AdminPassword, or a random password that is
+// printed once to the log and written to <DataDirectory>/initial-admin-password (readable by the owner only).
+using IoTHub.Contracts;
+using IoTHub.Storage;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace IoTHub.Gateway.Users;
+
+public sealed class BootstrapOptions
+{
+    public const string SectionName = "Bootstrap";
+
+    /// <summary>Password of the first admin user; empty means generate one.</summary>
+    public string? AdminPassword { get; set; }
+}
+
+internal sealed class AdminBootstrap(IServiceProvider services, IOptions<BootstrapOptions> options, IOptions<DataLocation> data,
+    TimeProvider time, ILogger<AdminBootstrap> log) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+        if (await db.Set<User>().AnyAsync(cancellationToken)) return;
+        var configured = options.Value.AdminPassword;
+        var password = string.IsNullOrEmpty(configured) ? Secret.New()[..24] : configured;
+        var user = new User { Username = "admin", Role = Roles.Admin, CreatedAt = time.NowMs() };
+        user.PasswordHash = scope.ServiceProvider.GetRequiredService<IPasswordHasher<User>>().HashPassword(user, password);
+        db.Add(user);
+        await db.SaveChangesAsync(cancellationToken);
+        if (!string.IsNullOrEmpty(configured))
+        {
+            log.LogInformation("Created user 'admin' with the password from Bootstrap:AdminPassword");
+            return;
+        }
+        var file = Path.Combine(data.Value.Directory, "initial-admin-password");
+        await File.WriteAllTextAsync(file, password + "\n", cancellationToken);
+        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        // Printed once, on purpose: this is the only way a first-time user learns it (also in the file above).
+        Console.WriteLine($"""
+
+            ===================================================================
+             IoTHub created the first user.   username: admin
+                                              password: {password}
+             (also saved in {file})
+            ===================================================================
+
+            """);
+        log.LogInformation("Created user 'admin' with a generated password, printed above and saved in {File}", file);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}

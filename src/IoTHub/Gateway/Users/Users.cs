@@ -1,0 +1,65 @@
+using FluentValidation;
+using IoTHub.Contracts;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.AspNetCore.Identity;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Gateway.Users;
+
+public sealed record CreateUserRequest(string Username, string Password, string Role) : IRequest<UserView?>;
+
+public sealed record ListUsersQuery : IRequest<Page<UserView>>;
+
+public sealed record UserView(long Id, string Username, string Role, DateTimeOffset CreatedAt);
+
+internal sealed class CreateUserValidator : AbstractValidator<CreateUserRequest>
+{
+    public CreateUserValidator()
+    {
+        RuleFor(x => x.Username).NotEmpty().MaximumLength(64).Must(u => Identifier.IsValid(u)).WithMessage($"username must be {Identifier.Rule}");
+        RuleFor(x => x.Password).NotEmpty().MinimumLength(10).MaximumLength(256).WithMessage("password must be 10 to 256 characters");
+        RuleFor(x => x.Role).Must(Roles.IsValid).WithMessage("role must be admin, operator or viewer");
+    }
+}
+
+internal sealed class UsersHandler(HubDb db, IPasswordHasher<User> hasher, TimeProvider time)
+    : IRequestHandler<CreateUserRequest, UserView?>, IRequestHandler<ListUsersQuery, Page<UserView>>
+{
+    public async ValueTask<UserView?> Handle(CreateUserRequest r, CancellationToken ct)
+    {
+        if (await db.Set<User>().AnyAsync(u => u.Username == r.Username, ct)) return null;
+        var user = new User { Username = r.Username, Role = r.Role, CreatedAt = time.NowMs() };
+        user.PasswordHash = hasher.HashPassword(user, r.Password);
+        db.Add(user);
+        await db.SaveChangesAsync(ct);
+        return View(user);
+    }
+
+    public async ValueTask<Page<UserView>> Handle(ListUsersQuery q, CancellationToken ct)
+    {
+        var users = await db.Set<User>().AsNoTracking().OrderBy(u => u.Username).ToListAsync(ct);
+        return new Page<UserView>(users.Select(View).ToList(), null);
+    }
+
+    private static UserView View(User u) => new(u.Id, u.Username, u.Role, UnixTime.ToDateTime(u.CreatedAt));
+
+    public static void Map(RouteGroupBuilder api)
+    {
+        api.MapPost("/users", async (CreateUserRequest body, IValidator<CreateUserRequest> validator, IMediator m, CancellationToken ct) =>
+            {
+                var v = await validator.ValidateAsync(body, ct);
+                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                return await m.Send(body, ct) is { } u
+                    ? Results.Created($"/api/v1/users/{u.Id}", u)
+                    : Results.Problem(statusCode: 409, title: $"User '{body.Username}' already exists");
+            })
+            .RequireAuthorization("admin")
+            .WithName("CreateUser").WithSummary("Create a user of the web UI and API").WithTags("Users")
+            .Produces<UserView>(201).ProducesValidationProblem().ProducesProblem(409);
+        api.MapGet("/users", async (IMediator m, CancellationToken ct) => Results.Ok(await m.Send(new ListUsersQuery(), ct)))
+            .RequireAuthorization("admin")
+            .WithName("ListUsers").WithSummary("All users").WithTags("Users")
+            .Produces<Page<UserView>>();
+    }
+}

@@ -1,0 +1,62 @@
+// Composes the host: configuration sources, Kestrel listeners and every module, by name.
+using IoTHub.Connectivity;
+using IoTHub.Devices;
+using IoTHub.Gateway;
+using IoTHub.Observability;
+using IoTHub.Storage;
+using IoTHub.Validation;
+
+namespace IoTHub;
+
+public static class HubApp
+{
+    public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
+    {
+        var builder = WebApplication.CreateBuilder(new WebApplicationOptions
+        {
+            Args = args,
+            // The one appsettings.json is linked next to the binary; data stays relative to the working directory.
+            ContentRootPath = AppContext.BaseDirectory,
+        });
+        builder.Configuration.AddEnvironmentVariables("IOTHUB_");
+        builder.Configuration.AddCommandLine(args);
+        configure?.Invoke(builder);
+
+        builder.Services.AddMediator((Mediator.MediatorOptions o) =>
+        {
+            o.Namespace = "IoTHub.Mediation";
+            o.ServiceLifetime = ServiceLifetime.Scoped;
+            o.GenerateTypesAsInternal = true;
+        });
+        builder.Services.AddProblemDetails();
+        builder.Services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never;
+        });
+
+        builder.Services.AddStorage(builder.Configuration);
+        builder.Services.AddDevices(builder.Configuration);
+        builder.Services.AddValidation(builder.Configuration);
+        builder.Services.AddGateway(builder.Configuration);
+        builder.Services.AddConnectivity(builder.Configuration);
+        builder.Services.AddObservability(builder.Configuration);
+        builder.WebHost.ConfigureHubListeners(builder.Configuration);
+        // The listeners above already honour --urls; clearing the setting stops Kestrel warning that it "overrides" them.
+        builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, "");
+
+        var app = builder.Build();
+        app.UseExceptionHandler();
+        app.UseStatusCodePages();
+        app.UseGateway();
+        app.UseConnectivity();
+
+        var api = app.MapGroup("/api/v1").RequireAuthorization("viewer");
+        app.MapGateway(api);
+        app.MapDevices(api);
+        app.MapConnectivity(api);
+        app.MapValidation(api);
+        app.MapStorage(api);
+        app.MapObservability();
+        return app;
+    }
+}

@@ -1,0 +1,2 @@
+var app = IoTHub.HubApp.Build(args);
+await app.RunAsync();

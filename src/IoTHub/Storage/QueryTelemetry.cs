@@ -1,0 +1,100 @@
+// Time-series reads: raw points or window aggregates from the rollup tables. `auto` picks the finest
+// resolution that answers with at most maxPoints points, so a 30-day chart reads hundreds of rollup rows,
+// not millions of raw ones.
+using IoTHub.Contracts;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Storage;
+
+public sealed record RawPoint(DateTimeOffset Ts, object? Value);
+
+public sealed record WindowPoint(DateTimeOffset Start, long Count, double Min, double Max, double Avg, double Sum, double Last);
+
+public sealed record TelemetrySeries(string DeviceId, string Metric, string Resolution, IReadOnlyList<object> Points, DateTimeOffset? Next);
+
+public sealed record QueryTelemetryRequest(string DeviceId, string Metric, DateTimeOffset From, DateTimeOffset To, string Resolution, int MaxPoints)
+    : IRequest<TelemetrySeries?>;
+
+internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHandler<QueryTelemetryRequest, TelemetrySeries?>
+{
+    public static readonly string[] Resolutions = ["raw", "1m", "1h", "1d", "auto"];
+    public const int DefaultMaxPoints = 1_000;
+    public const int MaxMaxPoints = 10_000;
+
+    public async ValueTask<TelemetrySeries?> Handle(QueryTelemetryRequest q, CancellationToken ct)
+    {
+        if (!await mediator.Send(new DeviceExists(q.DeviceId), ct)) return null;
+        var seriesId = await db.Set<Series>().AsNoTracking()
+            .Where(s => s.DeviceId == q.DeviceId && s.Metric == q.Metric).Select(s => (long?)s.Id).FirstOrDefaultAsync(ct);
+        var from = q.From.ToUnixTimeMilliseconds();
+        var to = q.To.ToUnixTimeMilliseconds();
+        if (seriesId is not { } sid) return new TelemetrySeries(q.DeviceId, q.Metric, q.Resolution == "auto" ? "raw" : q.Resolution, [], null);
+
+        var resolution = q.Resolution;
+        if (resolution == "auto")
+        {
+            var rawCount = await db.Set<TelemetryRow>().Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to).Take(q.MaxPoints + 1).CountAsync(ct);
+            resolution = rawCount <= q.MaxPoints ? "raw" : "1d";
+            for (var r = 0; r < 3 && rawCount > q.MaxPoints; r++)
+            {
+                if ((to - from) / Storage.Resolution.WidthsMs[r] + 1 <= q.MaxPoints) { resolution = Storage.Resolution.Names[r]; break; }
+            }
+        }
+
+        return resolution switch
+        {
+            "raw" => await RawAsync(q, sid, from, to, ct),
+            "1m" => await WindowsAsync(db.Set<Rollup1m>(), q, sid, from, to, resolution, ct),
+            "1h" => await WindowsAsync(db.Set<Rollup1h>(), q, sid, from, to, resolution, ct),
+            _ => await WindowsAsync(db.Set<Rollup1d>(), q, sid, from, to, resolution, ct),
+        };
+    }
+
+    private async Task<TelemetrySeries> RawAsync(QueryTelemetryRequest q, long sid, long from, long to, CancellationToken ct)
+    {
+        var rows = await db.Set<TelemetryRow>().AsNoTracking()
+            .Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to)
+            .OrderBy(t => t.Ts).Take(q.MaxPoints + 1)
+            .Select(t => new { t.Ts, t.Kind, t.Number, t.Text })
+            .ToListAsync(ct);
+        DateTimeOffset? next = rows.Count > q.MaxPoints ? UnixTime.ToDateTime(rows[q.MaxPoints].Ts) : null;
+        var points = rows.Take(q.MaxPoints).Select(r => (object)new RawPoint(UnixTime.ToDateTime(r.Ts), TelemetryValue.Of((ValueKind)r.Kind, r.Number, r.Text))).ToList();
+        return new TelemetrySeries(q.DeviceId, q.Metric, "raw", points, next);
+    }
+
+    private static async Task<TelemetrySeries> WindowsAsync<T>(IQueryable<T> table, QueryTelemetryRequest q, long sid, long from, long to, string resolution, CancellationToken ct)
+        where T : Rollup
+    {
+        var width = Storage.Resolution.WidthsMs[Array.IndexOf(Storage.Resolution.Names, resolution)];
+        var firstBucket = from - (((from % width) + width) % width);
+        var rows = await table.AsNoTracking()
+            .Where(r => r.SeriesId == sid && r.Bucket >= firstBucket && r.Bucket < to)
+            .OrderBy(r => r.Bucket).Take(q.MaxPoints + 1)
+            .ToListAsync(ct);
+        DateTimeOffset? next = rows.Count > q.MaxPoints ? UnixTime.ToDateTime(rows[q.MaxPoints].Bucket) : null;
+        var points = rows.Take(q.MaxPoints)
+            .Select(r => (object)new WindowPoint(UnixTime.ToDateTime(r.Bucket), r.Count, r.Min, r.Max, r.Sum / r.Count, r.Sum, r.Last)).ToList();
+        return new TelemetrySeries(q.DeviceId, q.Metric, resolution, points, next);
+    }
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapGet("/devices/{id}/telemetry", async (string id, string? metric, DateTimeOffset? from, DateTimeOffset? to, string? resolution, int? maxPoints,
+                IMediator m, TimeProvider time, CancellationToken ct) =>
+            {
+                var errors = new Dictionary<string, string[]>();
+                if (string.IsNullOrWhiteSpace(metric)) errors["metric"] = ["metric is required"];
+                resolution ??= "auto";
+                if (!Resolutions.Contains(resolution)) errors["resolution"] = [$"resolution must be one of {string.Join(", ", Resolutions)}"];
+                var max = maxPoints ?? DefaultMaxPoints;
+                if (max is < 1 or > MaxMaxPoints) errors["maxPoints"] = [$"maxPoints must be between 1 and {MaxMaxPoints}"];
+                var end = to ?? time.GetUtcNow();
+                var start = from ?? end.AddDays(-1);
+                if (start >= end) errors["from"] = ["from must be before to"];
+                if (errors.Count > 0) return Results.ValidationProblem(errors);
+                var r = await m.Send(new QueryTelemetryRequest(id, metric!, start, end, resolution, max), ct);
+                return r is null ? Results.Problem(statusCode: 404, title: $"Device '{id}' not found") : Results.Ok(r);
+            })
+            .WithName("QueryTelemetry").WithSummary("Raw points or window aggregates of one metric over a time range").WithTags("Telemetry")
+            .Produces<TelemetrySeries>().ProducesValidationProblem().ProducesProblem(404);
+}

@@ -1,0 +1,74 @@
+namespace IoTHub.Storage;
+
+/// <summary>The three rollup resolutions: 1 minute, 1 hour, 1 day (UTC buckets).</summary>
+internal static class Resolution
+{
+    public static readonly long[] WidthsMs = [60_000, 3_600_000, 86_400_000];
+    public static readonly string[] Tables = ["rollup_1m", "rollup_1h", "rollup_1d"];
+    public static readonly string[] Names = ["1m", "1h", "1d"];
+
+    public static long BucketOf(long tsMs, int resolution) => tsMs - Mod(tsMs, WidthsMs[resolution]);
+
+    private static long Mod(long a, long b) => ((a % b) + b) % b;
+}
+
+/// <summary>Folds points into one window aggregate; mergeable, so batches and hubs combine.</summary>
+internal struct RollupAccumulator
+{
+    public long Count;
+    public double Sum, Min, Max, Last;
+    public long LastTs;
+
+    public void Add(long ts, double value)
+    {
+        if (Count == 0)
+        {
+            Min = Max = Last = value;
+            LastTs = ts;
+        }
+        else
+        {
+            if (value < Min) Min = value;
+            if (value > Max) Max = value;
+            if (ts >= LastTs) { LastTs = ts; Last = value; }
+        }
+        Count++;
+        Sum += value;
+    }
+}
+
+/// <summary>(device, metric) → series id, owned by the single writer; ids from a failed transaction are dropped.</summary>
+internal sealed class SeriesCache
+{
+    private readonly Dictionary<(string, string), long> _committed = new();
+    private readonly Dictionary<(string, string), long> _pending = new();
+    private readonly System.Collections.Concurrent.ConcurrentQueue<string> _forget = new();
+
+    public bool TryGet(string device, string metric, out long id)
+    {
+        while (_forget.TryDequeue(out var gone))
+        {
+            foreach (var key in _committed.Keys.Where(k => k.Item1 == gone).ToList()) _committed.Remove(key);
+        }
+        return _committed.TryGetValue((device, metric), out id) || _pending.TryGetValue((device, metric), out id);
+    }
+
+    public void AddPending(string device, string metric, long id) => _pending[(device, metric)] = id;
+
+    public void Commit()
+    {
+        foreach (var (key, id) in _pending) _committed[key] = id;
+        _pending.Clear();
+        if (_committed.Count > 1_000_000) _committed.Clear();
+    }
+
+    public void Rollback() => _pending.Clear();
+
+    public void Forget(string device) => _forget.Enqueue(device);
+}
+
+internal static class DeadLetterPayload
+{
+    /// <summary>The first <paramref name="limit"/> bytes of a rejected payload: enough to diagnose, bounded in size.</summary>
+    public static byte[] Cap(ReadOnlyMemory<byte> payload, int limit) => payload.Length <= limit ? payload.ToArray() : payload[..limit].ToArray();
+}

@@ -1,0 +1,39 @@
+// Applies EF Core migrations at start (both providers) and prepares provider-specific structures
+// (PostgreSQL partitions) before any other hosted service touches the database.
+using Microsoft.EntityFrameworkCore;
+
+namespace IoTHub.Storage;
+
+internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenance maintenance, ILogger<SchemaMigrator> log) : IHostedService
+{
+    public async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
+        if (pending.Count > 0)
+        {
+            log.LogInformation("Applying {Count} database migrations on {Provider}: {Migrations}", pending.Count, db.Database.ProviderName, pending);
+            await db.Database.MigrateAsync(cancellationToken);
+        }
+        if (db.Database.IsSqlite())
+        {
+            // WAL lets the API read while the writer commits; it is a property of the file and persists.
+            await db.Database.ExecuteSqlRawAsync("PRAGMA journal_mode=WAL;", cancellationToken);
+        }
+        await maintenance.RunAsync(cancellationToken);
+    }
+
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+}
+
+/// <summary>Provider-specific upkeep run at start and periodically (partitions ahead, retention).</summary>
+internal interface IStoreMaintenance
+{
+    Task RunAsync(CancellationToken ct);
+}
+
+internal sealed class NoMaintenance : IStoreMaintenance
+{
+    public Task RunAsync(CancellationToken ct) => Task.CompletedTask;
+}

@@ -1,0 +1,66 @@
+using IoTHub.Contracts;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace IoTHub.Storage;
+
+public static class StorageModule
+{
+    public static IServiceCollection AddStorage(this IServiceCollection services, IConfiguration config)
+    {
+        services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => o.Provider != StorageProvider.Postgres || !string.IsNullOrWhiteSpace(config.GetConnectionString("Postgres")),
+                "Storage:Provider is Postgres but ConnectionStrings:Postgres (env IOTHUB_ConnectionStrings__Postgres) is empty.")
+            .ValidateOnStart();
+        services.AddOptions<DataLocation>().Configure(d => d.Directory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data"));
+        services.AddSingleton(TimeProvider.System);
+
+        var provider = config.GetValue(StorageOptions.SectionName + ":Provider", StorageProvider.Sqlite);
+        if (provider == StorageProvider.Postgres)
+        {
+            var cs = config.GetConnectionString("Postgres") ?? "";
+            services.AddDbContext<HubDb, PostgresHubDb>(o => o.UseNpgsql(cs, n => n.EnableRetryOnFailure(0)));
+            services.AddSingleton<ITelemetryStore>(sp => new PostgresTelemetryStore(cs, sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit));
+            services.AddSingleton<IStoreMaintenance>(sp => new PostgresMaintenance(cs, sp.GetRequiredService<ILogger<PostgresMaintenance>>(), sp.GetRequiredService<TimeProvider>()));
+        }
+        else
+        {
+            services.AddDbContext<HubDb, SqliteHubDb>((sp, o) => o.UseSqlite(SqliteConnectionString(sp)));
+            services.AddSingleton<ITelemetryStore>(sp => new SqliteTelemetryStore(SqliteConnectionString(sp), sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit));
+            services.AddSingleton<IStoreMaintenance, NoMaintenance>();
+        }
+
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+            return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity);
+        });
+        services.AddSingleton<StoreHealth>();
+        services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
+        // Order matters: the schema is migrated before anything else starts; the writer stops last and drains.
+        services.AddHostedService<SchemaMigrator>();
+        services.AddSingleton<TelemetryWriter>();
+        services.AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
+        return services;
+    }
+
+    public static IEndpointRouteBuilder MapStorage(this IEndpointRouteBuilder app, RouteGroupBuilder api)
+    {
+        GetLatestTelemetry.Map(api);
+        QueryTelemetry.Map(api);
+        return app;
+    }
+
+    internal static string SqliteConnectionString(IServiceProvider sp)
+    {
+        var dir = sp.GetRequiredService<IOptions<DataLocation>>().Value.Directory;
+        Directory.CreateDirectory(dir);
+        return $"Data Source={Path.Combine(dir, "iothub.db")};Cache=Private;Pooling=True;Default Timeout=30";
+    }
+}
+
+/// <summary>The resolved <c>DataDirectory</c> (default <c>./data</c>).</summary>
+public sealed class DataLocation
+{
+    public string Directory { get; set; } = "data";
+}

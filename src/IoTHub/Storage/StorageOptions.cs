@@ -1,0 +1,34 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace IoTHub.Storage;
+
+public enum StorageProvider { Sqlite, Postgres }
+
+/// <summary>Section <c>Storage</c>: where telemetry lives and how the writer batches it.</summary>
+public sealed class StorageOptions
+{
+    public const string SectionName = "Storage";
+
+    /// <summary><c>Sqlite</c> (embedded default, file under <c>DataDirectory</c>) or <c>Postgres</c> (<c>ConnectionStrings:Postgres</c>).</summary>
+    public StorageProvider Provider { get; set; } = StorageProvider.Sqlite;
+
+    /// <summary>A batch commits when it holds this many points...</summary>
+    [Range(1, 100_000)]
+    public int BatchMaxPoints { get; set; } = 5_000;
+
+    /// <summary>...or this many milliseconds after its first message arrived, whichever comes first.</summary>
+    [Range(0, 1_000)]
+    public int BatchLingerMilliseconds { get; set; } = 2;
+
+    /// <summary>Messages waiting for validation; when full, adapters wait (and devices' acks with them).</summary>
+    [Range(1, 1_000_000)]
+    public int IngestQueueCapacity { get; set; } = 20_000;
+
+    /// <summary>Validated messages waiting for the writer.</summary>
+    [Range(1, 1_000_000)]
+    public int StoreQueueCapacity { get; set; } = 20_000;
+
+    /// <summary>How many bytes of a rejected payload the dead-letter store keeps.</summary>
+    [Range(0, 16 * 1024 * 1024)]
+    public int DeadLetterPayloadLimit { get; set; } = 16 * 1024;
+}

@@ -1,0 +1,163 @@
+// The group-commit stage of the hot path. It drains the store channel into a batch that closes on size or
+// after a few milliseconds, commits it in one transaction, and only then completes the messages' tickets,
+// which releases the devices' acks. A failing database keeps the batch and retries: acks stall, the bounded
+// channels fill, adapters wait, and nothing is dropped.
+using System.Diagnostics;
+using IoTHub.Contracts;
+using Microsoft.Extensions.Options;
+
+namespace IoTHub.Storage;
+
+internal interface ITelemetryStore
+{
+    /// <summary>Stores the points of valid messages and the dead letters of rejected ones, in one transaction.</summary>
+    Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct);
+
+    /// <summary>Forget cached series of a deleted device.</summary>
+    void Forget(string deviceId);
+}
+
+internal sealed class TelemetryWriter(
+    IngestChannels channels,
+    ITelemetryStore store,
+    StoreHealth health,
+    IOptions<StorageOptions> options,
+    ILogger<TelemetryWriter> log) : IHostedService
+{
+    private readonly StorageOptions _options = options.Value;
+    private Task? _loop;
+    private readonly CancellationTokenSource _abort = new();
+
+    public long CommittedMessages => Interlocked.Read(ref _committedMessages);
+    public long CommittedBatches => Interlocked.Read(ref _committedBatches);
+    private long _committedMessages;
+    private long _committedBatches;
+
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        _loop = Task.Run(() => RunAsync(_abort.Token), CancellationToken.None);
+        return Task.CompletedTask;
+    }
+
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        // Validation completes the store channel once it has drained; until then keep committing.
+        channels.Store.Writer.TryComplete();
+        if (_loop is null) return;
+        try
+        {
+            await _loop.WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            log.LogWarning("Shutdown timed out while the telemetry writer was still draining");
+            await _abort.CancelAsync();
+        }
+    }
+
+    private async Task RunAsync(CancellationToken abort)
+    {
+        var reader = channels.Store.Reader;
+        var batch = new List<ValidatedTelemetry>(1024);
+        try
+        {
+            while (await reader.WaitToReadAsync(abort))
+            {
+                await FillAsync(reader, batch, abort);
+                await CommitWithRetryAsync(batch, abort);
+                batch.Clear();
+            }
+        }
+        catch (OperationCanceledException) when (abort.IsCancellationRequested)
+        {
+            // Host shutdown timed out: what is left is unacknowledged, so devices will resend it.
+        }
+        finally
+        {
+            foreach (var m in batch) m.Source.Ticket?.TrySetResult(IngestOutcome.Unavailable);
+            while (reader.TryRead(out var m)) m.Source.Ticket?.TrySetResult(IngestOutcome.Unavailable);
+        }
+    }
+
+    private async Task FillAsync(System.Threading.Channels.ChannelReader<ValidatedTelemetry> reader, List<ValidatedTelemetry> batch, CancellationToken abort)
+    {
+        var points = 0;
+        long deadline = 0;
+        while (points < _options.BatchMaxPoints)
+        {
+            if (reader.TryRead(out var item))
+            {
+                batch.Add(item);
+                points += Math.Max(1, item.PointCount);
+                continue;
+            }
+            if (_options.BatchLingerMilliseconds == 0) return;
+            if (deadline == 0) deadline = Stopwatch.GetTimestamp() + _options.BatchLingerMilliseconds * Stopwatch.Frequency / 1000;
+            var remaining = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (remaining <= TimeSpan.Zero) return;
+            using var linger = CancellationTokenSource.CreateLinkedTokenSource(abort);
+            linger.CancelAfter(remaining);
+            try
+            {
+                if (!await reader.WaitToReadAsync(linger.Token)) return;
+            }
+            catch (OperationCanceledException) when (!abort.IsCancellationRequested)
+            {
+                return;
+            }
+        }
+    }
+
+    private async Task CommitWithRetryAsync(List<ValidatedTelemetry> batch, CancellationToken abort)
+    {
+        var delay = TimeSpan.FromMilliseconds(50);
+        while (true)
+        {
+            try
+            {
+                await store.CommitAsync(batch, abort);
+                health.Succeeded();
+                break;
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
+            {
+                if (health.Failed(ex))
+                    log.LogError(ex, "Committing a telemetry batch of {Count} messages failed; holding their acks and retrying", batch.Count);
+                await Task.Delay(delay, abort);
+                delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2_000));
+            }
+        }
+        Interlocked.Add(ref _committedMessages, batch.Count);
+        Interlocked.Increment(ref _committedBatches);
+        foreach (var m in batch)
+        {
+            m.Source.Ticket?.TrySetResult(m.RejectReason is null
+                ? IngestOutcome.Stored
+                : new IngestOutcome(IngestStatus.Rejected, m.RejectReason, m.Errors));
+        }
+    }
+}
+
+/// <summary>Whether the last telemetry commit worked; read by <c>/health/ready</c>.</summary>
+internal sealed class StoreHealth(ILogger<StoreHealth> log)
+{
+    private volatile string? _error;
+    private long _failingSinceTicks;
+
+    public string? Error => _error;
+
+    /// <summary>Records a failure; true when this starts an outage (so it is logged once).</summary>
+    public bool Failed(Exception ex)
+    {
+        _error = ex.Message;
+        return Interlocked.CompareExchange(ref _failingSinceTicks, DateTime.UtcNow.Ticks, 0) == 0;
+    }
+
+    public void Succeeded()
+    {
+        if (_error is null) return;
+        var since = Interlocked.Exchange(ref _failingSinceTicks, 0);
+        _error = null;
+        if (since != 0) log.LogInformation("Telemetry store recovered after {Seconds:F1} s", TimeSpan.FromTicks(DateTime.UtcNow.Ticks - since).TotalSeconds);
+    }
+}

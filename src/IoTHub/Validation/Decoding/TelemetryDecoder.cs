@@ -1,0 +1,274 @@
+// Decodes and validates a JSON telemetry payload in one forward pass over its bytes (Utf8JsonReader, no DOM).
+// Shapes: a flat object {"metric": value, ...}; {"ts": ..., "values": {...}}; or an array of those.
+// A message is all or nothing: any invalid field rejects it, with every problem named (up to a limit).
+using System.Text;
+using System.Text.Json;
+using IoTHub.Contracts;
+
+namespace IoTHub.Validation.Decoding;
+
+internal readonly record struct DecodeLimits(int MaxPayloadBytes, int MaxPoints, int MaxStringBytes, long MaxPastMs, long FutureToleranceMs);
+
+internal struct DecodeResult
+{
+    public TelemetryPoint[]? Points;
+    public int Count;
+    public List<FieldError>? Errors;
+
+    public readonly bool IsValid => Errors is null;
+
+    public readonly string Reason => Errors is null ? "" : TelemetryDecoder.Describe(Errors);
+}
+
+internal sealed class TelemetryDecoder(MetricNames names)
+{
+    private const int MaxErrors = 10;
+    private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 4, CommentHandling = JsonCommentHandling.Disallow };
+
+    [ThreadStatic] private static TelemetryPoint[]? _scratch;
+
+    public DecodeResult Decode(ReadOnlySpan<byte> payload, long receivedAtMs, in DecodeLimits limits)
+    {
+        var result = new DecodeResult();
+        if (payload.Length > limits.MaxPayloadBytes)
+        {
+            AddError(ref result, "", $"payload of {payload.Length} bytes exceeds the limit of {limits.MaxPayloadBytes} bytes");
+            return result;
+        }
+        var scratch = _scratch is { } s && s.Length >= limits.MaxPoints ? s : _scratch = new TelemetryPoint[limits.MaxPoints];
+        var state = new State(scratch, receivedAtMs, limits);
+        try
+        {
+            var reader = new Utf8JsonReader(payload, ReaderOptions);
+            if (!reader.Read()) { AddError(ref result, "", "payload is empty"); return result; }
+            if (reader.TokenType == JsonTokenType.StartObject)
+            {
+                ReadMessage(ref reader, ref state, ref result, null);
+            }
+            else if (reader.TokenType == JsonTokenType.StartArray)
+            {
+                var index = 0;
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndArray)
+                {
+                    if (reader.TokenType != JsonTokenType.StartObject)
+                    {
+                        AddError(ref result, $"[{index}]", "each item of a batch must be an object");
+                        reader.Skip();
+                    }
+                    else
+                    {
+                        ReadMessage(ref reader, ref state, ref result, $"[{index}]");
+                    }
+                    if (state.Overflow) break;
+                    index++;
+                }
+                if (index == 0 && result.Errors is null) AddError(ref result, "", "the batch is empty");
+            }
+            else
+            {
+                AddError(ref result, "", "payload must be a JSON object or an array of objects");
+            }
+            if (!state.Overflow && reader.Read()) AddError(ref result, "", "unexpected content after the message");
+        }
+        catch (JsonException ex)
+        {
+            result.Errors = null;
+            AddError(ref result, "", "malformed JSON: " + ex.Message);
+        }
+        catch (InvalidOperationException ex)
+        {
+            result.Errors = null;
+            AddError(ref result, "", "invalid JSON text: " + ex.Message);
+        }
+        if (result.Errors is null)
+        {
+            result.Count = state.Count;
+            result.Points = scratch.AsSpan(0, state.Count).ToArray();
+        }
+        return result;
+    }
+
+    private struct State(TelemetryPoint[] points, long receivedAtMs, in DecodeLimits limits)
+    {
+        public readonly TelemetryPoint[] Points = points;
+        public readonly long ReceivedAtMs = receivedAtMs;
+        public readonly DecodeLimits Limits = limits;
+        public int Count;
+        public bool Overflow;
+    }
+
+    private void ReadMessage(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string? prefix)
+    {
+        var first = state.Count;
+        long? ts = null;
+        var hasValuesObject = false;
+        var hasFlatValues = false;
+        while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+        {
+            if (reader.ValueTextEquals("ts"u8))
+            {
+                reader.Read();
+                ts = ReadTimestamp(ref reader, ref state, ref result, Path(prefix, "ts"));
+            }
+            else if (reader.ValueTextEquals("values"u8))
+            {
+                reader.Read();
+                if (reader.TokenType != JsonTokenType.StartObject)
+                {
+                    AddError(ref result, Path(prefix, "values"), "\"values\" must be an object of metric: value");
+                    reader.Skip();
+                    continue;
+                }
+                hasValuesObject = true;
+                var valuesPrefix = Path(prefix, "values");
+                while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
+                {
+                    ReadPoint(ref reader, ref state, ref result, valuesPrefix);
+                    if (state.Overflow) return;
+                }
+            }
+            else
+            {
+                hasFlatValues = true;
+                ReadPoint(ref reader, ref state, ref result, prefix);
+            }
+            if (state.Overflow) return;
+        }
+        if (hasValuesObject && hasFlatValues)
+            AddError(ref result, prefix ?? "", "a message with \"values\" may hold only \"ts\" beside it");
+        if (state.Count == first && result.Errors is null)
+            AddError(ref result, prefix ?? "", "the message holds no values");
+        var at = ts ?? state.ReceivedAtMs;
+        for (var i = first; i < state.Count; i++) state.Points[i] = state.Points[i] with { TimestampMs = at };
+    }
+
+    private void ReadPoint(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string? prefix)
+    {
+        string metric;
+        if (!reader.ValueIsEscaped && Contracts.Identifier.IsValidUtf8(reader.ValueSpan))
+        {
+            metric = names.Get(reader.ValueSpan);
+        }
+        else
+        {
+            var raw = reader.GetString() ?? "";
+            reader.Read();
+            reader.Skip();
+            AddError(ref result, Path(prefix, Printable(raw)), $"metric names must be {Contracts.Identifier.Rule}");
+            return;
+        }
+        reader.Read();
+        if (state.Count >= state.Limits.MaxPoints)
+        {
+            AddError(ref result, "", $"more than {state.Limits.MaxPoints} points in one message");
+            state.Overflow = true;
+            return;
+        }
+        switch (reader.TokenType)
+        {
+            case JsonTokenType.Number:
+                if (reader.TryGetDouble(out var d) && double.IsFinite(d))
+                    state.Points[state.Count++] = new TelemetryPoint(metric, 0, ValueKind.Number, d, null);
+                else
+                    AddError(ref result, Path(prefix, metric), "number is out of range");
+                break;
+            case JsonTokenType.True:
+            case JsonTokenType.False:
+                state.Points[state.Count++] = new TelemetryPoint(metric, 0, ValueKind.Boolean, reader.TokenType == JsonTokenType.True ? 1 : 0, null);
+                break;
+            case JsonTokenType.String:
+                var max = state.Limits.MaxStringBytes;
+                if (reader.ValueSpan.Length > max * 6)
+                {
+                    AddError(ref result, Path(prefix, metric), $"string is longer than {max} bytes");
+                    break;
+                }
+                var text = reader.GetString()!;
+                if (reader.ValueIsEscaped ? Encoding.UTF8.GetByteCount(text) > max : reader.ValueSpan.Length > max)
+                    AddError(ref result, Path(prefix, metric), $"string is longer than {max} bytes");
+                else
+                    state.Points[state.Count++] = new TelemetryPoint(metric, 0, ValueKind.Text, 0, text);
+                break;
+            case JsonTokenType.Null:
+                AddError(ref result, Path(prefix, metric), "null is not a value");
+                break;
+            default:
+                AddError(ref result, Path(prefix, metric), "values must be numbers, booleans or strings, not objects or arrays");
+                reader.Skip();
+                break;
+        }
+    }
+
+    private static long? ReadTimestamp(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string path)
+    {
+        long ts;
+        if (reader.TokenType == JsonTokenType.Number)
+        {
+            if (!reader.TryGetInt64(out ts))
+            {
+                AddError(ref result, path, "ts must be whole Unix milliseconds");
+                return null;
+            }
+        }
+        else if (reader.TokenType == JsonTokenType.String)
+        {
+            if (!reader.TryGetDateTimeOffset(out var dto))
+            {
+                AddError(ref result, path, "ts must be Unix milliseconds or an ISO 8601 date-time");
+                return null;
+            }
+            ts = dto.ToUnixTimeMilliseconds();
+        }
+        else
+        {
+            AddError(ref result, path, "ts must be Unix milliseconds or an ISO 8601 date-time");
+            reader.Skip();
+            return null;
+        }
+        var limits = state.Limits;
+        if (ts < state.ReceivedAtMs - limits.MaxPastMs)
+        {
+            AddError(ref result, path, $"timestamp {Iso(ts)} is more than {TimeSpan.FromMilliseconds(limits.MaxPastMs).TotalDays:0.#} days in the past");
+            return null;
+        }
+        if (ts > state.ReceivedAtMs + limits.FutureToleranceMs)
+        {
+            AddError(ref result, path, $"timestamp {Iso(ts)} is {(ts - state.ReceivedAtMs) / 1000.0:0.#} s ahead of the hub's clock (tolerance {limits.FutureToleranceMs / 1000.0:0.#} s)");
+            return null;
+        }
+        return ts;
+    }
+
+    private static string Iso(long ts) =>
+        ts is >= -62135596800000 and <= 253402300799999 ? DateTimeOffset.FromUnixTimeMilliseconds(ts).ToString("O") : ts.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    private static string Path(string? prefix, string name) => prefix is null ? name : prefix + "." + name;
+
+    private static string Printable(string s)
+    {
+        var cut = s.Length > 64 ? s[..64] + "…" : s;
+        return string.Create(cut.Length, cut, static (span, src) =>
+        {
+            for (var i = 0; i < src.Length; i++) span[i] = char.IsControl(src[i]) ? '?' : src[i];
+        });
+    }
+
+    private static void AddError(ref DecodeResult result, string field, string message)
+    {
+        result.Errors ??= new List<FieldError>();
+        if (result.Errors.Count < MaxErrors) result.Errors.Add(new FieldError(field, message));
+    }
+
+    public static string Describe(IReadOnlyList<FieldError> errors)
+    {
+        var sb = new StringBuilder();
+        foreach (var e in errors)
+        {
+            if (sb.Length > 0) sb.Append("; ");
+            if (e.Field.Length > 0) sb.Append(e.Field).Append(": ");
+            sb.Append(e.Message);
+            if (sb.Length > 400) break;
+        }
+        return sb.ToString();
+    }
+}

@@ -1,0 +1,173 @@
+// Starts the real IoTHub host in-process on real sockets (Kestrel HTTP on a free port, the MQTT broker on
+// another), on SQLite in a temporary folder or on a fresh PostgreSQL database. Restartable on the same data.
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+using MQTTnet;
+using MQTTnet.Formatter;
+
+namespace IoTHub.Tests.Infrastructure;
+
+public sealed class HubHost : IAsyncDisposable
+{
+    public const string AdminPassword = "correct-horse-battery-staple";
+
+    private readonly Dictionary<string, string?> _settings;
+    private WebApplication? _app;
+    private string? _adminToken;
+
+    public Store Store { get; }
+    public string DataDirectory { get; }
+    public string? PostgresConnectionString { get; }
+    public int MqttPort { get; }
+    public Uri BaseAddress { get; private set; } = null!;
+    public IServiceProvider Services => _app!.Services;
+
+    private HubHost(Store store, string dataDirectory, string? postgres, int mqttPort, Dictionary<string, string?> settings)
+    {
+        Store = store;
+        DataDirectory = dataDirectory;
+        PostgresConnectionString = postgres;
+        MqttPort = mqttPort;
+        _settings = settings;
+    }
+
+    public static async Task<HubHost> StartAsync(Store store, IDictionary<string, string?>? settings = null)
+    {
+        var data = Path.Combine(Path.GetTempPath(), "iothub-tests", Guid.NewGuid().ToString("N")[..12]);
+        Directory.CreateDirectory(data);
+        var postgres = store == Store.Postgres ? await TestPostgres.CreateDatabaseAsync() : null;
+        var all = new Dictionary<string, string?>
+        {
+            ["DataDirectory"] = data,
+            ["Storage:Provider"] = store.ToString(),
+            ["ConnectionStrings:Postgres"] = postgres,
+            ["Bootstrap:AdminPassword"] = AdminPassword,
+            ["Mqtt:Host"] = "127.0.0.1",
+            ["Logging:LogLevel:Default"] = Environment.GetEnvironmentVariable("IOTHUB_TEST_LOGLEVEL") ?? "Warning",
+        };
+        foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) all[k] = v;
+        var host = new HubHost(store, data, postgres, FreeTcpPort(), all);
+        await host.StartAppAsync();
+        return host;
+    }
+
+    private async Task StartAppAsync()
+    {
+        var args = new List<string> { "--urls", "http://127.0.0.1:0", $"--Mqtt:Port={MqttPort}" };
+        args.AddRange(_settings.Where(kv => kv.Value is not null).Select(kv => $"--{kv.Key}={kv.Value}"));
+        _app = HubApp.Build(args.ToArray());
+        await _app.StartAsync();
+        var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
+            .First(a => a.StartsWith("http://127.0.0.1", StringComparison.Ordinal));
+        BaseAddress = new Uri(address);
+        _adminToken = null;
+        await WaitUntilReadyAsync();
+    }
+
+    private async Task WaitUntilReadyAsync()
+    {
+        using var http = Anonymous();
+        for (var i = 0; i < 100; i++)
+        {
+            if ((await http.GetAsync("/health/ready")).IsSuccessStatusCode) return;
+            await Task.Delay(100);
+        }
+        Assert.Fail("the hub did not become ready within 10 s");
+    }
+
+    /// <summary>Stops gracefully (drains the pipeline) and starts again on the same data.</summary>
+    public async Task RestartAsync()
+    {
+        await StopAppAsync();
+        await StartAppAsync();
+    }
+
+    public async Task StopAppAsync()
+    {
+        if (_app is null) return;
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        _app = null;
+    }
+
+    public HttpClient Anonymous() => new() { BaseAddress = BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
+
+    public async Task<HttpClient> AdminAsync()
+    {
+        _adminToken ??= await TokenAsync("admin", AdminPassword);
+        return WithBearer(_adminToken);
+    }
+
+    public HttpClient WithBearer(string token)
+    {
+        var http = Anonymous();
+        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return http;
+    }
+
+    public HttpClient WithApiKey(string key)
+    {
+        var http = Anonymous();
+        http.DefaultRequestHeaders.Add("X-Api-Key", key);
+        return http;
+    }
+
+    public async Task<string> TokenAsync(string username, string password)
+    {
+        using var http = Anonymous();
+        var response = await http.PostAsJsonAsync("/api/v1/auth/token", new { username, password });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<TokenResponse>())!.Token;
+    }
+
+    public async Task<(string Id, string Token)> CreateDeviceAsync(string? id = null)
+    {
+        using var admin = await AdminAsync();
+        var response = await admin.PostAsJsonAsync("/api/v1/devices", new { id = id ?? "dev-" + Guid.NewGuid().ToString("N")[..10] });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Created), await response.Content.ReadAsStringAsync());
+        var created = (await response.Content.ReadFromJsonAsync<CreatedDeviceResponse>())!;
+        return (created.Id, created.Token);
+    }
+
+    public MqttClientOptions MqttOptions(string? user, string? password, MqttProtocolVersion version = MqttProtocolVersion.V500, string? clientId = null)
+    {
+        var b = new MqttClientOptionsBuilder()
+            .WithTcpServer("127.0.0.1", MqttPort)
+            .WithProtocolVersion(version)
+            .WithClientId(clientId ?? "test-" + Guid.NewGuid().ToString("N")[..10])
+            .WithTimeout(TimeSpan.FromSeconds(20));
+        if (user is not null) b = b.WithCredentials(user, password);
+        return b.Build();
+    }
+
+    public async Task<IMqttClient> ConnectAsync(string user, string password, MqttProtocolVersion version = MqttProtocolVersion.V500, string? clientId = null)
+    {
+        var client = new MqttClientFactory().CreateMqttClient();
+        var result = await client.ConnectAsync(MqttOptions(user, password, version, clientId));
+        Assert.That(result.ResultCode, Is.EqualTo(MqttClientConnectResultCode.Success));
+        return client;
+    }
+
+    private static int FreeTcpPort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await StopAppAsync();
+        if (PostgresConnectionString is not null) await TestPostgres.DropDatabaseAsync(PostgresConnectionString);
+        try { Directory.Delete(DataDirectory, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+    }
+
+    public sealed record TokenResponse(string Token, DateTimeOffset ExpiresAt);
+    public sealed record CreatedDeviceResponse(string Id, string Token);
+}

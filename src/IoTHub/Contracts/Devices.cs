@@ -35,3 +35,6 @@ public interface IAppKeyVerifier
 {
     ValueTask<string?> RoleOfAsync(string key, CancellationToken ct);
 }
+
+/// <summary>Endpoint metadata: the endpoint authenticates devices itself (device token as bearer), outside the user/app scheme.</summary>
+public sealed class DeviceAuthenticatedEndpoint;

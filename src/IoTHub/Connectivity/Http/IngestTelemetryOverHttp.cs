@@ -1,7 +1,6 @@
 // POST /api/v1/devices/{id}/telemetry with `Authorization: Bearer <device token>`: 202 once durably stored,
 // 400 problem+json naming each invalid field (the message is dead-lettered), 401/403/413/415 as named.
 using IoTHub.Contracts;
-using IoTHub.Gateway.Auth;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Http;

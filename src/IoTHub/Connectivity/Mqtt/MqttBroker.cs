@@ -60,9 +60,9 @@ internal sealed class MqttBroker(
         var clientId = e.ClientId;
         if (string.IsNullOrEmpty(clientId))
         {
-            // MQTT 3.1.1 (3.1.3.1) lets a clean-session client send an empty id and have the server assign one;
-            // mosquitto_pub does exactly that. Without a clean session there would be no session to resume.
-            if (!isV5 && e.CleanSession != true)
+            // MQTT 5 lets the server assign an id. MQTTnet 5.2 refuses an empty id on 3.1.1 whatever this handler
+            // says (it has no way to assign one there), so 3.1.1 clients must send their own (mosquitto_pub -i ...).
+            if (!isV5)
             {
                 e.ReasonCode = MqttConnectReasonCode.ClientIdentifierNotValid;
                 return;

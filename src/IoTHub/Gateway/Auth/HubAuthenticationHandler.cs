@@ -2,6 +2,7 @@
 using System.Security.Claims;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Authentication;
+using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Gateway.Auth;
@@ -36,6 +37,3 @@ internal sealed class HubAuthenticationHandler(
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 }
-
-/// <summary>Marks an endpoint that authenticates devices itself (device token), outside the user/app scheme.</summary>
-public sealed class DeviceAuthenticatedEndpoint;

@@ -1,0 +1,128 @@
+using System.Net;
+using System.Net.Http.Headers;
+using System.Net.Http.Json;
+using IoTHub.Tests.Infrastructure;
+
+namespace IoTHub.Tests.Connectivity;
+
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class HttpTelemetryTests(Store store) : HubFixture(store)
+{
+    private async Task<HttpResponseMessage> PostAsync(string deviceId, string? token, HttpContent content)
+    {
+        using var http = Hub.Anonymous();
+        var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/devices/{deviceId}/telemetry") { Content = content };
+        if (token is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        return await http.SendAsync(request);
+    }
+
+    [Test]
+    public async Task Telemetry_is_accepted_with_202_after_storage_and_readable()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+
+        var response = await PostAsync(id, token, Json.Body("""{"temperature": 22, "door": "open", "ok": true}"""));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+        using var admin = await Hub.AdminAsync();
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray(), Has.Count.EqualTo(3), "202 means stored: readable at once");
+    }
+
+    [Test]
+    public async Task Invalid_fields_get_400_problem_json_naming_each_field_and_a_dead_letter()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+
+        var response = await PostAsync(id, token, Json.Body("""{"temperature": [1], "humidity": null, "ok": true}"""));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(response.Content.Headers.ContentType!.MediaType, Is.EqualTo("application/problem+json"));
+        var problem = await response.ReadJsonAsync();
+        var errors = problem["errors"]!.AsObject();
+        Assert.That(errors.Select(e => e.Key), Is.EquivalentTo(new[] { "temperature", "humidity" }));
+        using var admin = await Hub.AdminAsync();
+        var dead = await admin.GetJsonAsync($"/api/v1/dead-letters?deviceId={id}");
+        Assert.That(dead["items"]!.AsArray().Single()!["protocol"]!.GetValue<string>(), Is.EqualTo("http"));
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray(), Is.Empty, "the valid field of a rejected message is not stored either");
+    }
+
+    [Test]
+    public async Task Missing_token_gets_401()
+    {
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var response = await PostAsync(id, null, Json.Body("""{"t": 1}"""));
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        Assert.That(response.Headers.WwwAuthenticate.ToString(), Does.StartWith("Bearer"));
+    }
+
+    [Test]
+    public async Task Another_devices_token_gets_401()
+    {
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var (_, otherToken) = await Hub.CreateDeviceAsync();
+        var response = await PostAsync(id, otherToken, Json.Body("""{"t": 1}"""));
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+    }
+
+    [Test]
+    public async Task A_disabled_device_gets_403()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var admin = await Hub.AdminAsync();
+        var patch = await admin.PatchAsJsonAsync($"/api/v1/devices/{id}", new { enabled = false });
+        Assert.That(patch.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+
+        var response = await PostAsync(id, token, Json.Body("""{"t": 1}"""));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Forbidden));
+    }
+
+    [Test]
+    public async Task Other_content_types_get_415()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var response = await PostAsync(id, token, Json.Body("temperature=1", "text/plain"));
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.UnsupportedMediaType));
+    }
+
+    [Test]
+    public async Task A_body_over_the_limit_gets_413()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var response = await PostAsync(id, token, Json.Body($$"""{"note": "{{new string('x', 300 * 1024)}}"}"""));
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.RequestEntityTooLarge));
+    }
+
+    [Test]
+    public async Task Invalid_utf8_is_rejected_with_a_reason_and_kept_as_base64()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var bytes = "{\"note\": \""u8.ToArray().Concat(new byte[] { 0xC3, 0x28 }).Concat("\"}"u8.ToArray()).ToArray();
+        var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+
+        var response = await PostAsync(id, token, content);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        using var admin = await Hub.AdminAsync();
+        var dead = (await admin.GetJsonAsync($"/api/v1/dead-letters?deviceId={id}"))["items"]!.AsArray().Single()!;
+        Assert.That(dead["payloadEncoding"]!.GetValue<string>(), Is.EqualTo("base64"));
+        Assert.That(Convert.FromBase64String(dead["payload"]!.GetValue<string>()), Is.EqualTo(bytes));
+    }
+
+    [Test]
+    public async Task Deeply_nested_json_is_rejected_and_the_host_keeps_working()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var nested = new string('[', 5000) + new string(']', 5000);
+
+        var response = await PostAsync(id, token, Json.Body(nested));
+        var next = await PostAsync(id, token, Json.Body("""{"t": 1}"""));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(next.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+    }
+}

@@ -1,0 +1,142 @@
+using System.Net;
+using System.Net.Http.Json;
+using IoTHub.Tests.Infrastructure;
+using MQTTnet;
+
+namespace IoTHub.Tests.Devices;
+
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class DeviceApiTests(Store store) : HubFixture(store)
+{
+    [Test]
+    public async Task Creating_a_device_returns_its_token_once_and_never_again()
+    {
+        using var admin = await Hub.AdminAsync();
+        var response = await admin.PostAsJsonAsync("/api/v1/devices", new { name = "Kitchen sensor", tags = new[] { "kitchen" } });
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Created));
+        var created = await response.ReadJsonAsync();
+        var id = created["id"]!.GetValue<string>();
+        var token = created["token"]!.GetValue<string>();
+        Assert.That(id, Does.Match("^dev-[a-z2-9]{12}$"));
+        Assert.That(Convert.FromBase64String(token.Replace('-', '+').Replace('_', '/') + "="), Has.Length.GreaterThanOrEqualTo(16), "at least 128 bits");
+        Assert.That(response.Headers.Location!.ToString(), Is.EqualTo($"/api/v1/devices/{id}"));
+
+        var fetched = await admin.GetAsync($"/api/v1/devices/{id}");
+        var listed = await admin.GetAsync("/api/v1/devices");
+        Assert.That(await fetched.Content.ReadAsStringAsync(), Does.Not.Contain(token).And.Not.Contain("token"));
+        Assert.That(await listed.Content.ReadAsStringAsync(), Does.Not.Contain(token));
+        var device = await fetched.ReadJsonAsync();
+        Assert.That(device["name"]!.GetValue<string>(), Is.EqualTo("Kitchen sensor"));
+        Assert.That(device["tags"]!.AsArray().Select(t => t!.GetValue<string>()), Is.EqualTo(new[] { "kitchen" }));
+    }
+
+    [Test]
+    public async Task A_chosen_id_is_kept_and_a_duplicate_is_a_409()
+    {
+        using var admin = await Hub.AdminAsync();
+        var id = "pump-" + Guid.NewGuid().ToString("N")[..6];
+        Assert.That((await admin.PostAsJsonAsync("/api/v1/devices", new { id })).StatusCode, Is.EqualTo(HttpStatusCode.Created));
+        Assert.That((await admin.PostAsJsonAsync("/api/v1/devices", new { id })).StatusCode, Is.EqualTo(HttpStatusCode.Conflict));
+    }
+
+    [TestCase("has space")]
+    [TestCase("../../etc/passwd")]
+    [TestCase("x'; DROP TABLE devices; --")]
+    [TestCase("a-very-long-id-that-goes-on-and-on-and-on-and-on-past-sixty-four-chars")]
+    public async Task Invalid_ids_are_refused_with_a_validation_problem(string id)
+    {
+        using var admin = await Hub.AdminAsync();
+        var response = await admin.PostAsJsonAsync("/api/v1/devices", new { id });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        var problem = await response.ReadJsonAsync();
+        Assert.That(problem["errors"]!["Id"] ?? problem["errors"]!["id"], Is.Not.Null);
+    }
+
+    [Test]
+    public async Task Devices_are_searchable_and_paged_with_a_cursor()
+    {
+        using var admin = await Hub.AdminAsync();
+        var prefix = "page-" + Guid.NewGuid().ToString("N")[..6];
+        for (var i = 0; i < 5; i++) await Hub.CreateDeviceAsync($"{prefix}-{i}");
+
+        var seen = new List<string>();
+        string? cursor = null;
+        do
+        {
+            var page = await admin.GetJsonAsync($"/api/v1/devices?search={prefix}&limit=2" + (cursor is null ? "" : $"&cursor={cursor}"));
+            seen.AddRange(page["items"]!.AsArray().Select(d => d!["id"]!.GetValue<string>()));
+            cursor = page["next"]?.GetValue<string>();
+        } while (cursor is not null);
+
+        Assert.That(seen, Is.EqualTo(Enumerable.Range(0, 5).Select(i => $"{prefix}-{i}")));
+        var never = await admin.GetJsonAsync($"/api/v1/devices?search={prefix}&status=never");
+        Assert.That(never["items"]!.AsArray(), Has.Count.EqualTo(5));
+        var online = await admin.GetJsonAsync($"/api/v1/devices?search={prefix}&status=online");
+        Assert.That(online["items"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
+    public async Task Deleting_a_device_removes_it_and_its_telemetry_and_refuses_its_token()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var admin = await Hub.AdminAsync();
+        using (var http = Hub.WithBearer(token))
+            Assert.That((await http.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body("""{"t": 1}"""))).StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+
+        Assert.That((await admin.DeleteAsync($"/api/v1/devices/{id}")).StatusCode, Is.EqualTo(HttpStatusCode.NoContent));
+
+        Assert.That((await admin.GetAsync($"/api/v1/devices/{id}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/{id}/telemetry/latest")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        using var client = new MqttClientFactory().CreateMqttClient();
+        Assert.That(await MqttConnect.TryAsync(client, Hub.MqttOptions(id, token)), Is.EqualTo(MqttClientConnectResultCode.BadUserNameOrPassword));
+
+        // Re-creating the id starts clean.
+        await Hub.CreateDeviceAsync(id);
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
+    public async Task Rotating_the_token_refuses_the_old_one_and_drops_live_connections()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var live = await Hub.ConnectAsync(id, token);
+        using var admin = await Hub.AdminAsync();
+
+        var rotated = await admin.PostAsync($"/api/v1/devices/{id}/rotate-token", null);
+
+        Assert.That(rotated.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var newToken = (await rotated.ReadJsonAsync())["token"]!.GetValue<string>();
+        Assert.That(newToken, Is.Not.EqualTo(token));
+        await WaitFor.ConditionAsync(() => !live.IsConnected, "the live connection is dropped");
+        using var old = new MqttClientFactory().CreateMqttClient();
+        Assert.That(await MqttConnect.TryAsync(old, Hub.MqttOptions(id, token)), Is.EqualTo(MqttClientConnectResultCode.BadUserNameOrPassword));
+        using var fresh = await Hub.ConnectAsync(id, newToken);
+        Assert.That(fresh.IsConnected, Is.True);
+    }
+
+    [Test]
+    public async Task A_disabled_device_is_refused_on_mqtt_and_dropped()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var live = await Hub.ConnectAsync(id, token);
+        using var admin = await Hub.AdminAsync();
+
+        await admin.PatchAsJsonAsync($"/api/v1/devices/{id}", new { enabled = false });
+
+        await WaitFor.ConditionAsync(() => !live.IsConnected, "the live connection is dropped");
+        using var again = new MqttClientFactory().CreateMqttClient();
+        Assert.That(await MqttConnect.TryAsync(again, Hub.MqttOptions(id, token)), Is.EqualTo(MqttClientConnectResultCode.NotAuthorized));
+    }
+
+    [Test]
+    public async Task Unknown_devices_are_404_problems()
+    {
+        using var admin = await Hub.AdminAsync();
+        var response = await admin.GetAsync("/api/v1/devices/does-not-exist");
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That(response.Content.Headers.ContentType!.MediaType, Is.EqualTo("application/problem+json"));
+    }
+}

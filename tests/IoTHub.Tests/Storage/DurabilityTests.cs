@@ -1,0 +1,80 @@
+using IoTHub.Tests.Infrastructure;
+using MQTTnet;
+using MQTTnet.Protocol;
+
+namespace IoTHub.Tests.Storage;
+
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class DurabilityTests(Store store) : HubFixture(store)
+{
+    [Test]
+    public async Task Everything_acknowledged_is_still_there_after_a_restart()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var start = DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeMilliseconds();
+        using (var client = await Hub.ConnectAsync(id, token))
+        {
+            for (var i = 0; i < 50; i++)
+            {
+                var ack = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry")
+                    .WithPayload($$$"""{"ts": {{{start + i * 1000}}}, "values": {"temperature": {{{i}}}}}""")
+                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+                Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.Success));
+            }
+            await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry")
+                .WithPayload("""{"temperature": "banana"}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        }
+
+        await Hub.RestartAsync();
+
+        using var admin = await Hub.AdminAsync();
+        var raw = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=temperature&resolution=raw");
+        Assert.That(raw["points"]!.AsArray().Select(p => p!["value"]!.GetValue<double>()), Is.EqualTo(Enumerable.Range(0, 50).Select(i => (double)i)));
+        var dead = await admin.GetJsonAsync($"/api/v1/dead-letters?deviceId={id}");
+        Assert.That(dead["items"]!.AsArray(), Has.Count.EqualTo(1));
+        // The implicit type survives the restart too.
+        using var again = await Hub.ConnectAsync(id, token);
+        var banana = await again.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry")
+            .WithPayload("""{"temperature": "banana"}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        Assert.That(banana.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.PayloadFormatInvalid));
+    }
+
+    [Test]
+    public async Task Rollups_equal_a_group_by_over_the_raw_rows()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var rng = new Random(42);
+        var baseTs = DateTimeOffset.UtcNow.AddHours(-3).ToUnixTimeMilliseconds();
+        var points = Enumerable.Range(0, 400).Select(_ => (Ts: baseTs + rng.Next(0, 3 * 3600) * 1000L, Value: Math.Round(rng.NextDouble() * 100, 2))).ToList();
+        using (var client = await Hub.ConnectAsync(id, token))
+        {
+            // Shuffled, duplicated and in batches.
+            var sends = points.Concat(points.Take(50)).OrderBy(_ => rng.Next()).Chunk(7);
+            foreach (var chunk in sends)
+            {
+                var json = "[" + string.Join(",", chunk.Select(p => $$$"""{"ts": {{{p.Ts}}}, "values": {"v": {{{p.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}}}""")) + "]";
+                await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry").WithPayload(json)
+                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            }
+        }
+        var stored = points.GroupBy(p => p.Ts).Select(g => g.First()).ToList(); // first write of a timestamp wins
+        using var admin = await Hub.AdminAsync();
+        var from = Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(baseTs - 3_600_000).ToString("O"));
+        var raw = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=v&resolution=raw&from={from}&maxPoints=10000");
+        var rawPoints = raw["points"]!.AsArray().Select(p => (Ts: p!["ts"]!.GetValue<DateTimeOffset>().ToUnixTimeMilliseconds(), Value: p["value"]!.GetValue<double>())).ToList();
+        Assert.That(rawPoints.Select(p => p.Ts), Is.EquivalentTo(stored.Select(p => p.Ts)));
+
+        foreach (var (resolution, width) in new[] { ("1m", 60_000L), ("1h", 3_600_000L) })
+        {
+            var windows = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=v&resolution={resolution}&from={from}&maxPoints=10000");
+            var expected = rawPoints.GroupBy(p => p.Ts - p.Ts % width).OrderBy(g => g.Key)
+                .Select(g => (Start: g.Key, Count: (long)g.Count(), Min: g.Min(p => p.Value), Max: g.Max(p => p.Value), Sum: g.Sum(p => p.Value), Last: g.MaxBy(p => p.Ts).Value)).ToList();
+            var actual = windows["points"]!.AsArray().Select(w => (
+                Start: w!["start"]!.GetValue<DateTimeOffset>().ToUnixTimeMilliseconds(), Count: w["count"]!.GetValue<long>(),
+                Min: w["min"]!.GetValue<double>(), Max: w["max"]!.GetValue<double>(), Sum: w["sum"]!.GetValue<double>(), Last: w["last"]!.GetValue<double>())).ToList();
+            Assert.That(actual.Select(a => (a.Start, a.Count, a.Min, a.Max, a.Last)), Is.EqualTo(expected.Select(e => (e.Start, e.Count, e.Min, e.Max, e.Last))), resolution);
+            Assert.That(actual.Select(a => a.Sum), Is.EqualTo(expected.Select(e => e.Sum)).Within(1e-6), resolution);
+        }
+    }
+}

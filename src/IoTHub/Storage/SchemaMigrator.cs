@@ -31,9 +31,7 @@ internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenanc
 internal interface IStoreMaintenance
 {
     Task RunAsync(CancellationToken ct);
-}
 
-internal sealed class NoMaintenance : IStoreMaintenance
-{
-    public Task RunAsync(CancellationToken ct) => Task.CompletedTask;
+    /// <summary>Removes raw rows older than cutoffs[0] and rollups older than cutoffs[1..3] (Unix ms; null keeps all).</summary>
+    Task<Retention.RetentionRemoved> ApplyRetentionAsync(long?[] cutoffs, CancellationToken ct);
 }

@@ -1,4 +1,5 @@
 using IoTHub.Contracts;
+using IoTHub.Storage.Retention;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
@@ -21,13 +22,15 @@ public static class StorageModule
             var cs = config.GetConnectionString("Postgres") ?? "";
             services.AddDbContext<HubDb, PostgresHubDb>(o => o.UseNpgsql(cs, n => n.EnableRetryOnFailure(0)));
             services.AddSingleton<ITelemetryStore>(sp => new PostgresTelemetryStore(cs, sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit));
-            services.AddSingleton<IStoreMaintenance>(sp => new PostgresMaintenance(cs, sp.GetRequiredService<ILogger<PostgresMaintenance>>(), sp.GetRequiredService<TimeProvider>()));
+            services.AddSingleton<IStoreMaintenance>(sp => new PostgresMaintenance(cs,
+                PartitionDaysBack(sp.GetRequiredService<IOptions<RetentionOptions>>().Value, config),
+                sp.GetRequiredService<ILogger<PostgresMaintenance>>(), sp.GetRequiredService<TimeProvider>()));
         }
         else
         {
             services.AddDbContext<HubDb, SqliteHubDb>((sp, o) => o.UseSqlite(SqliteConnectionString(sp)));
             services.AddSingleton<ITelemetryStore>(sp => new SqliteTelemetryStore(SqliteConnectionString(sp), sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit));
-            services.AddSingleton<IStoreMaintenance, NoMaintenance>();
+            services.AddSingleton<IStoreMaintenance>(sp => new SqliteMaintenance(SqliteConnectionString(sp)));
         }
 
         services.AddSingleton(sp =>
@@ -35,6 +38,12 @@ public static class StorageModule
             var o = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
             return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity);
         });
+        services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName)
+            .Validate(o => o.ByResolution.All(r => r is null || r > TimeSpan.Zero), "Retention periods must be positive (or empty for forever)")
+            .Validate(o => o.Interval >= TimeSpan.FromSeconds(1), "Retention:Interval must be at least a second")
+            .ValidateOnStart();
+        services.AddSingleton<RetentionJob>();
+        services.AddHostedService(sp => sp.GetRequiredService<RetentionJob>());
         services.AddSingleton<StoreHealth>();
         services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         // Order matters: the schema is migrated before anything else starts; the writer stops last and drains.
@@ -48,7 +57,16 @@ public static class StorageModule
     {
         GetLatestTelemetry.Map(api);
         QueryTelemetry.Map(api);
+        RetentionEndpoints.Map(api);
         return app;
+    }
+
+    /// <summary>Raw partitions reach back as far as raw data is kept or accepted (Validation:MaxPastAge), whichever is longer.</summary>
+    private static int PartitionDaysBack(RetentionOptions retention, IConfiguration config)
+    {
+        var accepted = config.GetValue<TimeSpan?>("Validation:MaxPastAge") ?? TimeSpan.FromDays(30);
+        var kept = retention.Raw ?? accepted;
+        return (int)Math.Ceiling(Math.Min(Math.Max(kept.TotalDays, accepted.TotalDays), 400));
     }
 
     internal static string SqliteConnectionString(IServiceProvider sp)

@@ -78,3 +78,29 @@ public sealed class IngestChannels(int rawCapacity, int storeCapacity)
 public sealed record ListSeriesKinds : Mediator.IRequest<IReadOnlyList<SeriesKind>>;
 
 public sealed record SeriesKind(string DeviceId, string Metric, ValueKind Kind);
+
+/// <summary>What a device profile declares about one metric.</summary>
+public sealed record MetricRule(string Name, ValueKind Kind, string? Unit, double? Min, double? Max);
+
+/// <summary>What to do with points whose device clock is off by more than the tolerance.</summary>
+public enum ClockPolicy { Reject, ServerTime, Accept }
+
+/// <summary>A device profile as validation needs it.</summary>
+public sealed record TelemetryProfile(string Id, bool RejectUnknownMetrics, ClockPolicy ClockPolicy, IReadOnlyList<MetricRule> Metrics);
+
+/// <summary>Every profile and which devices use which, for validation at start.</summary>
+public sealed record ListTelemetryProfiles : Mediator.IRequest<TelemetryProfiles>;
+
+public sealed record TelemetryProfiles(IReadOnlyList<TelemetryProfile> Profiles, IReadOnlyList<(string DeviceId, string ProfileId)> Assignments);
+
+public sealed record ProfileChanged(TelemetryProfile Profile) : Mediator.INotification;
+
+public sealed record ProfileDeleted(string ProfileId) : Mediator.INotification;
+
+public sealed record DeviceProfileAssigned(string DeviceId, string? ProfileId) : Mediator.INotification;
+
+/// <summary>Receives per-device clock-drift estimates (device time minus receive time); lock-free, called per message.</summary>
+public interface IDeviceClock
+{
+    void Drift(string deviceId, long driftMs, bool flagged);
+}

@@ -17,6 +17,7 @@ internal sealed class Device
     public bool Online { get; set; }
     public long? LastSeen { get; set; }
     public long? ClockDriftMs { get; set; }
+    public bool ClockDriftFlagged { get; set; }
 
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries);
 
@@ -39,6 +40,7 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
         b.Property(x => x.Online).HasColumnName("online");
         b.Property(x => x.LastSeen).HasColumnName("last_seen");
         b.Property(x => x.ClockDriftMs).HasColumnName("clock_drift_ms");
+        b.Property(x => x.ClockDriftFlagged).HasColumnName("clock_drift_flagged");
         b.Ignore(x => x.TagList);
         b.HasIndex(x => x.TokenHash);
     }
@@ -47,14 +49,18 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
 /// <summary>What the API shows of a device (never its token or hash).</summary>
 public sealed record DeviceView(
     string Id, string? Name, string Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
-    IReadOnlyList<string> Tags, long? ClockDriftMs, DateTimeOffset CreatedAt)
+    IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, DateTimeOffset CreatedAt)
 {
-    internal static DeviceView Of(Device d, long? lastSeenOverride = null, bool? onlineOverride = null)
+    internal static DeviceView Of(Device d, Presence.DevicePresence presence) =>
+        Of(d, presence.LastSeen(d.Id), presence.Clock(d.Id));
+
+    internal static DeviceView Of(Device d, long? lastSeenOverride = null, (long DriftMs, bool Flagged)? clock = null)
     {
+        var onlineOverride = (bool?)null;
         var lastSeen = Math.Max(d.LastSeen ?? 0, lastSeenOverride ?? 0);
         var online = onlineOverride ?? d.Online;
         var status = online ? "online" : lastSeen > 0 ? "offline" : "never";
         return new DeviceView(d.Id, d.Name, status, d.Enabled, lastSeen > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(lastSeen) : null,
-            d.ProfileId, d.TagList, d.ClockDriftMs, DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt));
+            d.ProfileId, d.TagList, clock?.DriftMs ?? d.ClockDriftMs, clock?.Flagged ?? d.ClockDriftFlagged, DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt));
     }
 }

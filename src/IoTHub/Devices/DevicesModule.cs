@@ -18,6 +18,7 @@ public static class DevicesModule
         services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceAuthenticator>());
         services.AddSingleton<DevicePresence>();
         services.AddSingleton<IDevicePresence>(sp => sp.GetRequiredService<DevicePresence>());
+        services.AddSingleton<IDeviceClock>(sp => sp.GetRequiredService<DevicePresence>());
         services.AddHostedService<LastSeenFlusher>();
         services.AddValidatorsFromAssemblyContaining<CreateDeviceValidator>(ServiceLifetime.Singleton, filter: r => r.ValidatorType.Namespace!.StartsWith("IoTHub.Devices", StringComparison.Ordinal), includeInternalTypes: true);
         return services;
@@ -29,6 +30,7 @@ public static class DevicesModule
         ListDevicesHandler.Map(api);
         GetDeviceHandler.Map(api);
         UpdateDeviceHandler.Map(api);
+        Profiles.ProfilesHandler.Map(api);
         DeleteDeviceHandler.Map(api);
         RotateTokenHandler.Map(api);
         return app;

@@ -7,7 +7,8 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage;
 
-public sealed record RawPoint(DateTimeOffset Ts, object? Value);
+/// <summary>A stored point; <c>deviceTs</c> is the device's own time where the clock policy replaced it.</summary>
+public sealed record RawPoint(DateTimeOffset Ts, object? Value, DateTimeOffset? DeviceTs);
 
 public sealed record WindowPoint(DateTimeOffset Start, long Count, double Min, double Max, double Avg, double Sum, double Last);
 
@@ -56,10 +57,10 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
         var rows = await db.Set<TelemetryRow>().AsNoTracking()
             .Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to)
             .OrderBy(t => t.Ts).Take(q.MaxPoints + 1)
-            .Select(t => new { t.Ts, t.Kind, t.Number, t.Text })
+            .Select(t => new { t.Ts, t.Kind, t.Number, t.Text, t.DeviceTs })
             .ToListAsync(ct);
         DateTimeOffset? next = rows.Count > q.MaxPoints ? UnixTime.ToDateTime(rows[q.MaxPoints].Ts) : null;
-        var points = rows.Take(q.MaxPoints).Select(r => (object)new RawPoint(UnixTime.ToDateTime(r.Ts), TelemetryValue.Of((ValueKind)r.Kind, r.Number, r.Text))).ToList();
+        var points = rows.Take(q.MaxPoints).Select(r => (object)new RawPoint(UnixTime.ToDateTime(r.Ts), TelemetryValue.Of((ValueKind)r.Kind, r.Number, r.Text), UnixTime.ToDateTime(r.DeviceTs))).ToList();
         return new TelemetrySeries(q.DeviceId, q.Metric, "raw", points, next);
     }
 

@@ -17,11 +17,11 @@ internal sealed class SeriesTypes
     }
 
     /// <summary>Checks every point against its series' type; records the types of a valid message's new series.</summary>
-    public List<FieldError>? Check(string deviceId, ReadOnlySpan<TelemetryPoint> points)
+    public List<FieldError>? Check(string deviceId, ReadOnlySpan<TelemetryPoint> points, CompiledProfile? profile, List<FieldError>? errors)
     {
-        List<FieldError>? errors = null;
         foreach (ref readonly var p in points)
         {
+            if (profile?.Declares(p.Metric) == true) continue; // the profile's declared type rules
             if (_kinds.TryGetValue((deviceId, p.Metric), out var kind) && kind != p.Kind)
                 (errors ??= []).Add(new FieldError(p.Metric, $"expected {Name(kind)}, got {Name(p.Kind)} (this metric has always been {Name(kind)})"));
         }
@@ -38,7 +38,7 @@ internal sealed class SeriesTypes
             if (key.DeviceId == deviceId) _kinds.TryRemove(key, out _);
     }
 
-    private static string Name(ValueKind k) => k switch { ValueKind.Number => "a number", ValueKind.Boolean => "a boolean", _ => "a string" };
+    public static string Name(ValueKind k) => k switch { ValueKind.Number => "a number", ValueKind.Boolean => "a boolean", _ => "a string" };
 }
 
 internal sealed class ForgetSeriesTypes(SeriesTypes types) : INotificationHandler<DeviceDeleted>

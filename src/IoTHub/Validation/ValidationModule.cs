@@ -14,6 +14,8 @@ public static class ValidationModule
         services.AddSingleton<MetricNames>();
         services.AddSingleton<TelemetryDecoder>();
         services.AddSingleton<SeriesTypes>();
+        services.AddSingleton<ProfileRules>();
+        services.AddSingleton<DeviceClocks>();
         services.AddSingleton<ValidationWorkers>();
         services.AddHostedService(sp => sp.GetRequiredService<ValidationWorkers>());
         return services;

@@ -25,6 +25,12 @@ public sealed class ValidationOptions
     /// <summary>How far a device timestamp may be ahead of the hub's clock before it counts as drift.</summary>
     public TimeSpan ClockDriftTolerance { get; set; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>The clock policy of devices without a profile: <c>Reject</c>, <c>ServerTime</c> or <c>Accept</c>.</summary>
+    public Contracts.ClockPolicy DefaultClockPolicy { get; set; } = Contracts.ClockPolicy.Reject;
+
+    /// <summary>Even under the <c>accept</c> policy, points further ahead than this are rejected.</summary>
+    public TimeSpan MaxFutureAccepted { get; set; } = TimeSpan.FromDays(1);
+
     /// <summary>Decode-and-validate workers; 0 means one per processor.</summary>
     [Range(0, 64)]
     public int Workers { get; set; }

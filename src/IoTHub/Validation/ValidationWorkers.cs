@@ -11,22 +11,29 @@ internal sealed class ValidationWorkers(
     IngestChannels channels,
     TelemetryDecoder decoder,
     SeriesTypes types,
+    ProfileRules profiles,
+    DeviceClocks clocks,
     IDevicePresence presence,
+    IDeviceClock deviceClock,
     IServiceScopeFactory scopes,
     IOptions<ValidationOptions> options,
     ILogger<ValidationWorkers> log) : IHostedService
 {
     private Task[] _workers = [];
+    private readonly ClockPolicy _defaultClockPolicy = options.Value.DefaultClockPolicy;
 
-    public DecodeLimits Limits { get; } = new(
-        options.Value.MaxPayloadBytes, options.Value.MaxBatchPoints, options.Value.MaxStringBytes,
-        (long)options.Value.MaxPastAge.TotalMilliseconds, (long)options.Value.ClockDriftTolerance.TotalMilliseconds);
+    public DecodeLimits Limits { get; } = new(options.Value.MaxPayloadBytes, options.Value.MaxBatchPoints, options.Value.MaxStringBytes);
+
+    public ClockLimits ClockLimits { get; } = new((long)options.Value.ClockDriftTolerance.TotalMilliseconds,
+        (long)options.Value.MaxPastAge.TotalMilliseconds, (long)options.Value.MaxFutureAccepted.TotalMilliseconds);
 
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await using (var scope = scopes.CreateAsyncScope())
         {
-            types.Load(await scope.ServiceProvider.GetRequiredService<Mediator.IMediator>().Send(new ListSeriesKinds(), cancellationToken));
+            var mediator = scope.ServiceProvider.GetRequiredService<Mediator.IMediator>();
+            types.Load(await mediator.Send(new ListSeriesKinds(), cancellationToken));
+            profiles.Load(await mediator.Send(new ListTelemetryProfiles(), cancellationToken));
         }
         var n = options.Value.Workers > 0 ? options.Value.Workers : Environment.ProcessorCount;
         _workers = Enumerable.Range(0, n).Select(_ => Task.Run(RunAsync, CancellationToken.None)).ToArray();
@@ -73,9 +80,25 @@ internal sealed class ValidationWorkers(
         {
             var result = decoder.Decode(raw.Payload.Span, raw.ReceivedAtMs, Limits);
             if (!result.IsValid) return new ValidatedTelemetry(raw, null, 0, result.Reason, result.Errors);
-            if (types.Check(raw.DeviceId, result.Points.AsSpan(0, result.Count)) is { } typeErrors)
-                return new ValidatedTelemetry(raw, null, 0, TelemetryDecoder.Describe(typeErrors), typeErrors);
-            return new ValidatedTelemetry(raw, result.Points, result.Count, null, null);
+            var points = result.Points.AsSpan(0, result.Count);
+            var profile = profiles.For(raw.DeviceId);
+            List<FieldError>? errors = null;
+
+            if (result.LatestDeviceTs is { } latest)
+            {
+                var drift = clocks.Sample(raw.DeviceId, latest - raw.ReceivedAtMs);
+                var flagged = Math.Abs(drift) > ClockLimits.ToleranceMs;
+                deviceClock.Drift(raw.DeviceId, drift, flagged);
+                ClockPolicyRules.Apply(points, raw.ReceivedAtMs, drift, flagged, profile?.Profile.ClockPolicy ?? _defaultClockPolicy, ClockLimits, ref errors);
+            }
+            if (profile is not null)
+            {
+                foreach (ref readonly var p in points) profile.Check(p, ref errors);
+            }
+            errors = types.Check(raw.DeviceId, points, profile, errors);
+            return errors is null
+                ? new ValidatedTelemetry(raw, result.Points, result.Count, null, null)
+                : new ValidatedTelemetry(raw, null, 0, TelemetryDecoder.Describe(errors), errors);
         }
         catch (Exception ex)
         {
@@ -83,5 +106,14 @@ internal sealed class ValidationWorkers(
             log.LogError(ex, "Unexpected failure decoding a message of device {DeviceId}", raw.DeviceId);
             return new ValidatedTelemetry(raw, null, 0, "internal error while decoding: " + ex.GetType().Name, null);
         }
+    }
+}
+
+internal sealed class ForgetDeviceClock(DeviceClocks clocks) : Mediator.INotificationHandler<DeviceDeleted>
+{
+    public ValueTask Handle(DeviceDeleted n, CancellationToken ct)
+    {
+        clocks.Forget(n.DeviceId);
+        return ValueTask.CompletedTask;
     }
 }

@@ -12,7 +12,7 @@ public sealed record CreateDeviceRequest(string? Id, string? Name, string? Profi
 /// <summary>The only response that ever carries the device's token.</summary>
 public sealed record CreatedDevice(string Id, string? Name, string Token, string? Profile, IReadOnlyList<string> Tags, DateTimeOffset CreatedAt);
 
-public sealed record CreateDeviceResult(CreatedDevice? Device, bool Conflict);
+public sealed record CreateDeviceResult(CreatedDevice? Device, bool Conflict, bool UnknownProfile = false);
 
 internal sealed class CreateDeviceValidator : AbstractValidator<CreateDeviceRequest>
 {
@@ -26,12 +26,14 @@ internal sealed class CreateDeviceValidator : AbstractValidator<CreateDeviceRequ
     }
 }
 
-internal sealed class CreateDeviceHandler(HubDb db, TimeProvider time) : IRequestHandler<CreateDeviceRequest, CreateDeviceResult>
+internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProvider time) : IRequestHandler<CreateDeviceRequest, CreateDeviceResult>
 {
     public async ValueTask<CreateDeviceResult> Handle(CreateDeviceRequest r, CancellationToken ct)
     {
         var id = r.Id ?? NewId();
         if (await db.Set<Device>().AnyAsync(d => d.Id == id, ct)) return new CreateDeviceResult(null, Conflict: true);
+        if (r.Profile is not null && !await db.Set<Profiles.DeviceProfile>().AnyAsync(p => p.Id == r.Profile, ct))
+            return new CreateDeviceResult(null, Conflict: false, UnknownProfile: true);
         var token = Secret.New();
         var device = new Device
         {
@@ -49,6 +51,7 @@ internal sealed class CreateDeviceHandler(HubDb db, TimeProvider time) : IReques
             if (await db.Set<Device>().AsNoTracking().AnyAsync(d => d.Id == id, ct)) return new CreateDeviceResult(null, Conflict: true);
             throw;
         }
+        if (r.Profile is not null) await mediator.Publish(new DeviceProfileAssigned(id, r.Profile), ct);
         return new CreateDeviceResult(new CreatedDevice(id, r.Name, token, r.Profile, device.TagList, UnixTime.ToDateTime(device.CreatedAt)), false);
     }
 
@@ -68,6 +71,8 @@ internal sealed class CreateDeviceHandler(HubDb db, TimeProvider time) : IReques
                 var v = await validator.ValidateAsync(body, ct);
                 if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
                 var result = await m.Send(body, ct);
+                if (result.UnknownProfile)
+                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["profile"] = [$"no profile '{body.Profile}'"] });
                 return result.Device is { } d
                     ? Results.Created($"/api/v1/devices/{d.Id}", d)
                     : Results.Problem(statusCode: 409, title: $"Device '{body.Id}' already exists");

@@ -17,6 +17,7 @@ internal sealed class DeleteDeviceHandler(HubDb db, IMediator mediator) : IReque
         if (n == 0) return false;
         await mediator.Publish(new DeviceCredentialsRevoked(c.Id), ct);
         await mediator.Publish(new DeviceDeleted(c.Id), ct);
+        await mediator.Publish(new DeviceProfileAssigned(c.Id, null), ct);
         return true;
     }
 

@@ -13,7 +13,7 @@ internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence) : IReq
     public async ValueTask<DeviceView?> Handle(GetDeviceQuery q, CancellationToken ct)
     {
         var d = await db.Set<Device>().AsNoTracking().FirstOrDefaultAsync(x => x.Id == q.Id, ct);
-        return d is null ? null : DeviceView.Of(d, presence.LastSeen(d.Id));
+        return d is null ? null : DeviceView.Of(d, presence);
     }
 
     public async ValueTask<bool> Handle(DeviceExists q, CancellationToken ct) => await db.Set<Device>().AnyAsync(x => x.Id == q.DeviceId, ct);

@@ -32,7 +32,7 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence) : IR
         if (!string.IsNullOrWhiteSpace(q.Profile)) devices = devices.Where(d => d.ProfileId == q.Profile);
         if (q.Cursor is { Length: > 0 } after) devices = devices.Where(d => string.Compare(d.Id, after) > 0);
         var page = await devices.OrderBy(d => d.Id).Take(q.Limit + 1).ToListAsync(ct);
-        var items = page.Take(q.Limit).Select(d => DeviceView.Of(d, presence.LastSeen(d.Id))).ToList();
+        var items = page.Take(q.Limit).Select(d => DeviceView.Of(d, presence)).ToList();
         return new Page<DeviceView>(items, page.Count > q.Limit ? items[^1].Id : null);
     }
 

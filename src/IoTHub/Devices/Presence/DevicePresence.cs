@@ -8,7 +8,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.Presence;
 
-internal sealed class DevicePresence : IDevicePresence
+internal sealed class DevicePresence : IDevicePresence, IDeviceClock
 {
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
 
@@ -17,6 +17,35 @@ internal sealed class DevicePresence : IDevicePresence
         public long LastSeen;
         public long Flushed;
         public int Connections;
+        public long DriftMs;
+        public int DriftFlagged = -1; // -1: no estimate yet
+        public long DriftFlushedMs = long.MinValue;
+    }
+
+    public void Drift(string deviceId, long driftMs, bool flagged)
+    {
+        var e = _entries.GetOrAdd(deviceId, static _ => new Entry());
+        Volatile.Write(ref e.DriftMs, driftMs);
+        Volatile.Write(ref e.DriftFlagged, flagged ? 1 : 0);
+    }
+
+    public (long DriftMs, bool Flagged)? Clock(string deviceId) =>
+        _entries.TryGetValue(deviceId, out var e) && Volatile.Read(ref e.DriftFlagged) >= 0 ? (Volatile.Read(ref e.DriftMs), e.DriftFlagged == 1) : null;
+
+    /// <summary>Devices whose drift estimate moved by more than a second since the last flush.</summary>
+    public List<(string DeviceId, long DriftMs, bool Flagged)> TakeDriftChanges()
+    {
+        var list = new List<(string, long, bool)>();
+        foreach (var (id, e) in _entries)
+        {
+            var flagged = Volatile.Read(ref e.DriftFlagged);
+            if (flagged < 0) continue;
+            var drift = Volatile.Read(ref e.DriftMs);
+            if (e.DriftFlushedMs != long.MinValue && Math.Abs(drift - e.DriftFlushedMs) < 1000) continue;
+            list.Add((id, drift, flagged == 1));
+            e.DriftFlushedMs = drift;
+        }
+        return list;
     }
 
     public void Seen(string deviceId, long atMs)
@@ -115,7 +144,8 @@ internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFact
     private async Task FlushAsync(CancellationToken ct)
     {
         var changed = presence.TakeUnflushed();
-        if (changed.Count == 0) return;
+        var drifts = presence.TakeDriftChanges();
+        if (changed.Count == 0 && drifts.Count == 0) return;
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -125,6 +155,11 @@ internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFact
             {
                 await db.Set<Device>().Where(d => d.Id == id && (d.LastSeen == null || d.LastSeen < seen))
                     .ExecuteUpdateAsync(s => s.SetProperty(d => d.LastSeen, seen), ct);
+            }
+            foreach (var (id, drift, flagged) in drifts)
+            {
+                await db.Set<Device>().Where(d => d.Id == id)
+                    .ExecuteUpdateAsync(s => s.SetProperty(d => d.ClockDriftMs, drift).SetProperty(d => d.ClockDriftFlagged, flagged), ct);
             }
             await tx.CommitAsync(ct);
         }

@@ -32,7 +32,14 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
         if (d is null) return null;
         var ch = c.Changes;
         if (ch.Name is not null) d.Name = ch.Name;
-        if (ch.Profile is not null) d.ProfileId = ch.Profile.Length == 0 ? null : ch.Profile;
+        var profileChanged = false;
+        if (ch.Profile is not null)
+        {
+            var profile = ch.Profile.Length == 0 ? null : ch.Profile;
+            if (profile is not null && !await db.Set<Profiles.DeviceProfile>().AnyAsync(p => p.Id == profile, ct)) throw new UnknownProfileException(profile);
+            profileChanged = profile != d.ProfileId;
+            d.ProfileId = profile;
+        }
         if (ch.Tags is not null) d.Tags = Device.JoinTags(ch.Tags);
         var disabling = ch.Enabled == false && d.Enabled;
         if (ch.Enabled is { } enabled) d.Enabled = enabled;
@@ -40,7 +47,8 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
         // Profile and enabled state are cached by the authenticator; a disabled device also loses its connections.
         authenticator.Invalidate(d.Id);
         if (disabling) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
-        return DeviceView.Of(d, presence.LastSeen(d.Id));
+        if (profileChanged) await mediator.Publish(new DeviceProfileAssigned(d.Id, d.ProfileId), ct);
+        return DeviceView.Of(d, presence);
     }
 
     public static void Map(RouteGroupBuilder api) =>
@@ -48,9 +56,21 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
             {
                 var v = await validator.ValidateAsync(body, ct);
                 if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
-                return await m.Send(new UpdateDeviceCommand(id, body), ct) is { } d ? Results.Ok(d) : DeviceResults.NotFound(id);
+                try
+                {
+                    return await m.Send(new UpdateDeviceCommand(id, body), ct) is { } d ? Results.Ok(d) : DeviceResults.NotFound(id);
+                }
+                catch (UnknownProfileException e)
+                {
+                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["profile"] = [$"no profile '{e.ProfileId}'"] });
+                }
             })
             .RequireAuthorization("operator")
             .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, enable or disable a device").WithTags("Devices")
             .Produces<DeviceView>().ProducesValidationProblem().ProducesProblem(404);
+}
+
+internal sealed class UnknownProfileException(string profileId) : Exception($"no profile '{profileId}'")
+{
+    public string ProfileId { get; } = profileId;
 }

@@ -7,12 +7,14 @@ using IoTHub.Contracts;
 
 namespace IoTHub.Validation.Decoding;
 
-internal readonly record struct DecodeLimits(int MaxPayloadBytes, int MaxPoints, int MaxStringBytes, long MaxPastMs, long FutureToleranceMs);
+internal readonly record struct DecodeLimits(int MaxPayloadBytes, int MaxPoints, int MaxStringBytes);
 
 internal struct DecodeResult
 {
     public TelemetryPoint[]? Points;
     public int Count;
+    /// <summary>The latest explicit timestamp of the message (points with one carry it in DeviceTimestampMs too).</summary>
+    public long? LatestDeviceTs;
     public List<FieldError>? Errors;
 
     public readonly bool IsValid => Errors is null;
@@ -83,6 +85,7 @@ internal sealed class TelemetryDecoder(MetricNames names)
         if (result.Errors is null)
         {
             result.Count = state.Count;
+            result.LatestDeviceTs = state.LatestDeviceTs;
             result.Points = scratch.AsSpan(0, state.Count).ToArray();
         }
         return result;
@@ -95,6 +98,7 @@ internal sealed class TelemetryDecoder(MetricNames names)
         public readonly DecodeLimits Limits = limits;
         public int Count;
         public bool Overflow;
+        public long? LatestDeviceTs;
     }
 
     private void ReadMessage(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string? prefix)
@@ -108,7 +112,7 @@ internal sealed class TelemetryDecoder(MetricNames names)
             if (reader.ValueTextEquals("ts"u8))
             {
                 reader.Read();
-                ts = ReadTimestamp(ref reader, ref state, ref result, Path(prefix, "ts"));
+                ts = ReadTimestamp(ref reader, ref result, Path(prefix, "ts"));
             }
             else if (reader.ValueTextEquals("values"u8))
             {
@@ -139,7 +143,8 @@ internal sealed class TelemetryDecoder(MetricNames names)
         if (state.Count == first && result.Errors is null)
             AddError(ref result, prefix ?? "", "the message holds no values");
         var at = ts ?? state.ReceivedAtMs;
-        for (var i = first; i < state.Count; i++) state.Points[i] = state.Points[i] with { TimestampMs = at };
+        for (var i = first; i < state.Count; i++) state.Points[i] = state.Points[i] with { TimestampMs = at, DeviceTimestampMs = ts };
+        if (ts is { } t && (state.LatestDeviceTs is null || t > state.LatestDeviceTs)) state.LatestDeviceTs = t;
     }
 
     private void ReadPoint(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string? prefix)
@@ -199,7 +204,8 @@ internal sealed class TelemetryDecoder(MetricNames names)
         }
     }
 
-    private static long? ReadTimestamp(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string path)
+    /// <summary>Parses a timestamp; whether it is plausible is the clock policy's question, asked after decoding.</summary>
+    private static long? ReadTimestamp(ref Utf8JsonReader reader, ref DecodeResult result, string path)
     {
         long ts;
         if (reader.TokenType == JsonTokenType.Number)
@@ -225,22 +231,15 @@ internal sealed class TelemetryDecoder(MetricNames names)
             reader.Skip();
             return null;
         }
-        var limits = state.Limits;
-        if (ts < state.ReceivedAtMs - limits.MaxPastMs)
+        if (ts is < 0 or > 253402300799999)
         {
-            AddError(ref result, path, $"timestamp {Iso(ts)} is more than {TimeSpan.FromMilliseconds(limits.MaxPastMs).TotalDays:0.#} days in the past");
-            return null;
-        }
-        if (ts > state.ReceivedAtMs + limits.FutureToleranceMs)
-        {
-            AddError(ref result, path, $"timestamp {Iso(ts)} is {(ts - state.ReceivedAtMs) / 1000.0:0.#} s ahead of the hub's clock (tolerance {limits.FutureToleranceMs / 1000.0:0.#} s)");
+            AddError(ref result, path, "ts is outside the range of dates");
             return null;
         }
         return ts;
     }
 
-    private static string Iso(long ts) =>
-        ts is >= -62135596800000 and <= 253402300799999 ? DateTimeOffset.FromUnixTimeMilliseconds(ts).ToString("O") : ts.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public static string Iso(long ts) => DateTimeOffset.FromUnixTimeMilliseconds(ts).ToString("yyyy-MM-ddTHH:mm:ss.fffZ", System.Globalization.CultureInfo.InvariantCulture);
 
     private static string Path(string? prefix, string name) => prefix is null ? name : prefix + "." + name;
 

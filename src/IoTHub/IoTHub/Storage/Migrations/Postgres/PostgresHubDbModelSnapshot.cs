@@ -28,6 +28,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("character varying(64)")
                         .HasColumnName("id");
 
+                    b.Property<bool>("ClockDriftFlagged")
+                        .HasColumnType("boolean")
+                        .HasColumnName("clock_drift_flagged");
+
                     b.Property<long?>("ClockDriftMs")
                         .HasColumnType("bigint")
                         .HasColumnName("clock_drift_ms");
@@ -75,6 +79,48 @@ namespace IoTHub.Storage.Migrations.Postgres
                     b.HasIndex("TokenHash");
 
                     b.ToTable("devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Devices.Profiles.DeviceProfile", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ClockPolicy")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("clock_policy");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("MetricsJson")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("metrics");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<int?>("ReportIntervalSeconds")
+                        .HasColumnType("integer")
+                        .HasColumnName("report_interval_seconds");
+
+                    b.Property<string>("UnknownMetrics")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("unknown_metrics");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("device_profiles", (string)null);
                 });
 
             modelBuilder.Entity("IoTHub.Gateway.ApiKeys.ApiKey", b =>

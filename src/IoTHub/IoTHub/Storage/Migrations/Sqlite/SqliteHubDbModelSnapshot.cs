@@ -23,6 +23,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("id");
 
+                    b.Property<bool>("ClockDriftFlagged")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("clock_drift_flagged");
+
                     b.Property<long?>("ClockDriftMs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("clock_drift_ms");
@@ -70,6 +74,48 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.HasIndex("TokenHash");
 
                     b.ToTable("devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Devices.Profiles.DeviceProfile", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ClockPolicy")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("clock_policy");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("MetricsJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("metrics");
+
+                    b.Property<string>("Name")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<int?>("ReportIntervalSeconds")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("report_interval_seconds");
+
+                    b.Property<string>("UnknownMetrics")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("unknown_metrics");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("device_profiles", (string)null);
                 });
 
             modelBuilder.Entity("IoTHub.Gateway.ApiKeys.ApiKey", b =>

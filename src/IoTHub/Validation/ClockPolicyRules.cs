@@ -1,0 +1,46 @@
+// Applies the clock-drift policy to a decoded message. A point more than the tolerance ahead of the hub's clock
+// is never stored silently: `reject` dead-letters the message, `serverTime` stores the hub's corrected time and
+// keeps the device's, `accept` stores the device's time with the device flagged. Points older than MaxPastAge
+// are rejected unless `serverTime` can correct them (a device whose clock reset to 1970).
+using IoTHub.Contracts;
+
+namespace IoTHub.Validation;
+
+internal readonly record struct ClockLimits(long ToleranceMs, long MaxPastMs, long MaxFutureAcceptedMs);
+
+internal static class ClockPolicyRules
+{
+    public static void Apply(Span<TelemetryPoint> points, long receivedAtMs, long driftMs, bool flagged, ClockPolicy policy,
+        in ClockLimits limits, ref List<FieldError>? errors)
+    {
+        for (var i = 0; i < points.Length; i++)
+        {
+            ref var p = ref points[i];
+            if (p.DeviceTimestampMs is not { } ts) continue;
+            var offset = ts - receivedAtMs;
+            var ahead = offset > limits.ToleranceMs;
+            var tooOld = offset < -limits.MaxPastMs;
+            if (!ahead && !tooOld)
+            {
+                p = p with { DeviceTimestampMs = null };
+                continue;
+            }
+            switch (policy)
+            {
+                case ClockPolicy.ServerTime:
+                    var corrected = flagged ? ts - driftMs : receivedAtMs;
+                    corrected = Math.Clamp(corrected, receivedAtMs - limits.MaxPastMs, receivedAtMs);
+                    p = p with { TimestampMs = corrected, DeviceTimestampMs = ts };
+                    break;
+                case ClockPolicy.Accept when !tooOld && offset <= limits.MaxFutureAcceptedMs:
+                    p = p with { DeviceTimestampMs = null };
+                    break;
+                default:
+                    (errors ??= []).Add(new FieldError("ts", ahead
+                        ? $"timestamp {Decoding.TelemetryDecoder.Iso(ts)} is {offset / 1000.0:0.#} s ahead of the hub's clock (tolerance {limits.ToleranceMs / 1000.0:0.#} s)"
+                        : $"timestamp {Decoding.TelemetryDecoder.Iso(ts)} is more than {limits.MaxPastMs / 86_400_000.0:0.#} days in the past"));
+                    return;
+            }
+        }
+    }
+}

@@ -1,4 +1,5 @@
 // Composes the host: configuration sources, Kestrel listeners and every module, by name.
+using IoTHub.Aggregation;
 using IoTHub.Connectivity;
 using IoTHub.Devices;
 using IoTHub.Gateway;
@@ -37,6 +38,7 @@ public static class HubApp
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddDevices(builder.Configuration);
         builder.Services.AddValidation(builder.Configuration);
+        builder.Services.AddAggregation(builder.Configuration);
         builder.Services.AddGateway(builder.Configuration);
         builder.Services.AddConnectivity(builder.Configuration);
         builder.Services.AddObservability(builder.Configuration);
@@ -55,6 +57,7 @@ public static class HubApp
         app.MapDevices(api);
         app.MapConnectivity(api);
         app.MapValidation(api);
+        app.MapAggregation(api);
         app.MapStorage(api);
         app.MapObservability();
         return app;

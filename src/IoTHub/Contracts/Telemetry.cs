@@ -56,6 +56,9 @@ public readonly record struct ValidatedTelemetry(
     string? RejectReason,
     IReadOnlyList<FieldError>? Errors);
 
+/// <summary>A numeric point that is in the store now (its series id is the store's), for windowed aggregation.</summary>
+public readonly record struct CommittedPoint(long SeriesId, string DeviceId, string Metric, long TimestampMs);
+
 /// <summary>The two bounded channels of the ingest path; their capacity is the backpressure.</summary>
 public sealed class IngestChannels(int rawCapacity, int storeCapacity)
 {
@@ -64,6 +67,14 @@ public sealed class IngestChannels(int rawCapacity, int storeCapacity)
         FullMode = BoundedChannelFullMode.Wait,
         SingleReader = false,
         SingleWriter = false,
+    });
+
+    /// <summary>What each committed batch held, for the aggregation module's watermarks and windows.</summary>
+    public Channel<CommittedPoint[]> Committed { get; } = Channel.CreateBounded<CommittedPoint[]>(new BoundedChannelOptions(1024)
+    {
+        FullMode = BoundedChannelFullMode.Wait,
+        SingleReader = true,
+        SingleWriter = true,
     });
 
     public Channel<ValidatedTelemetry> Store { get; } = Channel.CreateBounded<ValidatedTelemetry>(new BoundedChannelOptions(storeCapacity)

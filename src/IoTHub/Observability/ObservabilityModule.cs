@@ -9,6 +9,7 @@ public static class ObservabilityModule
     public static IServiceCollection AddObservability(this IServiceCollection services, IConfiguration config)
     {
         services.AddHealthChecks();
+        services.AddSingleton<PrometheusExporter>();
         return services;
     }
 
@@ -16,6 +17,9 @@ public static class ObservabilityModule
     {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync }).AllowAnonymous();
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteAsync }).AllowAnonymous();
+        // Created at start so that counters are listened to from the first message on.
+        var exporter = app.ServiceProvider.GetRequiredService<PrometheusExporter>();
+        app.MapGet("/metrics", () => Results.Text(exporter.Render(), "text/plain; version=0.0.4")).AllowAnonymous().ExcludeFromDescription();
         return app;
     }
 

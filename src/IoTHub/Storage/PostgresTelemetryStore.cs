@@ -16,11 +16,11 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
 
     private static readonly string FoldSql = BuildFoldSql();
 
-    public async Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)
+    public async Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
     {
         try
         {
-            await CommitCoreAsync(batch, ct);
+            await CommitCoreAsync(batch, committed, ct);
         }
         catch
         {
@@ -33,7 +33,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
 
     public void Forget(string deviceId) => _series.Forget(deviceId);
 
-    private async Task CommitCoreAsync(IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)
+    private async Task CommitCoreAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
     {
         var c = await OpenAsync(ct);
         await using var tx = await c.BeginTransactionAsync(ct);
@@ -50,6 +50,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
                 {
                     var p = m.Points![i];
                     _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
+                    if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
                     await copy.StartRowAsync(ct);
                     await copy.WriteAsync(sid, NpgsqlDbType.Bigint, ct);
                     await copy.WriteAsync(p.TimestampMs, NpgsqlDbType.Bigint, ct);

@@ -15,11 +15,11 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
     private SqliteCommand? _insertPoint, _insertSeries, _selectSeries, _updateLatest, _insertDeadLetter;
     private readonly SqliteCommand?[] _upsertRollup = new SqliteCommand?[3];
 
-    public Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)
+    public Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
     {
         try
         {
-            Commit(batch);
+            Commit(batch, committed);
         }
         catch
         {
@@ -32,7 +32,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
 
     public void Forget(string deviceId) => _series.Forget(deviceId);
 
-    private void Commit(IReadOnlyList<ValidatedTelemetry> batch)
+    private void Commit(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed)
     {
         var connection = Open();
         using var tx = connection.BeginTransaction();
@@ -61,6 +61,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
                 if (insert.ExecuteNonQuery() == 0) continue; // a resent point: stored once, counted once
                 if (!_latest.TryGetValue(seriesId, out var latest) || latest.TimestampMs <= p.TimestampMs) _latest[seriesId] = p;
                 if (p.Kind != ValueKind.Number) continue;
+                committed.Add(new CommittedPoint(seriesId, message.Source.DeviceId, p.Metric, p.TimestampMs));
                 for (var r = 0; r < 3; r++)
                 {
                     var key = (seriesId, Resolution.BucketOf(p.TimestampMs, r));

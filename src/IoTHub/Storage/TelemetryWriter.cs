@@ -11,10 +11,20 @@ namespace IoTHub.Storage;
 internal interface ITelemetryStore
 {
     /// <summary>Stores the points of valid messages and the dead letters of rejected ones, in one transaction.</summary>
-    Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct);
+    /// <param name="committed">Filled with the numeric points of the batch, with their series ids.</param>
+    Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct);
 
     /// <summary>Forget cached series of a deleted device.</summary>
     void Forget(string deviceId);
+}
+
+internal static class WriterMetrics
+{
+    public static readonly System.Diagnostics.Metrics.Counter<long> Messages = HubMeter.Meter.CreateCounter<long>("iothub_telemetry_messages_total", description: "Telemetry messages committed (stored or dead-lettered)");
+    public static readonly System.Diagnostics.Metrics.Counter<long> Points = HubMeter.Meter.CreateCounter<long>("iothub_telemetry_points_total", description: "Telemetry points committed");
+    public static readonly System.Diagnostics.Metrics.Counter<long> DeadLetters = HubMeter.Meter.CreateCounter<long>("iothub_dead_letters_total", description: "Messages dead-lettered");
+    public static readonly System.Diagnostics.Metrics.Counter<long> Batches = HubMeter.Meter.CreateCounter<long>("iothub_commit_batches_total", description: "Write batches committed");
+    public static readonly System.Diagnostics.Metrics.Counter<long> Failures = HubMeter.Meter.CreateCounter<long>("iothub_commit_failures_total", description: "Failed commit attempts (retried)");
 }
 
 internal sealed class TelemetryWriter(
@@ -26,6 +36,7 @@ internal sealed class TelemetryWriter(
 {
     private readonly StorageOptions _options = options.Value;
     private Task? _loop;
+    private readonly List<CommittedPoint> _committed = new(4096);
     private readonly CancellationTokenSource _abort = new();
 
     public long CommittedMessages => Interlocked.Read(ref _committedMessages);
@@ -74,6 +85,7 @@ internal sealed class TelemetryWriter(
         }
         finally
         {
+            channels.Committed.Writer.TryComplete();
             foreach (var m in batch) m.Source.Ticket?.TrySetResult(IngestOutcome.Unavailable);
             while (reader.TryRead(out var m)) m.Source.Ticket?.TrySetResult(IngestOutcome.Unavailable);
         }
@@ -115,19 +127,32 @@ internal sealed class TelemetryWriter(
         {
             try
             {
-                await store.CommitAsync(batch, abort);
+                _committed.Clear();
+                await store.CommitAsync(batch, _committed, abort);
                 health.Succeeded();
                 break;
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
             {
+                WriterMetrics.Failures.Add(1);
                 if (health.Failed(ex))
                     log.LogError(ex, "Committing a telemetry batch of {Count} messages failed; holding their acks and retrying", batch.Count);
                 await Task.Delay(delay, abort);
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2_000));
             }
         }
+        if (_committed.Count > 0) await channels.Committed.Writer.WriteAsync(_committed.ToArray(), abort);
         Interlocked.Add(ref _committedMessages, batch.Count);
+        long points = 0, dead = 0;
+        foreach (var m in batch)
+        {
+            points += m.PointCount;
+            if (m.RejectReason is not null) dead++;
+        }
+        WriterMetrics.Messages.Add(batch.Count);
+        WriterMetrics.Points.Add(points);
+        WriterMetrics.DeadLetters.Add(dead);
+        WriterMetrics.Batches.Add(1);
         Interlocked.Increment(ref _committedBatches);
         foreach (var m in batch)
         {

@@ -12,6 +12,10 @@ public sealed record RetentionReport(DateTimeOffset RanAt, long RawRows, int Raw
 internal sealed class RetentionJob(IStoreMaintenance store, IOptions<RetentionOptions> options, TimeProvider time, ILogger<RetentionJob> log)
     : BackgroundService
 {
+    private static readonly System.Diagnostics.Metrics.Counter<long> RemovedRows =
+        HubMeter.Meter.CreateCounter<long>("iothub_retention_removed_rows_total", description: "Rows removed by retention");
+    private static readonly System.Diagnostics.Metrics.Counter<long> DroppedPartitions =
+        HubMeter.Meter.CreateCounter<long>("iothub_retention_dropped_partitions_total", description: "Raw partitions dropped by retention");
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private long _totalRawRows, _totalRawPartitions, _totalRollupRows;
 
@@ -46,6 +50,11 @@ internal sealed class RetentionJob(IStoreMaintenance store, IOptions<RetentionOp
             var cutoffs = options.Value.ByResolution.Select(r => r is { } keep ? now - (long)keep.TotalMilliseconds : (long?)null).ToArray();
             var removed = await store.ApplyRetentionAsync(cutoffs, ct);
             var report = new RetentionReport(time.GetUtcNow(), removed.RawRows, removed.RawPartitions, removed.Rollups[0], removed.Rollups[1], removed.Rollups[2]);
+            RemovedRows.Add(report.RawRows, new KeyValuePair<string, object?>("resolution", "raw"));
+            RemovedRows.Add(report.OneMinuteRows, new KeyValuePair<string, object?>("resolution", "1m"));
+            RemovedRows.Add(report.OneHourRows, new KeyValuePair<string, object?>("resolution", "1h"));
+            RemovedRows.Add(report.OneDayRows, new KeyValuePair<string, object?>("resolution", "1d"));
+            DroppedPartitions.Add(report.RawPartitions);
             Interlocked.Add(ref _totalRawRows, report.RawRows);
             Interlocked.Add(ref _totalRawPartitions, report.RawPartitions);
             Interlocked.Add(ref _totalRollupRows, report.OneMinuteRows + report.OneHourRows + report.OneDayRows);

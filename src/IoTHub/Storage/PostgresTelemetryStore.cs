@@ -51,13 +51,14 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
                     var p = m.Points![i];
                     _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
                     if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
-                    await copy.StartRowAsync(ct);
-                    await copy.WriteAsync(sid, NpgsqlDbType.Bigint, ct);
-                    await copy.WriteAsync(p.TimestampMs, NpgsqlDbType.Bigint, ct);
-                    await copy.WriteAsync((short)p.Kind, NpgsqlDbType.Smallint, ct);
-                    if (p.Kind == ValueKind.Text) await copy.WriteNullAsync(ct); else await copy.WriteAsync(p.Number, NpgsqlDbType.Double, ct);
-                    if (p.Text is null) await copy.WriteNullAsync(ct); else await copy.WriteAsync(p.Text, NpgsqlDbType.Text, ct);
-                    if (p.DeviceTimestampMs is { } dts) await copy.WriteAsync(dts, NpgsqlDbType.Bigint, ct); else await copy.WriteNullAsync(ct);
+                    // Synchronous writes: they only fill Npgsql's buffer (flushing when full), without a state machine per value.
+                    copy.StartRow();
+                    copy.Write(sid, NpgsqlDbType.Bigint);
+                    copy.Write(p.TimestampMs, NpgsqlDbType.Bigint);
+                    copy.Write((short)p.Kind, NpgsqlDbType.Smallint);
+                    if (p.Kind == ValueKind.Text) copy.WriteNull(); else copy.Write(p.Number, NpgsqlDbType.Double);
+                    if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
+                    if (p.DeviceTimestampMs is { } dts) copy.Write(dts, NpgsqlDbType.Bigint); else copy.WriteNull();
                     points++;
                 }
             }
@@ -143,7 +144,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
             r{r} AS (
               INSERT INTO {Resolution.Tables[r]} AS t (series_id, bucket, count, sum, min, max, last_ts, last)
               SELECT series_id, ts - (ts % {Resolution.WidthsMs[r]}), count(*), sum(number), min(number), max(number), max(ts),
-                     (array_agg(number ORDER BY ts DESC))[1]
+                     (max(ARRAY[ts::float8, number]))[2]
               FROM ins WHERE kind = 0 GROUP BY 1, 2
               ON CONFLICT (series_id, bucket) DO UPDATE SET
                 count = t.count + excluded.count, sum = t.sum + excluded.sum,
@@ -155,7 +156,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         return $"""
             WITH ins AS (
               INSERT INTO telemetry (series_id, ts, kind, number, text, device_ts)
-              SELECT DISTINCT ON (series_id, ts) series_id, ts, kind, number, text, device_ts FROM stage ORDER BY series_id, ts
+              SELECT series_id, ts, kind, number, text, device_ts FROM stage
               ON CONFLICT DO NOTHING
               RETURNING series_id, ts, kind, number, text
             ),

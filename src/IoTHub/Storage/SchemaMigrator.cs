@@ -10,12 +10,10 @@ internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenanc
     {
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-        var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
-        if (pending.Count > 0)
-        {
-            log.LogInformation("Applying {Count} database migrations on {Provider}: {Migrations}", pending.Count, db.Database.ProviderName, pending);
-            await db.Database.MigrateAsync(cancellationToken);
-        }
+        // MigrateAsync checks for the history table itself (asking for pending migrations first would log a failed
+        // query on a new database).
+        await db.Database.MigrateAsync(cancellationToken);
+        log.LogInformation("Database schema is up to date on {Provider}", db.Database.ProviderName);
         if (db.Database.IsSqlite())
         {
             // WAL lets the API read while the writer commits; it is a property of the file and persists.

@@ -1,0 +1,163 @@
+// A fleet of simulated devices: each one a real MQTT connection (or HTTP client) that publishes at a set rate,
+// or as fast as its acks come back (rate 0), and records ack latency. Used by the simulator and the benchmarks.
+using System.Diagnostics;
+using System.Net.Http.Headers;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace IoTHub.Simulator;
+
+public sealed record SimDevice(string Id, string Token);
+
+public sealed record LoadOptions(
+    string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
+    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices");
+
+public sealed class LoadResult
+{
+    public long Sent;
+    public long Acked;
+    public long Failed;
+    public TimeSpan Elapsed;
+    public readonly List<double> LatenciesMs = new();
+
+    public double AcksPerSecond => Acked / Elapsed.TotalSeconds;
+    public double SentPerSecond => Sent / Elapsed.TotalSeconds;
+
+    public double Percentile(double p)
+    {
+        if (LatenciesMs.Count == 0) return double.NaN;
+        var sorted = LatenciesMs.ToArray();
+        Array.Sort(sorted);
+        return sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p / 100 * sorted.Length) - 1)];
+    }
+
+    public override string ToString() =>
+        $"sent {Sent:N0}, acked {Acked:N0}, failed {Failed:N0} in {Elapsed.TotalSeconds:0.0} s: {AcksPerSecond:N0} acks/s, latency p50 {Percentile(50):0.0} ms, p99 {Percentile(99):0.0} ms";
+}
+
+public static class LoadGenerator
+{
+    public static async Task<LoadResult> RunAsync(IReadOnlyList<SimDevice> devices, LoadOptions o, CancellationToken ct)
+    {
+        var result = new LoadResult();
+        var perDevice = new List<double>[devices.Count];
+        if (o.Protocol == "http") return await RunHttpAsync(devices, o, result, ct);
+
+        var clients = new IMqttClient[devices.Count];
+        var factory = new MqttClientFactory();
+        await Parallel.ForEachAsync(Enumerable.Range(0, devices.Count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct }, async (i, token) =>
+        {
+            var client = factory.CreateMqttClient();
+            var b = new MqttClientOptionsBuilder().WithTcpServer(o.MqttHost, o.MqttPort).WithProtocolVersion(MqttProtocolVersion.V500)
+                .WithClientId(devices[i].Id).WithTimeout(TimeSpan.FromSeconds(60)).WithKeepAlivePeriod(TimeSpan.FromSeconds(60));
+            if (o.UseCredentials) b = b.WithCredentials(devices[i].Id, devices[i].Token);
+            var connect = await client.ConnectAsync(b.Build(), token);
+            if (connect.ResultCode != MqttClientConnectResultCode.Success) throw new InvalidOperationException($"{devices[i].Id}: {connect.ResultCode}");
+            clients[i] = client;
+        });
+
+        var stopwatch = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stop.CancelAfter(o.Duration);
+        var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
+        {
+            var latencies = perDevice[i] = new List<double>(1024);
+            var payloads = new PayloadFactory(o.Model, i);
+            var topic = $"{o.TopicPrefix}/{devices[i].Id}/telemetry";
+            var qos = (MqttQualityOfServiceLevel)o.Qos;
+            var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(1 / o.RatePerDevice) : TimeSpan.Zero;
+            var next = Stopwatch.GetTimestamp() + (long)(Random.Shared.NextDouble() * interval.TotalSeconds * Stopwatch.Frequency);
+            while (!stop.IsCancellationRequested)
+            {
+                if (interval > TimeSpan.Zero)
+                {
+                    var wait = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), next);
+                    if (wait > TimeSpan.Zero)
+                    {
+                        try { await Task.Delay(wait, stop.Token); } catch (OperationCanceledException) { break; }
+                    }
+                    next += (long)(interval.TotalSeconds * Stopwatch.Frequency);
+                }
+                var message = new MqttApplicationMessageBuilder().WithTopic(topic)
+                    .WithPayload(payloads.Next(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())).WithQualityOfServiceLevel(qos).Build();
+                var started = Stopwatch.GetTimestamp();
+                Interlocked.Increment(ref result.Sent);
+                try
+                {
+                    var ack = await clients[i].PublishAsync(message, CancellationToken.None);
+                    if (qos == MqttQualityOfServiceLevel.AtMostOnce) continue;
+                    if (ack.IsSuccess)
+                    {
+                        Interlocked.Increment(ref result.Acked);
+                        latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    }
+                    else Interlocked.Increment(ref result.Failed);
+                }
+                catch (Exception)
+                {
+                    Interlocked.Increment(ref result.Failed);
+                    if (!clients[i].IsConnected) break;
+                }
+            }
+        }, CancellationToken.None)).ToArray();
+        await Task.WhenAll(tasks);
+        result.Elapsed = stopwatch.Elapsed;
+        foreach (var l in perDevice) if (l is not null) result.LatenciesMs.AddRange(l);
+        await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (c, _) =>
+        {
+            try { if (c.IsConnected) await c.DisconnectAsync(); } catch (Exception) { }
+            c.Dispose();
+        });
+        return result;
+    }
+
+    private static async Task<LoadResult> RunHttpAsync(IReadOnlyList<SimDevice> devices, LoadOptions o, LoadResult result, CancellationToken ct)
+    {
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = 256 }) { BaseAddress = o.HttpBase };
+        var stopwatch = Stopwatch.StartNew();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        stop.CancelAfter(o.Duration);
+        var perDevice = new List<double>[devices.Count];
+        var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
+        {
+            var latencies = perDevice[i] = new List<double>(256);
+            var payloads = new PayloadFactory(o.Model, i);
+            var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(1 / o.RatePerDevice) : TimeSpan.Zero;
+            while (!stop.IsCancellationRequested)
+            {
+                var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/devices/{devices[i].Id}/telemetry")
+                {
+                    Content = new ByteArrayContent(payloads.Next(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds())),
+                };
+                request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", devices[i].Token);
+                var started = Stopwatch.GetTimestamp();
+                Interlocked.Increment(ref result.Sent);
+                try
+                {
+                    using var response = await http.SendAsync(request, CancellationToken.None);
+                    if ((int)response.StatusCode == 202)
+                    {
+                        Interlocked.Increment(ref result.Acked);
+                        latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
+                    }
+                    else Interlocked.Increment(ref result.Failed);
+                }
+                catch (HttpRequestException)
+                {
+                    Interlocked.Increment(ref result.Failed);
+                }
+                if (interval > TimeSpan.Zero)
+                {
+                    try { await Task.Delay(interval, stop.Token); } catch (OperationCanceledException) { break; }
+                }
+            }
+        }, CancellationToken.None)).ToArray();
+        await Task.WhenAll(tasks);
+        result.Elapsed = stopwatch.Elapsed;
+        foreach (var l in perDevice) if (l is not null) result.LatenciesMs.AddRange(l);
+        return result;
+    }
+}

@@ -1,0 +1,65 @@
+// iothub-sim: a command-line device fleet. Provisions its devices through the API (or takes a CSV of id,token),
+// publishes realistic telemetry over MQTT or HTTP and reports sent, acked, acks/s and ack latency.
+using IoTHub.Simulator;
+
+var o = Args.Parse(args);
+if (o is null)
+{
+    Console.WriteLine("""
+        usage: dotnet run --project src/IoTHub.Simulator -- [options]
+          --url URL            IoTHub HTTP address (default http://localhost:8080)
+          --mqtt HOST:PORT     broker (default localhost:1883)
+          --devices N          simulated devices (default 10)
+          --rate R             messages per second per device; 0 = as fast as acks return (default 1)
+          --qos 0|1            MQTT QoS (default 1)
+          --protocol mqtt|http (default mqtt)
+          --duration SECONDS   (default 30)
+          --model thermostat|vibration|vehicle (default thermostat)
+          --user NAME --password PW   admin login used to provision devices (default admin / data/initial-admin-password)
+          --csv FILE           use existing devices from a CSV of id,token instead of provisioning
+          --prefix P           device id prefix (default sim)
+        """);
+    return 2;
+}
+using var cts = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
+List<SimDevice> devices;
+if (o.Csv is not null)
+{
+    devices = Provisioning.FromCsv(o.Csv);
+}
+else
+{
+    using var http = new HttpClient { BaseAddress = o.Url };
+    var password = o.Password ?? (File.Exists("data/initial-admin-password") ? File.ReadAllText("data/initial-admin-password").Trim() : null)
+        ?? throw new InvalidOperationException("give --password (or run from the folder holding data/initial-admin-password)");
+    var bearer = await Provisioning.LoginAsync(http, o.User, password, cts.Token);
+    devices = await Provisioning.CreateAsync(http, bearer, o.Prefix, o.Devices, cts.Token);
+    Console.WriteLine($"provisioned {devices.Count} devices ({o.Prefix}-0 .. {o.Prefix}-{devices.Count - 1})");
+}
+Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.Duration.TotalSeconds:0} s ...");
+var result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model), cts.Token);
+Console.WriteLine(result);
+return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
+
+internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices, double Rate, int Qos, string Protocol, TimeSpan Duration,
+    DeviceModel Model, string User, string? Password, string? Csv, string Prefix)
+{
+    public static Args? Parse(string[] args)
+    {
+        var d = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase);
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!args[i].StartsWith("--", StringComparison.Ordinal) || i + 1 >= args.Length) return null;
+            d[args[i][2..]] = args[++i];
+        }
+        var mqtt = d.GetValueOrDefault("mqtt", "localhost:1883").Split(':');
+        var protocol = d.GetValueOrDefault("protocol", "mqtt");
+        if (protocol is not ("mqtt" or "http")) return null;
+        return new Args(new Uri(d.GetValueOrDefault("url", "http://localhost:8080")), mqtt[0], mqtt.Length > 1 ? int.Parse(mqtt[1]) : 1883,
+            int.Parse(d.GetValueOrDefault("devices", "10")), double.Parse(d.GetValueOrDefault("rate", "1"), System.Globalization.CultureInfo.InvariantCulture),
+            int.Parse(d.GetValueOrDefault("qos", "1")), protocol, TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("duration", "30"), System.Globalization.CultureInfo.InvariantCulture)),
+            Enum.Parse<DeviceModel>(d.GetValueOrDefault("model", "thermostat"), ignoreCase: true), d.GetValueOrDefault("user", "admin"),
+            d.GetValueOrDefault("password"), d.GetValueOrDefault("csv"), d.GetValueOrDefault("prefix", "sim"));
+    }
+}

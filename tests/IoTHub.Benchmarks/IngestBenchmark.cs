@@ -1,0 +1,238 @@
+// One run, one machine, one load generator and the same payloads for every contender:
+//   reference  mosquitto (Debian's) + a minimal subscriber that batch-COPYs each message into PostgreSQL (QoS 0)
+//   bare       an MQTTnet server with no processing (the library's ceiling), QoS 1
+//   IoTHub     on PostgreSQL and on SQLite, QoS 1, every ack after commit
+// Throughput is what reached durable storage per second (for bare MQTTnet: acks per second).
+using System.Buffers;
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Threading.Channels;
+using IoTHub.Simulator;
+using MQTTnet;
+using MQTTnet.Protocol;
+using MQTTnet.Server;
+using Npgsql;
+using NpgsqlTypes;
+
+namespace IoTHub.Benchmarks;
+
+internal sealed class IngestBenchmark(int devices, TimeSpan duration, string postgresAdmin)
+{
+    private static readonly string Root = FindRoot();
+
+    public async Task<int> RunAsync()
+    {
+        Console.WriteLine($"machine: {Machine.Describe()}");
+        Console.WriteLine($"load: {devices} devices, closed loop (each publishes its next message when the previous is acked), {duration.TotalSeconds:0} s, thermostat payloads (3 metrics)");
+        var results = new List<(string Name, double Rate, LoadResult Load, string Note)>();
+
+        var reference = await ReferenceAsync();
+        results.Add(("reference: mosquitto + COPY subscriber, QoS 0", reference.StoredPerSecond, reference.Load, $"{reference.Stored:N0} rows stored of {reference.Load.Sent:N0} sent"));
+        var bare = await BareMqttnetAsync();
+        results.Add(("bare MQTTnet, QoS 1", bare.AcksPerSecond, bare, ""));
+        var (pg, pgRss) = await IoTHubAsync("Postgres");
+        results.Add(("IoTHub on PostgreSQL, QoS 1 ack-after-commit", pg.AcksPerSecond, pg, $"hub RSS {pgRss:0} MiB"));
+        var (sqlite, sqliteRss) = await IoTHubAsync("Sqlite");
+        results.Add(("IoTHub on SQLite, QoS 1 ack-after-commit", sqlite.AcksPerSecond, sqlite, $"hub RSS {sqliteRss:0} MiB"));
+
+        Console.WriteLine();
+        Console.WriteLine($"{"contender",-48} {"msg/s",10} {"p50 ms",8} {"p99 ms",8}  note");
+        foreach (var (name, rate, load, note) in results)
+            Console.WriteLine($"{name,-48} {rate,10:N0} {load.Percentile(50),8:0.0} {load.Percentile(99),8:0.0}  {note}");
+        Console.WriteLine();
+        Console.WriteLine($"ratio IoTHub(PostgreSQL) / reference: {pg.AcksPerSecond / reference.StoredPerSecond:0.00}");
+        Console.WriteLine($"ratio IoTHub(SQLite) / reference:     {sqlite.AcksPerSecond / reference.StoredPerSecond:0.00}");
+        Console.WriteLine($"ratio IoTHub(PostgreSQL) / bare:      {pg.AcksPerSecond / bare.AcksPerSecond:0.00}");
+        Console.WriteLine($"ratio IoTHub(SQLite) / bare:          {sqlite.AcksPerSecond / bare.AcksPerSecond:0.00}");
+        return 0;
+    }
+
+    private sealed record ReferenceResult(LoadResult Load, long Stored, double StoredPerSecond);
+
+    private async Task<ReferenceResult> ReferenceAsync()
+    {
+        Console.WriteLine("reference: mosquitto + subscriber batch-COPYing into PostgreSQL ...");
+        var port = FreePort();
+        var conf = Path.Combine(Path.GetTempPath(), $"iothub-bench-mosquitto-{port}.conf");
+        await File.WriteAllTextAsync(conf, $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 0\n");
+        using var mosquitto = Process.Start(new ProcessStartInfo(File.Exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto", $"-c {conf}")
+            { RedirectStandardError = true, RedirectStandardOutput = true })!;
+        await WaitForPortAsync(port);
+        var cs = await CreateDatabaseAsync("iothub_bench_reference");
+        await using (var c = new NpgsqlConnection(cs))
+        {
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand("CREATE TABLE telemetry (device text NOT NULL, received_at timestamptz NOT NULL, payload jsonb NOT NULL)", c);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        // The minimal subscriber a user would hand-build: subscribe to everything, buffer, COPY every 1,000 messages or 5 ms.
+        var buffer = Channel.CreateUnbounded<(string Device, DateTime At, byte[] Payload)>();
+        long stored = 0;
+        using var subscriber = new MqttClientFactory().CreateMqttClient();
+        subscriber.ApplicationMessageReceivedAsync += e =>
+        {
+            var topic = e.ApplicationMessage.Topic;
+            var device = topic.Split('/')[1];
+            buffer.Writer.TryWrite((device, DateTime.UtcNow, e.ApplicationMessage.Payload.ToArray()));
+            return Task.CompletedTask;
+        };
+        await subscriber.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("copy-subscriber").Build());
+        await subscriber.SubscribeAsync("devices/+/telemetry", MqttQualityOfServiceLevel.AtMostOnce);
+        using var stopWriter = new CancellationTokenSource();
+        var writer = Task.Run(async () =>
+        {
+            await using var c = new NpgsqlConnection(cs);
+            await c.OpenAsync();
+            var batch = new List<(string, DateTime, byte[])>(1000);
+            while (await buffer.Reader.WaitToReadAsync())
+            {
+                var deadline = DateTime.UtcNow.AddMilliseconds(5);
+                while (batch.Count < 1000 && DateTime.UtcNow < deadline)
+                {
+                    if (buffer.Reader.TryRead(out var m)) batch.Add(m);
+                    else await Task.Delay(1);
+                }
+                await using (var copy = await c.BeginBinaryImportAsync("COPY telemetry (device, received_at, payload) FROM STDIN (FORMAT BINARY)"))
+                {
+                    foreach (var (d, at, p) in batch)
+                    {
+                        copy.StartRow();
+                        copy.Write(d, NpgsqlDbType.Text);
+                        copy.Write(at, NpgsqlDbType.TimestampTz);
+                        copy.Write(System.Text.Encoding.UTF8.GetString(p), NpgsqlDbType.Jsonb);
+                    }
+                    await copy.CompleteAsync();
+                }
+                Interlocked.Add(ref stored, batch.Count);
+                batch.Clear();
+            }
+        });
+
+        var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"ref-{i}", "")).ToList();
+        var sw = Stopwatch.StartNew();
+        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 0, credentials: false), CancellationToken.None);
+        // QoS 0 gives no acks: the rate is what reached PostgreSQL, counted until the subscriber has drained the backlog.
+        var last = Interlocked.Read(ref stored);
+        var lastChange = sw.Elapsed;
+        while (sw.Elapsed - lastChange < TimeSpan.FromSeconds(1) && sw.Elapsed < duration * 4)
+        {
+            await Task.Delay(100);
+            var now = Interlocked.Read(ref stored);
+            if (now != last) { last = now; lastChange = sw.Elapsed; }
+        }
+        buffer.Writer.TryComplete();
+        await writer;
+        mosquitto.Kill();
+        Console.WriteLine($"  {load}; {last:N0} rows stored in {lastChange.TotalSeconds:0.0} s ({load.Sent - last:N0} lost)");
+        return new ReferenceResult(load, last, last / lastChange.TotalSeconds);
+    }
+
+    private async Task<LoadResult> BareMqttnetAsync()
+    {
+        Console.WriteLine("bare MQTTnet server ...");
+        var port = FreePort();
+        var server = new MqttServerFactory().CreateMqttServer(new MqttServerOptionsBuilder().WithDefaultEndpoint().WithDefaultEndpointPort(port)
+            .WithDefaultEndpointBoundIPAddress(IPAddress.Loopback).Build());
+        await server.StartAsync();
+        var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"bare-{i}", "")).ToList();
+        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 1, credentials: false), CancellationToken.None);
+        await server.StopAsync();
+        server.Dispose();
+        Console.WriteLine($"  {load}");
+        return load;
+    }
+
+    private async Task<(LoadResult Load, double RssMiB)> IoTHubAsync(string provider)
+    {
+        Console.WriteLine($"IoTHub on {provider} ...");
+        var http = FreePort();
+        var mqtt = FreePort();
+        var data = Path.Combine(Path.GetTempPath(), "iothub-bench-" + Guid.NewGuid().ToString("N")[..8]);
+        var args = new List<string>
+        {
+            Path.Combine(Root, "src/IoTHub/bin/Release/net10.0/IoTHub.dll"), "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}",
+            "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}", "--Bootstrap:AdminPassword=benchmark-password", $"--Storage:Provider={provider}",
+            "--Logging:LogLevel:Default=Warning",
+        };
+        if (provider == "Postgres") args.Add($"--ConnectionStrings:Postgres={await CreateDatabaseAsync("iothub_bench_hub")}");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        if (!File.Exists(args[0])) throw new InvalidOperationException($"{args[0]} is missing: run `dotnet build -c Release src/IoTHub` first");
+        using var hub = Process.Start(psi)!;
+        hub.OutputDataReceived += (_, _) => { };
+        hub.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };
+        hub.BeginOutputReadLine();
+        hub.BeginErrorReadLine();
+        try
+        {
+            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{http}") };
+            for (var i = 0; i < 300; i++)
+            {
+                try { if ((await client.GetAsync("/health/ready")).IsSuccessStatusCode) break; } catch (HttpRequestException) { }
+                await Task.Delay(100);
+            }
+            var bearer = await Provisioning.LoginAsync(client, "admin", "benchmark-password", CancellationToken.None);
+            var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
+            var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", mqtt, qos: 1, credentials: true), CancellationToken.None);
+            var rss = Machine.RssMiB(hub.Id);
+            Console.WriteLine($"  {load}; hub RSS {rss:0} MiB");
+            return (load, rss);
+        }
+        finally
+        {
+            hub.Kill(entireProcessTree: true);
+            await hub.WaitForExitAsync();
+            try { Directory.Delete(data, true); } catch (IOException) { }
+        }
+    }
+
+    private LoadOptions Options(string host, int port, int qos, bool credentials) =>
+        new(host, port, null, "mqtt", qos, 0, duration, DeviceModel.Thermostat, credentials);
+
+    private async Task<string> CreateDatabaseAsync(string name)
+    {
+        await using (var c = new NpgsqlConnection(postgresAdmin))
+        {
+            await c.OpenAsync();
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
+            await drop.ExecuteNonQueryAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", c);
+            await create.ExecuteNonQueryAsync();
+        }
+        return new NpgsqlConnectionStringBuilder(postgresAdmin) { Database = name }.ConnectionString;
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static async Task WaitForPortAsync(int port)
+    {
+        for (var i = 0; i < 100; i++)
+        {
+            try
+            {
+                using var c = new TcpClient();
+                await c.ConnectAsync(IPAddress.Loopback, port);
+                return;
+            }
+            catch (SocketException)
+            {
+                await Task.Delay(50);
+            }
+        }
+        throw new InvalidOperationException($"nothing listens on {port}");
+    }
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IoTHub.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? Directory.GetCurrentDirectory();
+    }
+}

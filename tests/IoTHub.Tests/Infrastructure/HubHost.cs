@@ -154,7 +154,7 @@ public sealed class HubHost : IAsyncDisposable
         return client;
     }
 
-    private static int FreeTcpPort()
+    public static int FreeTcpPort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);
         l.Start();

@@ -1,9 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
-using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using System.Net.Sockets;
 using System.Text.Json;
 using IoTHub.Tests.Infrastructure;
 using MQTTnet;
@@ -29,8 +27,8 @@ public sealed class CrashTests(Store store)
     {
         _data = Path.Combine(Path.GetTempPath(), "iothub-crash-" + Guid.NewGuid().ToString("N")[..8]);
         if (store == Store.Postgres) _postgres = await TestPostgres.CreateDatabaseAsync();
-        _http = FreePort();
-        _mqtt = FreePort();
+        _http = HubHost.FreeTcpPort();
+        _mqtt = HubHost.FreeTcpPort();
     }
 
     [OneTimeTearDown]
@@ -151,12 +149,5 @@ public sealed class CrashTests(Store store)
             restarted.Kill(true);
             await restarted.WaitForExitAsync();
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 }

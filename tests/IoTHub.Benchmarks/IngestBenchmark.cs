@@ -19,8 +19,6 @@ namespace IoTHub.Benchmarks;
 
 internal sealed class IngestBenchmark(int devices, TimeSpan duration, string postgresAdmin)
 {
-    private static readonly string Root = FindRoot();
-
     public async Task<int> RunAsync()
     {
         Console.WriteLine($"machine: {Machine.Describe()}");
@@ -53,13 +51,13 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, string pos
     private async Task<ReferenceResult> ReferenceAsync()
     {
         Console.WriteLine("reference: mosquitto + subscriber batch-COPYing into PostgreSQL ...");
-        var port = FreePort();
+        var port = HubProcess.FreePort();
         var conf = Path.Combine(Path.GetTempPath(), $"iothub-bench-mosquitto-{port}.conf");
         await File.WriteAllTextAsync(conf, $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 0\n");
         using var mosquitto = Process.Start(new ProcessStartInfo(File.Exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto", $"-c {conf}")
             { RedirectStandardError = true, RedirectStandardOutput = true })!;
         await WaitForPortAsync(port);
-        var cs = await CreateDatabaseAsync("iothub_bench_reference");
+        var cs = await HubProcess.CreateDatabaseAsync(postgresAdmin, "iothub_bench_reference");
         await using (var c = new NpgsqlConnection(cs))
         {
             await c.OpenAsync();
@@ -132,7 +130,7 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, string pos
     private async Task<LoadResult> BareMqttnetAsync()
     {
         Console.WriteLine("bare MQTTnet server ...");
-        var port = FreePort();
+        var port = HubProcess.FreePort();
         var server = new MqttServerFactory().CreateMqttServer(new MqttServerOptionsBuilder().WithDefaultEndpoint().WithDefaultEndpointPort(port)
             .WithDefaultEndpointBoundIPAddress(IPAddress.Loopback).Build());
         await server.StartAsync();
@@ -147,69 +145,19 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, string pos
     private async Task<(LoadResult Load, double RssMiB)> IoTHubAsync(string provider)
     {
         Console.WriteLine($"IoTHub on {provider} ...");
-        var http = FreePort();
-        var mqtt = FreePort();
-        var data = Path.Combine(Path.GetTempPath(), "iothub-bench-" + Guid.NewGuid().ToString("N")[..8]);
-        var args = new List<string>
-        {
-            Path.Combine(Root, "src/IoTHub/bin/Release/net10.0/IoTHub.dll"), "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}",
-            "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}", "--Bootstrap:AdminPassword=benchmark-password", $"--Storage:Provider={provider}",
-            "--Logging:LogLevel:Default=Warning",
-        };
-        if (provider == "Postgres") args.Add($"--ConnectionStrings:Postgres={await CreateDatabaseAsync("iothub_bench_hub")}");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        if (!File.Exists(args[0])) throw new InvalidOperationException($"{args[0]} is missing: run `dotnet build -c Release src/IoTHub` first");
-        using var hub = Process.Start(psi)!;
-        hub.OutputDataReceived += (_, _) => { };
-        hub.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };
-        hub.BeginOutputReadLine();
-        hub.BeginErrorReadLine();
-        try
-        {
-            using var client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{http}") };
-            for (var i = 0; i < 300; i++)
-            {
-                try { if ((await client.GetAsync("/health/ready")).IsSuccessStatusCode) break; } catch (HttpRequestException) { }
-                await Task.Delay(100);
-            }
-            var bearer = await Provisioning.LoginAsync(client, "admin", "benchmark-password", CancellationToken.None);
-            var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
-            var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", mqtt, qos: 1, credentials: true), CancellationToken.None);
-            var rss = Machine.RssMiB(hub.Id);
-            Console.WriteLine($"  {load}; hub RSS {rss:0} MiB");
-            return (load, rss);
-        }
-        finally
-        {
-            hub.Kill(entireProcessTree: true);
-            await hub.WaitForExitAsync();
-            try { Directory.Delete(data, true); } catch (IOException) { }
-        }
+        var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, "iothub_bench_hub") : null;
+        await using var hub = await HubProcess.StartAsync(provider, postgres);
+        using var client = new HttpClient { BaseAddress = hub.BaseAddress };
+        var bearer = await Provisioning.LoginAsync(client, "admin", HubProcess.Password, CancellationToken.None);
+        var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
+        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true), CancellationToken.None);
+        var rss = Machine.RssMiB(hub.Pid);
+        Console.WriteLine($"  {load}; hub RSS {rss:0} MiB");
+        return (load, rss);
     }
 
     private LoadOptions Options(string host, int port, int qos, bool credentials) =>
         new(host, port, null, "mqtt", qos, 0, duration, DeviceModel.Thermostat, credentials);
-
-    private async Task<string> CreateDatabaseAsync(string name)
-    {
-        await using (var c = new NpgsqlConnection(postgresAdmin))
-        {
-            await c.OpenAsync();
-            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
-            await drop.ExecuteNonQueryAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", c);
-            await create.ExecuteNonQueryAsync();
-        }
-        return new NpgsqlConnectionStringBuilder(postgresAdmin) { Database = name }.ConnectionString;
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
-    }
 
     private static async Task WaitForPortAsync(int port)
     {
@@ -229,10 +177,4 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, string pos
         throw new InvalidOperationException($"nothing listens on {port}");
     }
 
-    private static string FindRoot()
-    {
-        var dir = new DirectoryInfo(AppContext.BaseDirectory);
-        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IoTHub.sln"))) dir = dir.Parent;
-        return dir?.FullName ?? Directory.GetCurrentDirectory();
-    }
 }

@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+
+namespace IoTHub.Benchmarks;
+
+/// <summary>IoTHub's published Release build, started as its own process for a benchmark.</summary>
+internal sealed class HubProcess : IAsyncDisposable
+{
+    public const string Password = "benchmark-password";
+    private readonly Process _process;
+    private readonly string _data;
+
+    public Uri BaseAddress { get; }
+    public int MqttPort { get; }
+    public int Pid => _process.Id;
+
+    private HubProcess(Process process, string data, Uri baseAddress, int mqttPort)
+    {
+        _process = process;
+        _data = data;
+        BaseAddress = baseAddress;
+        MqttPort = mqttPort;
+    }
+
+    public static async Task<HubProcess> StartAsync(string provider, string? postgres)
+    {
+        var http = FreePort();
+        var mqtt = FreePort();
+        var data = Path.Combine(Path.GetTempPath(), "iothub-bench-" + Guid.NewGuid().ToString("N")[..8]);
+        var dll = Path.Combine(Root, "src/IoTHub/bin/Release/net10.0/IoTHub.dll");
+        if (!File.Exists(dll)) throw new InvalidOperationException($"{dll} is missing: run `dotnet build -c Release IoTHub.sln` first");
+        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[]
+                 {
+                     dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}",
+                     $"--Bootstrap:AdminPassword={Password}", $"--Storage:Provider={provider}", $"--ConnectionStrings:Postgres={postgres}",
+                     "--Logging:LogLevel:Default=Warning",
+                 })
+            psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        var hub = new HubProcess(p, data, new Uri($"http://127.0.0.1:{http}"), mqtt);
+        using var client = new HttpClient { BaseAddress = hub.BaseAddress };
+        for (var i = 0; i < 300; i++)
+        {
+            try { if ((await client.GetAsync("/health/ready")).IsSuccessStatusCode) return hub; } catch (HttpRequestException) { }
+            await Task.Delay(100);
+        }
+        await hub.DisposeAsync();
+        throw new InvalidOperationException("the hub did not become ready");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (!_process.HasExited) _process.Kill(entireProcessTree: true);
+        await _process.WaitForExitAsync();
+        _process.Dispose();
+        if (Directory.Exists(_data)) Directory.Delete(_data, true);
+    }
+
+    public static async Task<string> CreateDatabaseAsync(string admin, string name)
+    {
+        await using (var c = new NpgsqlConnection(admin))
+        {
+            await c.OpenAsync();
+            await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
+            await drop.ExecuteNonQueryAsync();
+            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", c);
+            await create.ExecuteNonQueryAsync();
+        }
+        return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
+    }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private static readonly string Root = FindRoot();
+
+    private static string FindRoot()
+    {
+        var dir = new DirectoryInfo(AppContext.BaseDirectory);
+        while (dir is not null && !File.Exists(Path.Combine(dir.FullName, "IoTHub.sln"))) dir = dir.Parent;
+        return dir?.FullName ?? Directory.GetCurrentDirectory();
+    }
+}

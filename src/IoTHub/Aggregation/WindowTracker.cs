@@ -21,10 +21,24 @@ internal sealed class WindowTracker(
     private readonly CancellationTokenSource _disposed = new();
     private Task? _loop;
 
-    public Task StartAsync(CancellationToken cancellationToken)
+    public async Task StartAsync(CancellationToken cancellationToken)
     {
+        await ResumeOpenWindowsAsync(cancellationToken);
         _loop = Task.Run(() => RunAsync(_disposed.Token), CancellationToken.None);
-        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Windows that were still open when the hub stopped (their close time is still ahead) are tracked again, so a
+    /// restart does not skip their WindowClosed. Windows that fell due while the hub was down are not announced.
+    /// </summary>
+    private async Task ResumeOpenWindowsAsync(CancellationToken ct)
+    {
+        var now = time.GetUtcNow().ToUnixTimeMilliseconds();
+        var since = Widths.Select(w => now - (w + _lateness + _idle)).ToArray();
+        await using var scope = scopes.CreateAsyncScope();
+        var open = await scope.ServiceProvider.GetRequiredService<IMediator>().Send(new ListRecentRollups(since), ct);
+        foreach (var r in open) _open[r.Key] = (r.DeviceId, r.Metric);
+        if (open.Count > 0) log.LogInformation("Resumed {Count} open windows", open.Count);
     }
 
     /// <summary>

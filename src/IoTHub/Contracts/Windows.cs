@@ -19,3 +19,8 @@ public readonly record struct RollupKey(long SeriesId, int Resolution, long Buck
 public sealed record RollupRow(RollupKey Key, long Count, double Sum, double Min, double Max, double Last);
 
 public sealed record ReadRollups(IReadOnlyList<RollupKey> Keys) : IRequest<IReadOnlyList<RollupRow>>;
+
+/// <summary>Rollup rows whose bucket starts at or after since[resolution] (Unix ms), with their device and metric.</summary>
+public sealed record ListRecentRollups(long[] SinceByResolution) : IRequest<IReadOnlyList<RecentRollup>>;
+
+public sealed record RecentRollup(RollupKey Key, string DeviceId, string Metric);

@@ -77,3 +77,40 @@ public sealed class WindowTests(Store store) : HubFixture(store)
         Assert.That(text, Does.Contain("process_resident_memory_bytes"));
     }
 }
+
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class WindowRestartTests(Store store) : HubFixture(store)
+{
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Aggregation:AllowedLateness"] = "00:00:01",
+        ["Aggregation:IdleClose"] = "00:10:00",
+        ["Aggregation:TickInterval"] = "00:00:00.200",
+    };
+
+    [Test]
+    public async Task A_window_open_at_a_restart_still_closes_once_afterwards()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var previousMinute = now / 60_000 * 60_000 - 60_000;
+        using (var http = Hub.WithBearer(token))
+            Assert.That((int)(await http.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body($$$"""{"ts": {{{previousMinute + 1000}}}, "values": {"v": 4}}"""))).StatusCode, Is.EqualTo(202));
+
+        await Hub.RestartAsync();
+        // A later point moves the device's watermark past the old window's end plus lateness.
+        var later = Math.Max(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds(), previousMinute + 61_500);
+        using (var http = Hub.WithBearer(token))
+            Assert.That((int)(await http.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body($$$"""{"ts": {{{later}}}, "values": {"v": 5}}"""))).StatusCode, Is.EqualTo(202));
+
+        using var admin = await Hub.AdminAsync();
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/windows/recent?deviceId={id}"))["items"]!.AsArray()
+            .Any(e => e!["window"]!["resolution"]!.GetValue<string>() == "1m"
+                      && e["window"]!["start"]!.GetValue<DateTimeOffset>().ToUnixTimeMilliseconds() == previousMinute), "the resumed window closes");
+        var closed = (await admin.GetJsonAsync($"/api/v1/windows/recent?deviceId={id}"))["items"]!.AsArray()
+            .Where(e => e!["kind"]!.GetValue<string>() == "closed" && e["window"]!["resolution"]!.GetValue<string>() == "1m").ToList();
+        Assert.That(closed, Has.Count.EqualTo(1));
+        Assert.That(closed[0]!["window"]!["sum"]!.GetValue<double>(), Is.EqualTo(4));
+    }
+}

@@ -47,16 +47,21 @@ public sealed class DurabilityTests(Store store) : HubFixture(store)
         var rng = new Random(42);
         var baseTs = DateTimeOffset.UtcNow.AddHours(-3).ToUnixTimeMilliseconds();
         var points = Enumerable.Range(0, 400).Select(_ => (Ts: baseTs + rng.Next(0, 3 * 3600) * 1000L, Value: Math.Round(rng.NextDouble() * 100, 2))).ToList();
-        using (var client = await Hub.ConnectAsync(id, token))
+        // Shuffled, duplicated, in batches, and spread over a restart of the hub (resends cross it too).
+        var sends = points.Concat(points.Take(50)).OrderBy(_ => rng.Next()).Chunk(7).ToList();
+        foreach (var half in new[] { sends.Take(sends.Count / 2), sends.Skip(sends.Count / 2).Concat(sends.Take(5)) })
         {
-            // Shuffled, duplicated and in batches.
-            var sends = points.Concat(points.Take(50)).OrderBy(_ => rng.Next()).Chunk(7);
-            foreach (var chunk in sends)
+            using (var client = await Hub.ConnectAsync(id, token))
             {
-                var json = "[" + string.Join(",", chunk.Select(p => $$$"""{"ts": {{{p.Ts}}}, "values": {"v": {{{p.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}}}""")) + "]";
-                await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry").WithPayload(json)
-                    .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+                foreach (var chunk in half)
+                {
+                    var json = "[" + string.Join(",", chunk.Select(p => $$$"""{"ts": {{{p.Ts}}}, "values": {"v": {{{p.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}}}}}""")) + "]";
+                    var ack = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry").WithPayload(json)
+                        .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+                    Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.Success), ack.ReasonString);
+                }
             }
+            await Hub.RestartAsync();
         }
         var stored = points.GroupBy(p => p.Ts).Select(g => g.First()).ToList(); // first write of a timestamp wins
         using var admin = await Hub.AdminAsync();

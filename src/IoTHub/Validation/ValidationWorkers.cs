@@ -78,7 +78,9 @@ internal sealed class ValidationWorkers(
         presence.Seen(raw.DeviceId, raw.ReceivedAtMs);
         try
         {
-            var result = decoder.Decode(raw.Payload.Span, raw.ReceivedAtMs, Limits);
+            var result = raw.Format == PayloadFormat.Cbor
+                ? decoder.DecodeCbor(raw.Payload, raw.ReceivedAtMs, Limits)
+                : decoder.Decode(raw.Payload.Span, raw.ReceivedAtMs, Limits);
             if (!result.IsValid) return new ValidatedTelemetry(raw, null, 0, result.Reason, result.Errors);
             var points = result.Points.AsSpan(0, result.Count);
             var profile = profiles.For(raw.DeviceId);

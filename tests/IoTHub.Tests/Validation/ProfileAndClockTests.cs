@@ -100,6 +100,10 @@ public sealed class ProfileAndClockTests(Store store) : HubFixture(store)
         Assert.That(bad.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         var create = await admin.PostAsJsonAsync("/api/v1/devices", new { profile = "no-such-profile" });
         Assert.That(create.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var patch = await admin.PatchAsJsonAsync($"/api/v1/devices/{id}", new { profile = "no-such-profile" });
+        Assert.That(patch.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await patch.Content.ReadAsStringAsync(), Does.Contain("no profile 'no-such-profile'"));
         var profile = await CreateProfileAsync();
         await DeviceWithProfileAsync(profile);
         Assert.That((await admin.DeleteAsync($"/api/v1/profiles/{profile}")).StatusCode, Is.EqualTo(HttpStatusCode.Conflict), "in use");

@@ -11,7 +11,7 @@ internal static class IngestTelemetryOverHttp
         api.MapPost("/devices/{id}/telemetry", HandleAsync)
             .AllowAnonymous()
             .WithMetadata(new DeviceAuthenticatedEndpoint())
-            .Accepts<object>("application/json")
+            .Accepts<object>("application/json", "application/cbor")
             .WithName("SendTelemetry").WithSummary("A device sends telemetry (device token as bearer); 202 after durable storage").WithTags("Device API")
             .Produces(202).ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(413).ProducesProblem(415).ProducesProblem(503);
 

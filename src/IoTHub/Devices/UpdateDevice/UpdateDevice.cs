@@ -11,7 +11,10 @@ namespace IoTHub.Devices.UpdateDevice;
 /// <summary>A partial update: absent fields are left as they are.</summary>
 public sealed record UpdateDeviceRequest(string? Name, string? Profile, IReadOnlyList<string>? Tags, bool? Enabled);
 
-public sealed record UpdateDeviceCommand(string Id, UpdateDeviceRequest Changes) : IRequest<DeviceView?>;
+public sealed record UpdateDeviceCommand(string Id, UpdateDeviceRequest Changes) : IRequest<UpdateDeviceResult>;
+
+/// <summary>The updated device; null with <c>UnknownProfile</c> set when the named profile does not exist, null alone when the device does not.</summary>
+public sealed record UpdateDeviceResult(DeviceView? Device, string? UnknownProfile = null);
 
 internal sealed class UpdateDeviceValidator : AbstractValidator<UpdateDeviceRequest>
 {
@@ -24,19 +27,19 @@ internal sealed class UpdateDeviceValidator : AbstractValidator<UpdateDeviceRequ
     }
 }
 
-internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePresence presence, DeviceAuthenticator authenticator) : IRequestHandler<UpdateDeviceCommand, DeviceView?>
+internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePresence presence, DeviceAuthenticator authenticator) : IRequestHandler<UpdateDeviceCommand, UpdateDeviceResult>
 {
-    public async ValueTask<DeviceView?> Handle(UpdateDeviceCommand c, CancellationToken ct)
+    public async ValueTask<UpdateDeviceResult> Handle(UpdateDeviceCommand c, CancellationToken ct)
     {
         var d = await db.Set<Device>().FirstOrDefaultAsync(x => x.Id == c.Id, ct);
-        if (d is null) return null;
+        if (d is null) return new UpdateDeviceResult(null);
         var ch = c.Changes;
         if (ch.Name is not null) d.Name = ch.Name;
         var profileChanged = false;
         if (ch.Profile is not null)
         {
             var profile = ch.Profile.Length == 0 ? null : ch.Profile;
-            if (profile is not null && !await db.Set<Profiles.DeviceProfile>().AnyAsync(p => p.Id == profile, ct)) throw new UnknownProfileException(profile);
+            if (profile is not null && !await db.Set<Profiles.DeviceProfile>().AnyAsync(p => p.Id == profile, ct)) return new UpdateDeviceResult(null, profile);
             profileChanged = profile != d.ProfileId;
             d.ProfileId = profile;
         }
@@ -48,7 +51,7 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
         authenticator.Invalidate(d.Id);
         if (disabling) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
         if (profileChanged) await mediator.Publish(new DeviceProfileAssigned(d.Id, d.ProfileId), ct);
-        return DeviceView.Of(d, presence);
+        return new UpdateDeviceResult(DeviceView.Of(d, presence));
     }
 
     public static void Map(RouteGroupBuilder api) =>
@@ -56,21 +59,14 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
             {
                 var v = await validator.ValidateAsync(body, ct);
                 if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
-                try
+                return await m.Send(new UpdateDeviceCommand(id, body), ct) switch
                 {
-                    return await m.Send(new UpdateDeviceCommand(id, body), ct) is { } d ? Results.Ok(d) : DeviceResults.NotFound(id);
-                }
-                catch (UnknownProfileException e)
-                {
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["profile"] = [$"no profile '{e.ProfileId}'"] });
-                }
+                    { Device: { } d } => Results.Ok(d),
+                    { UnknownProfile: { } p } => Results.ValidationProblem(new Dictionary<string, string[]> { ["profile"] = [$"no profile '{p}'"] }),
+                    _ => DeviceResults.NotFound(id),
+                };
             })
             .RequireAuthorization("operator")
             .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, enable or disable a device").WithTags("Devices")
             .Produces<DeviceView>().ProducesValidationProblem().ProducesProblem(404);
-}
-
-internal sealed class UnknownProfileException(string profileId) : Exception($"no profile '{profileId}'")
-{
-    public string ProfileId { get; } = profileId;
 }

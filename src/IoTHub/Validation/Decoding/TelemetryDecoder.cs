@@ -22,7 +22,7 @@ internal struct DecodeResult
     public readonly string Reason => Errors is null ? "" : TelemetryDecoder.Describe(Errors);
 }
 
-internal sealed class TelemetryDecoder(MetricNames names)
+internal sealed partial class TelemetryDecoder(MetricNames names)
 {
     private const int MaxErrors = 10;
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 4, CommentHandling = JsonCommentHandling.Disallow };

@@ -32,6 +32,13 @@ internal sealed class DevicePresence : IDevicePresence, IDeviceClock
     public (long DriftMs, bool Flagged)? Clock(string deviceId) =>
         _entries.TryGetValue(deviceId, out var e) && Volatile.Read(ref e.DriftFlagged) >= 0 ? (Volatile.Read(ref e.DriftMs), e.DriftFlagged == 1) : null;
 
+    /// <summary>A flush failed: these devices are written again at the next one.</summary>
+    public void Unflush(IEnumerable<(string DeviceId, long LastSeen)> devices)
+    {
+        foreach (var (id, _) in devices)
+            if (_entries.TryGetValue(id, out var e)) e.Flushed = 0;
+    }
+
     /// <summary>Devices whose drift estimate moved by more than a second since the last flush.</summary>
     public List<(string DeviceId, long DriftMs, bool Flagged)> TakeDriftChanges()
     {
@@ -165,6 +172,7 @@ internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFact
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
+            presence.Unflush(changed);
             log.LogWarning(ex, "Could not record last-seen times of {Count} devices; will retry", changed.Count);
         }
     }

@@ -10,6 +10,7 @@ public static class ObservabilityModule
     {
         services.AddHealthChecks();
         services.AddSingleton<PrometheusExporter>();
+        services.AddOpenApi();
         return services;
     }
 
@@ -19,6 +20,8 @@ public static class ObservabilityModule
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteAsync }).AllowAnonymous();
         // Created at start so that counters are listened to from the first message on.
         var exporter = app.ServiceProvider.GetRequiredService<PrometheusExporter>();
+        // The API description (every endpoint with its summary and responses), readable without a login.
+        app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
         app.MapGet("/metrics", () => Results.Text(exporter.Render(), "text/plain; version=0.0.4")).AllowAnonymous().ExcludeFromDescription();
         return app;
     }

@@ -18,3 +18,17 @@ public sealed class HealthTests(Store store) : HubFixture(store)
         Assert.That(ready["checks"]!["broker"]!["status"]!.GetValue<string>(), Is.EqualTo("Healthy"));
     }
 }
+
+[TestFixture(Store.Sqlite)]
+public sealed class OpenApiTests(Store store) : HubFixture(store)
+{
+    [Test]
+    public async Task The_openapi_document_describes_the_api()
+    {
+        using var http = Hub.Anonymous();
+        var doc = await http.GetJsonAsync("/openapi/v1.json");
+        var paths = doc["paths"]!.AsObject().Select(p => p.Key).ToList();
+        Assert.That(paths, Does.Contain("/api/v1/devices").And.Contain("/api/v1/devices/{id}/telemetry").And.Contain("/api/v1/auth/token"));
+        Assert.That(doc["paths"]!["/api/v1/devices"]!["post"]!["summary"]!.GetValue<string>(), Does.Contain("token is shown"));
+    }
+}

@@ -12,13 +12,7 @@ internal sealed partial class TelemetryDecoder
     public DecodeResult DecodeCbor(ReadOnlyMemory<byte> payload, long receivedAtMs, in DecodeLimits limits)
     {
         var result = new DecodeResult();
-        if (payload.Length > limits.MaxPayloadBytes)
-        {
-            AddError(ref result, "", $"payload of {payload.Length} bytes exceeds the limit of {limits.MaxPayloadBytes} bytes");
-            return result;
-        }
-        var scratch = _scratch is { } s && s.Length >= limits.MaxPoints ? s : _scratch = new TelemetryPoint[limits.MaxPoints];
-        var state = new State(scratch, receivedAtMs, limits);
+        if (!TryBegin(payload.Length, receivedAtMs, limits, ref result, out var state)) return result;
         try
         {
             var reader = new CborReader(payload, CborConformanceMode.Lax, allowMultipleRootLevelValues: false);
@@ -57,12 +51,7 @@ internal sealed partial class TelemetryDecoder
             result.Errors = null;
             AddError(ref result, "", "malformed CBOR: " + ex.Message);
         }
-        if (result.Errors is null)
-        {
-            result.Count = state.Count;
-            result.LatestDeviceTs = state.LatestDeviceTs;
-            result.Points = scratch.AsSpan(0, state.Count).ToArray();
-        }
+        Finish(ref result, state);
         return result;
     }
 

@@ -32,13 +32,7 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
     public DecodeResult Decode(ReadOnlySpan<byte> payload, long receivedAtMs, in DecodeLimits limits)
     {
         var result = new DecodeResult();
-        if (payload.Length > limits.MaxPayloadBytes)
-        {
-            AddError(ref result, "", $"payload of {payload.Length} bytes exceeds the limit of {limits.MaxPayloadBytes} bytes");
-            return result;
-        }
-        var scratch = _scratch is { } s && s.Length >= limits.MaxPoints ? s : _scratch = new TelemetryPoint[limits.MaxPoints];
-        var state = new State(scratch, receivedAtMs, limits);
+        if (!TryBegin(payload.Length, receivedAtMs, limits, ref result, out var state)) return result;
         try
         {
             var reader = new Utf8JsonReader(payload, ReaderOptions);
@@ -82,13 +76,27 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
             result.Errors = null;
             AddError(ref result, "", "invalid JSON text: " + ex.Message);
         }
-        if (result.Errors is null)
-        {
-            result.Count = state.Count;
-            result.LatestDeviceTs = state.LatestDeviceTs;
-            result.Points = scratch.AsSpan(0, state.Count).ToArray();
-        }
+        Finish(ref result, state);
         return result;
+    }
+
+    /// <summary>Checks the payload size and sets up the per-thread point buffer; false when the payload is too large.</summary>
+    private static bool TryBegin(int payloadLength, long receivedAtMs, in DecodeLimits limits, ref DecodeResult result, out State state)
+    {
+        var scratch = _scratch is { } s && s.Length >= limits.MaxPoints ? s : _scratch = new TelemetryPoint[limits.MaxPoints];
+        state = new State(scratch, receivedAtMs, limits);
+        if (payloadLength <= limits.MaxPayloadBytes) return true;
+        AddError(ref result, "", $"payload of {payloadLength} bytes exceeds the limit of {limits.MaxPayloadBytes} bytes");
+        return false;
+    }
+
+    /// <summary>A valid message gets an exact-size copy of its points (the only allocation of a valid message).</summary>
+    private static void Finish(ref DecodeResult result, in State state)
+    {
+        if (result.Errors is not null) return;
+        result.Count = state.Count;
+        result.LatestDeviceTs = state.LatestDeviceTs;
+        result.Points = state.Points.AsSpan(0, state.Count).ToArray();
     }
 
     private struct State(TelemetryPoint[] points, long receivedAtMs, in DecodeLimits limits)

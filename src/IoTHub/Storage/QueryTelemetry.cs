@@ -35,7 +35,7 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
         var resolution = q.Resolution;
         if (resolution == "auto")
         {
-            var rawCount = await db.Set<TelemetryRow>().Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to).Take(q.MaxPoints + 1).CountAsync(ct);
+            var rawCount = await db.Set<TelemetryRow>().Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to).OrderBy(t => t.Ts).Take(q.MaxPoints + 1).CountAsync(ct);
             resolution = rawCount <= q.MaxPoints ? "raw" : "1d";
             for (var r = 0; r < 3 && rawCount > q.MaxPoints; r++)
             {

@@ -7,7 +7,6 @@ namespace IoTHub.Storage;
 internal sealed class PostgresMaintenance(string connectionString, int rawRetentionDays, ILogger<PostgresMaintenance> log, TimeProvider time) : IStoreMaintenance
 {
     public const int DaysAhead = 7;
-    private const int BatchRows = 10_000;
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -69,26 +68,11 @@ internal sealed class PostgresMaintenance(string connectionString, int rawRetent
                 rawRows += rows;
                 log.LogInformation("Retention dropped partition {Partition}", name);
             }
-            rawRows += await DeleteAsync(c, "telemetry", "ts", rawCut, ct);
+            rawRows += await Retention.BatchedDelete.OlderThanAsync(c, "telemetry", "ts", rawCut, ct);
         }
         var rollups = new long[3];
         for (var r = 0; r < 3; r++)
-            if (cutoffs[r + 1] is { } cut) rollups[r] = await DeleteAsync(c, Resolution.Tables[r], "bucket", cut - Resolution.WidthsMs[r] + 1, ct);
+            if (cutoffs[r + 1] is { } cut) rollups[r] = await Retention.BatchedDelete.OlderThanAsync(c, Resolution.Tables[r], "bucket", cut - Resolution.WidthsMs[r] + 1, ct);
         return new Retention.RetentionRemoved(rawRows, partitions, rollups);
-    }
-
-    private static async Task<long> DeleteAsync(NpgsqlConnection c, string table, string column, long cutoff, CancellationToken ct)
-    {
-        long total = 0;
-        await using var cmd = new NpgsqlCommand(
-            $"DELETE FROM {table} WHERE (series_id, {column}) IN (SELECT series_id, {column} FROM {table} WHERE {column} < $1 LIMIT {BatchRows})", c);
-        cmd.Parameters.Add(new NpgsqlParameter { Value = cutoff });
-        int n;
-        do
-        {
-            n = await cmd.ExecuteNonQueryAsync(ct);
-            total += n;
-        } while (n == BatchRows);
-        return total;
     }
 }

@@ -19,15 +19,23 @@ internal sealed class SeriesTypes
     /// <summary>Checks every point against its series' type; records the types of a valid message's new series.</summary>
     public List<FieldError>? Check(string deviceId, ReadOnlySpan<TelemetryPoint> points, CompiledProfile? profile, List<FieldError>? errors)
     {
+        var unseen = false;
         foreach (ref readonly var p in points)
         {
             if (profile?.Declares(p.Metric) == true) continue; // the profile's declared type rules
-            if (_kinds.TryGetValue((deviceId, p.Metric), out var kind) && kind != p.Kind)
+            if (!_kinds.TryGetValue((deviceId, p.Metric), out var kind))
+            {
+                unseen = true;
+                continue;
+            }
+            if (kind != p.Kind)
                 (errors ??= []).Add(new FieldError(p.Metric, $"expected {Name(kind)}, got {Name(p.Kind)} (this metric has always been {Name(kind)})"));
         }
-        if (errors is null)
+        // TryAdd takes a bucket lock, so it runs only for a series seen for the first time, not per message.
+        if (errors is null && unseen)
         {
-            foreach (ref readonly var p in points) _kinds.TryAdd((deviceId, p.Metric), p.Kind);
+            foreach (ref readonly var p in points)
+                if (!_kinds.ContainsKey((deviceId, p.Metric))) _kinds.TryAdd((deviceId, p.Metric), p.Kind);
         }
         return errors;
     }

@@ -28,6 +28,9 @@ internal sealed class MqttBroker(
     private MqttServer? _server;
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, byte>> _clientsByDevice = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<(string ClientId, string Filter), byte> _appDeviceSubscriptions = new();
+    // Copy-on-write snapshot of the filters above, read per telemetry message without a lock or an allocation
+    // (ConcurrentDictionary.IsEmpty and .Keys both take every bucket lock).
+    private volatile string[] _appFilters = [];
 
     public MqttServer? Server => _server;
 
@@ -44,12 +47,16 @@ internal sealed class MqttBroker(
             var filter = e.TopicFilter.Topic;
             var mayMatchDevices = filter.StartsWith("devices/", StringComparison.Ordinal) || filter.StartsWith('+') || filter.StartsWith('#')
                 || filter.StartsWith("$share/", StringComparison.Ordinal);
-            if (SessionInfo.From(e.SessionItems) is { IsDevice: false } && mayMatchDevices) _appDeviceSubscriptions[(e.ClientId, filter)] = 0;
+            if (SessionInfo.From(e.SessionItems) is { IsDevice: false } && mayMatchDevices)
+            {
+                _appDeviceSubscriptions[(e.ClientId, filter)] = 0;
+                RefreshAppFilters();
+            }
             return Task.CompletedTask;
         };
         server.ClientUnsubscribedTopicAsync += e =>
         {
-            _appDeviceSubscriptions.TryRemove((e.ClientId, e.TopicFilter), out _);
+            if (_appDeviceSubscriptions.TryRemove((e.ClientId, e.TopicFilter), out _)) RefreshAppFilters();
             return Task.CompletedTask;
         };
     }
@@ -124,8 +131,13 @@ internal sealed class MqttBroker(
 
     private async Task ClientDisconnectedAsync(ClientDisconnectedEventArgs e)
     {
-        foreach (var key in _appDeviceSubscriptions.Keys)
-            if (key.ClientId == e.ClientId) _appDeviceSubscriptions.TryRemove(key, out _);
+        if (_appFilters.Length > 0)
+        {
+            var removed = false;
+            foreach (var key in _appDeviceSubscriptions.Keys)
+                if (key.ClientId == e.ClientId) removed |= _appDeviceSubscriptions.TryRemove(key, out _);
+            if (removed) RefreshAppFilters();
+        }
         if (SessionInfo.From(e.SessionItems) is not { DeviceId: { } deviceId }) return;
         if (_clientsByDevice.TryGetValue(deviceId, out var clients)) clients.TryRemove(e.ClientId, out _);
         var reason = e.DisconnectType switch
@@ -192,13 +204,20 @@ internal sealed class MqttBroker(
 
     private bool HasAppSubscriber(string topic)
     {
-        if (_appDeviceSubscriptions.IsEmpty) return false;
-        foreach (var (_, filter) in _appDeviceSubscriptions.Keys)
+        foreach (var filter in _appFilters)
         {
             var f = filter.StartsWith("$share/", StringComparison.Ordinal) ? filter[(filter.IndexOf('/', 7) + 1)..] : filter;
             if (MqttTopicFilterComparer.Compare(topic, f) == MqttTopicFilterCompareResult.IsMatch) return true;
         }
         return false;
+    }
+
+    private void RefreshAppFilters()
+    {
+        lock (_appDeviceSubscriptions)
+        {
+            _appFilters = _appDeviceSubscriptions.Keys.Select(k => k.Filter).Distinct().ToArray();
+        }
     }
 
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)

@@ -12,13 +12,18 @@ public sealed class PayloadFactory(DeviceModel model, int seed)
     private double _temperature = 19 + seed % 5;
     private double _odometer = 10_000 + seed;
 
+    public DeviceModel Model => model;
+
+    /// <summary>The thermostat's target; its temperature drifts toward it. Set by a command or the desired state.</summary>
+    public double Setpoint { get; set; } = 21;
+
     public byte[] Next(long tsMs)
     {
         var c = CultureInfo.InvariantCulture;
         var json = model switch
         {
             DeviceModel.Thermostat => string.Format(c, "{{\"ts\":{0},\"values\":{{\"temperature\":{1:0.00},\"humidity\":{2:0.0},\"heating\":{3}}}}}",
-                tsMs, _temperature += (_random.NextDouble() - 0.5) * 0.2, 40 + _random.NextDouble() * 10, _temperature < 20 ? "true" : "false"),
+                tsMs, _temperature += (_random.NextDouble() - 0.5) * 0.2 + (Setpoint - _temperature) * 0.05, 40 + _random.NextDouble() * 10, _temperature < Setpoint ? "true" : "false"),
             DeviceModel.Vibration => string.Format(c, "{{\"ts\":{0},\"values\":{{\"rms\":{1:0.000},\"peak\":{2:0.000},\"rpm\":{3}}}}}",
                 tsMs, 0.2 + _random.NextDouble() * 0.05, 0.5 + _random.NextDouble() * 0.3, 1450 + _random.Next(0, 20)),
             _ => string.Format(c, "{{\"ts\":{0},\"values\":{{\"speed\":{1:0.0},\"odometer\":{2:0.000},\"fuel\":{3:0.0},\"state\":\"{4}\"}}}}",

@@ -12,13 +12,15 @@ public sealed record SimDevice(string Id, string Token);
 
 public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
-    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices");
+    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false);
 
 public sealed class LoadResult
 {
     public long Sent;
     public long Acked;
     public long Failed;
+    public long CommandsAnswered;
+    public long DesiredApplied;
     public TimeSpan Elapsed;
     public readonly List<double> LatenciesMs = new();
 
@@ -34,7 +36,8 @@ public sealed class LoadResult
     }
 
     public override string ToString() =>
-        $"sent {Sent:N0}, acked {Acked:N0}, failed {Failed:N0} in {Elapsed.TotalSeconds:0.0} s: {AcksPerSecond:N0} acks/s, latency p50 {Percentile(50):0.0} ms, p99 {Percentile(99):0.0} ms";
+        $"sent {Sent:N0}, acked {Acked:N0}, failed {Failed:N0} in {Elapsed.TotalSeconds:0.0} s: {AcksPerSecond:N0} acks/s, latency p50 {Percentile(50):0.0} ms, p99 {Percentile(99):0.0} ms"
+        + (CommandsAnswered + DesiredApplied > 0 ? $"; answered {CommandsAnswered} commands, applied {DesiredApplied} desired states" : "");
 }
 
 public static class LoadGenerator
@@ -46,6 +49,8 @@ public static class LoadGenerator
         if (o.Protocol == "http") return await RunHttpAsync(devices, o, result, ct);
 
         var clients = new IMqttClient[devices.Count];
+        var payloadFactories = Enumerable.Range(0, devices.Count).Select(i => new PayloadFactory(o.Model, i)).ToArray();
+        var behaviours = new DeviceBehaviour?[devices.Count];
         var factory = new MqttClientFactory();
         await Parallel.ForEachAsync(Enumerable.Range(0, devices.Count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct }, async (i, token) =>
         {
@@ -56,6 +61,11 @@ public static class LoadGenerator
             var connect = await client.ConnectAsync(b.Build(), token);
             if (connect.ResultCode != MqttClientConnectResultCode.Success) throw new InvalidOperationException($"{devices[i].Id}: {connect.ResultCode}");
             clients[i] = client;
+            if (o.Interactive)
+            {
+                behaviours[i] = new DeviceBehaviour(client, devices[i].Id, payloadFactories[i]);
+                await behaviours[i]!.StartAsync(token);
+            }
         });
 
         var stopwatch = Stopwatch.StartNew();
@@ -64,7 +74,7 @@ public static class LoadGenerator
         var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
         {
             var latencies = perDevice[i] = new List<double>(1024);
-            var payloads = new PayloadFactory(o.Model, i);
+            var payloads = payloadFactories[i];
             var topic = $"{o.TopicPrefix}/{devices[i].Id}/telemetry";
             var qos = (MqttQualityOfServiceLevel)o.Qos;
             var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(1 / o.RatePerDevice) : TimeSpan.Zero;
@@ -105,6 +115,11 @@ public static class LoadGenerator
         await Task.WhenAll(tasks);
         result.Elapsed = stopwatch.Elapsed;
         foreach (var l in perDevice) if (l is not null) result.LatenciesMs.AddRange(l);
+        foreach (var b in behaviours)
+        {
+            result.CommandsAnswered += b?.CommandsAnswered ?? 0;
+            result.DesiredApplied += b?.DesiredApplied ?? 0;
+        }
         await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (c, _) =>
         {
             try { if (c.IsConnected) await c.DisconnectAsync(); } catch (Exception) { }

@@ -38,7 +38,9 @@ else
     Console.WriteLine($"provisioned {devices.Count} devices ({o.Prefix}-0 .. {o.Prefix}-{devices.Count - 1})");
 }
 Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.Duration.TotalSeconds:0} s ...");
-var result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model), cts.Token);
+if (o.Protocol == "mqtt") Console.WriteLine("devices answer commands (ping, reboot, setSetpoint) and follow their desired state (setpoint)");
+var result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
+    Interactive: o.Protocol == "mqtt"), cts.Token);
 Console.WriteLine(result);
 return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
 

@@ -1,5 +1,6 @@
 // Composes the host: configuration sources, Kestrel listeners and every module, by name.
 using IoTHub.Aggregation;
+using IoTHub.Commands;
 using IoTHub.Connectivity;
 using IoTHub.Devices;
 using IoTHub.Gateway;
@@ -40,6 +41,7 @@ public static class HubApp
         builder.Services.AddValidation(builder.Configuration);
         builder.Services.AddAggregation(builder.Configuration);
         builder.Services.AddGateway(builder.Configuration);
+        builder.Services.AddCommands(builder.Configuration);
         builder.Services.AddConnectivity(builder.Configuration);
         builder.Services.AddObservability(builder.Configuration);
         builder.WebHost.ConfigureHubListeners(builder.Configuration);
@@ -59,6 +61,7 @@ public static class HubApp
         app.MapValidation(api);
         app.MapAggregation(api);
         app.MapStorage(api);
+        app.MapCommands(api);
         app.MapObservability();
         return app;
     }

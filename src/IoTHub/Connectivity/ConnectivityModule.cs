@@ -41,6 +41,7 @@ public static class ConnectivityModule
         var path = app.ServiceProvider.GetRequiredService<IOptions<MqttOptions>>().Value.WebSocketPath;
         if (!string.IsNullOrEmpty(path)) app.MapMqtt(path);
         IngestTelemetryOverHttp.Map(api);
+        DeviceStateOverHttp.Map(api);
         return app;
     }
 }

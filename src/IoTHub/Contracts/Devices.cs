@@ -18,9 +18,12 @@ public interface IDevicePresence
     void Seen(string deviceId, long atMs);
 }
 
+/// <summary>A device connected to the broker. <paramref name="Protocol"/> is <c>mqtt3</c> or <c>mqtt5</c>.</summary>
 public sealed record DeviceConnected(string DeviceId, string ClientId, string Protocol, string? RemoteAddress, DateTimeOffset At) : INotification;
 
-public sealed record DeviceDisconnected(string DeviceId, string ClientId, string Reason, DateTimeOffset At) : INotification;
+/// <summary>A device's connection ended. <paramref name="SessionKept"/>: the broker keeps its session and will itself
+/// deliver what it had queued when the device returns (MQTT persistent session).</summary>
+public sealed record DeviceDisconnected(string DeviceId, string ClientId, string Reason, DateTimeOffset At, bool SessionKept = false) : INotification;
 
 public sealed record DeviceDeleted(string DeviceId) : INotification;
 

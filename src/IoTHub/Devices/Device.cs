@@ -46,21 +46,29 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
     }
 }
 
-/// <summary>What the API shows of a device (never its token or hash).</summary>
+/// <summary>What the API shows of a device (never its token or hash). <c>Inactive</c>: its profile says it reports every
+/// N seconds (<c>reportIntervalSeconds</c>) and nothing has been heard from it for more than twice that.</summary>
 public sealed record DeviceView(
     string Id, string? Name, string Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
-    IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, DateTimeOffset CreatedAt)
+    IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, bool Inactive, DateTimeOffset CreatedAt)
 {
-    internal static DeviceView Of(Device d, Presence.DevicePresence presence) =>
-        Of(d, presence.LastSeen(d.Id), presence.Clock(d.Id));
+    /// <summary>Silence longer than this many report intervals makes a device inactive.</summary>
+    public const int InactiveAfterIntervals = 2;
 
-    internal static DeviceView Of(Device d, long? lastSeenOverride = null, (long DriftMs, bool Flagged)? clock = null)
+    internal static DeviceView Of(Device d, Presence.DevicePresence presence, IReadOnlyDictionary<string, int> reportIntervals, long nowMs)
     {
-        var onlineOverride = (bool?)null;
-        var lastSeen = Math.Max(d.LastSeen ?? 0, lastSeenOverride ?? 0);
-        var online = onlineOverride ?? d.Online;
-        var status = online ? "online" : lastSeen > 0 ? "offline" : "never";
+        var lastSeen = Math.Max(d.LastSeen ?? 0, presence.LastSeen(d.Id) ?? 0);
+        var clock = presence.Clock(d.Id);
+        var status = d.Online ? "online" : lastSeen > 0 ? "offline" : "never";
+        var inactive = d.ProfileId is { } p && reportIntervals.TryGetValue(p, out var interval) && lastSeen > 0
+            && nowMs - lastSeen > InactiveAfterIntervals * interval * 1000L;
         return new DeviceView(d.Id, d.Name, status, d.Enabled, lastSeen > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(lastSeen) : null,
-            d.ProfileId, d.TagList, clock?.DriftMs ?? d.ClockDriftMs, clock?.Flagged ?? d.ClockDriftFlagged, DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt));
+            d.ProfileId, d.TagList, clock?.DriftMs ?? d.ClockDriftMs, clock?.Flagged ?? d.ClockDriftFlagged, inactive,
+            DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt));
     }
+
+    /// <summary>Report intervals by profile id, for the profiles that declare one.</summary>
+    internal static async Task<IReadOnlyDictionary<string, int>> ReportIntervalsAsync(Storage.HubDb db, CancellationToken ct) =>
+        await db.Set<Profiles.DeviceProfile>().AsNoTracking().Where(p => p.ReportIntervalSeconds != null)
+            .ToDictionaryAsync(p => p.Id, p => p.ReportIntervalSeconds!.Value, StringComparer.Ordinal, ct);
 }

@@ -33,6 +33,7 @@ public static class DevicesModule
         Profiles.ProfilesHandler.Map(api);
         DeleteDeviceHandler.Map(api);
         RotateTokenHandler.Map(api);
+        ListConnectionsHandler.Map(api);
         return app;
     }
 }

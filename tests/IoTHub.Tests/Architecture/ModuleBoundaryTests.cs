@@ -5,7 +5,7 @@ namespace IoTHub.Tests.Architecture;
 /// <summary>A module may use its own types, the shared Contracts and the Storage model (HubDb), never another module's internals.</summary>
 public sealed class ModuleBoundaryTests
 {
-    private static readonly string[] Modules = ["Devices", "Connectivity", "Validation", "Aggregation", "Storage", "Gateway", "Observability"];
+    private static readonly string[] Modules = ["Devices", "Connectivity", "Validation", "Aggregation", "Storage", "Gateway", "Observability", "Commands"];
 
     public static IEnumerable<string> ModuleNames => Modules;
 

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using IoTHub.Tests.Infrastructure;
 
 namespace IoTHub.Tests.Connectivity;
@@ -7,34 +6,13 @@ namespace IoTHub.Tests.Connectivity;
 [TestFixture(Store.Sqlite)]
 public sealed class RealClientTests(Store store) : HubFixture(store)
 {
-    private static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
-    {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        Process p;
-        try
-        {
-            p = Process.Start(psi)!;
-        }
-        catch (System.ComponentModel.Win32Exception)
-        {
-            if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail($"{file} is not installed");
-            Assert.Ignore($"{file} is not installed (apt-get install mosquitto-clients)");
-            throw;
-        }
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        var output = await p.StandardOutput.ReadToEndAsync(timeout.Token) + await p.StandardError.ReadToEndAsync(timeout.Token);
-        await p.WaitForExitAsync(timeout.Token);
-        return (p.ExitCode, output);
-    }
-
     [TestCase("mqttv311")]
     [TestCase("mqttv5")]
     public async Task Mosquitto_pub_telemetry_is_stored(string version)
     {
         var (id, token) = await Hub.CreateDeviceAsync();
 
-        var (code, output) = await RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", version, "-q", "1",
+        var (code, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", version, "-q", "1",
             "-i", id, "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"temperature": 21.5}""", "-d");
 
         Assert.That(code, Is.EqualTo(0), output);
@@ -48,7 +26,7 @@ public sealed class RealClientTests(Store store) : HubFixture(store)
     public async Task Mqtt311_without_a_client_id_is_refused_as_identifier_rejected()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        var (code, output) = await RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv311", "-q", "1",
+        var (code, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv311", "-q", "1",
             "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"t": 1}""");
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(output, Does.Contain("identifier rejected"));
@@ -58,7 +36,7 @@ public sealed class RealClientTests(Store store) : HubFixture(store)
     public async Task Mosquitto_pub_with_a_wrong_token_is_refused()
     {
         var (id, _) = await Hub.CreateDeviceAsync();
-        var (code, output) = await RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-q", "1",
+        var (code, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-q", "1",
             "-u", id, "-P", "wrong", "-t", $"devices/{id}/telemetry", "-m", """{"t": 1}""");
         Assert.That(code, Is.Not.EqualTo(0));
         Assert.That(output, Does.Contain("Bad User Name or Password").IgnoreCase);
@@ -68,10 +46,10 @@ public sealed class RealClientTests(Store store) : HubFixture(store)
     public async Task Mosquitto_pub_banana_gets_reason_0x99()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        await RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-q", "1",
+        await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-q", "1",
             "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"temperature": 20}""");
 
-        var (_, output) = await RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-q", "1",
+        var (_, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-q", "1",
             "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"temperature": "banana"}""", "-d");
 
         Assert.That(output, Does.Contain("RC:153"), output);

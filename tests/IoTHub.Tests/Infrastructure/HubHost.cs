@@ -135,6 +135,15 @@ public sealed class HubHost : IAsyncDisposable
         return (created.Id, created.Token);
     }
 
+    /// <summary>A new API key with this role (the only time the key is shown).</summary>
+    public async Task<string> CreateApiKeyAsync(string role)
+    {
+        using var admin = await AdminAsync();
+        var response = await admin.PostAsJsonAsync("/api/v1/api-keys", new { name = role + "-" + Guid.NewGuid().ToString("N")[..6], role });
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Created), await response.Content.ReadAsStringAsync());
+        return (await response.Content.ReadFromJsonAsync<CreatedKeyResponse>())!.Key;
+    }
+
     public MqttClientOptions MqttOptions(string? user, string? password, MqttProtocolVersion version = MqttProtocolVersion.V500, string? clientId = null)
     {
         var b = new MqttClientOptionsBuilder()
@@ -170,4 +179,5 @@ public sealed class HubHost : IAsyncDisposable
 
     public sealed record TokenResponse(string Token, DateTimeOffset ExpiresAt);
     public sealed record CreatedDeviceResponse(string Id, string Token);
+    public sealed record CreatedKeyResponse(long Id, string Key);
 }

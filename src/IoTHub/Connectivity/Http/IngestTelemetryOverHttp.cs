@@ -62,7 +62,7 @@ internal static class IngestTelemetryOverHttp
     }
 
     /// <summary>Reads at most <paramref name="max"/> bytes; null when the body is longer.</summary>
-    private static async Task<byte[]?> ReadBodyAsync(Stream body, int max, CancellationToken ct)
+    internal static async Task<byte[]?> ReadBodyAsync(Stream body, int max, CancellationToken ct)
     {
         using var buffer = new MemoryStream();
         var chunk = new byte[16 * 1024];

@@ -33,6 +33,14 @@ internal readonly record struct DeviceTopic(TopicKind Kind, string? DeviceId)
         return new(kind, id);
     }
 
+    /// <summary>The command id of <c>devices/{id}/commands/{commandId}</c> or <c>.../{commandId}/response</c>.</summary>
+    public static string CommandIdOf(string topic)
+    {
+        var at = topic.IndexOf("/commands/", StringComparison.Ordinal) + "/commands/".Length;
+        var end = topic.IndexOf('/', at);
+        return end < 0 ? topic[at..] : topic[at..end];
+    }
+
     /// <summary>May device <paramref name="deviceId"/> publish on <paramref name="topic"/>?</summary>
     public static bool DeviceMayPublish(string deviceId, in DeviceTopic topic) => topic.DeviceId == deviceId && topic.IsUpstream;
 

@@ -31,6 +31,8 @@ internal sealed class MqttBroker(
     // Copy-on-write snapshot of the filters above, read per telemetry message without a lock or an allocation
     // (ConcurrentDictionary.IsEmpty and .Keys both take every bucket lock).
     private volatile string[] _appFilters = [];
+    // Device clients subscribed to their command topics (devices/{id}/commands/+ or /#), kept as long as MQTTnet keeps the session.
+    private readonly ConcurrentDictionary<(string ClientId, string Filter), byte> _commandSubscriptions = new();
 
     public MqttServer? Server => _server;
 
@@ -42,9 +44,16 @@ internal sealed class MqttBroker(
         server.ClientDisconnectedAsync += ClientDisconnectedAsync;
         server.InterceptingPublishAsync += InterceptPublishAsync;
         server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
+        server.ClientAcknowledgedPublishPacketAsync += AcknowledgedAsync;
+        server.LoadingRetainedMessageAsync += LoadRetainedAsync;
         server.ClientSubscribedTopicAsync += e =>
         {
             var filter = e.TopicFilter.Topic;
+            if (SessionInfo.From(e.SessionItems) is { DeviceId: { } device } && IsCommandFilter(device, filter))
+            {
+                _commandSubscriptions[(e.ClientId, filter)] = 0;
+                Background(new DeviceReadyForCommands(device));
+            }
             var mayMatchDevices = filter.StartsWith("devices/", StringComparison.Ordinal) || filter.StartsWith('+') || filter.StartsWith('#')
                 || filter.StartsWith("$share/", StringComparison.Ordinal);
             if (SessionInfo.From(e.SessionItems) is { IsDevice: false } && mayMatchDevices)
@@ -56,6 +65,7 @@ internal sealed class MqttBroker(
         };
         server.ClientUnsubscribedTopicAsync += e =>
         {
+            _commandSubscriptions.TryRemove((e.ClientId, e.TopicFilter), out _);
             if (_appDeviceSubscriptions.TryRemove((e.ClientId, e.TopicFilter), out _)) RefreshAppFilters();
             return Task.CompletedTask;
         };
@@ -110,7 +120,9 @@ internal sealed class MqttBroker(
             log.LogWarning("Refused MQTT connection of disabled device {DeviceId} from {Remote}", identity.DeviceId, e.RemoteEndPoint);
             return;
         }
-        new SessionInfo(identity.DeviceId, null, isV5, clientId).Store(e.SessionItems);
+        var cleanStart = e.CleanSession ?? true;
+        var kept = isV5 ? e.SessionExpiryInterval > 0 : !cleanStart;
+        new SessionInfo(identity.DeviceId, null, isV5, clientId, kept, cleanStart).Store(e.SessionItems);
     }
 
     private async Task RefuseAsync(ValidatingConnectionEventArgs e, string why)
@@ -123,10 +135,12 @@ internal sealed class MqttBroker(
 
     private async Task ClientConnectedAsync(ClientConnectedEventArgs e)
     {
-        if (SessionInfo.From(e.SessionItems) is not { DeviceId: { } deviceId }) return;
+        if (SessionInfo.From(e.SessionItems) is not { DeviceId: { } deviceId } session) return;
         _clientsByDevice.GetOrAdd(deviceId, _ => new(StringComparer.Ordinal))[e.ClientId] = 0;
         await PublishAsync(new DeviceConnected(deviceId, e.ClientId, e.ProtocolVersion == MqttProtocolVersion.V500 ? "mqtt5" : "mqtt3",
             e.RemoteEndPoint?.ToString(), time.GetUtcNow()));
+        if (session.CleanStart) ForgetCommandSubscriptions(e.ClientId); // MQTTnet started a fresh session
+        else if (HasCommandSubscription(e.ClientId, deviceId)) Background(new DeviceReadyForCommands(deviceId)); // resumed session, no resubscribe
     }
 
     private async Task ClientDisconnectedAsync(ClientDisconnectedEventArgs e)
@@ -138,15 +152,17 @@ internal sealed class MqttBroker(
                 if (key.ClientId == e.ClientId) removed |= _appDeviceSubscriptions.TryRemove(key, out _);
             if (removed) RefreshAppFilters();
         }
-        if (SessionInfo.From(e.SessionItems) is not { DeviceId: { } deviceId }) return;
+        if (SessionInfo.From(e.SessionItems) is not { DeviceId: { } deviceId } session) return;
         if (_clientsByDevice.TryGetValue(deviceId, out var clients)) clients.TryRemove(e.ClientId, out _);
+        var kept = session.SessionKept && e.DisconnectType != MqttClientDisconnectType.Takeover;
+        if (!kept) ForgetCommandSubscriptions(e.ClientId);
         var reason = e.DisconnectType switch
         {
             MqttClientDisconnectType.Clean => "clean disconnect",
             MqttClientDisconnectType.Takeover => "taken over by a new connection",
             _ => e.ReasonCode is { } rc ? $"connection lost ({rc})" : "connection lost or keep-alive timeout",
         };
-        await PublishAsync(new DeviceDisconnected(deviceId, e.ClientId, reason, time.GetUtcNow()));
+        await PublishAsync(new DeviceDisconnected(deviceId, e.ClientId, reason, time.GetUtcNow(), kept));
     }
 
     private async Task InterceptPublishAsync(InterceptingPublishEventArgs e)
@@ -166,7 +182,20 @@ internal sealed class MqttBroker(
                 Deny(e, session, $"device {session.DeviceId} may not publish on {message.Topic}");
                 return;
             }
-            if (topic.Kind == TopicKind.Telemetry) await IngestAsync(e, session);
+            switch (topic.Kind)
+            {
+                case TopicKind.Telemetry:
+                    await IngestAsync(e, session);
+                    break;
+                case TopicKind.StateReported:
+                    var report = await SendAsync(new ReportDeviceState(session.DeviceId!, message.Payload.ToArray()));
+                    Answer(e, session, report?.Error ?? (report is null ? "could not record the reported state" : null));
+                    break;
+                case TopicKind.CommandResponse:
+                    var error = await SendAsync(new RecordCommandResponse(session.DeviceId!, DeviceTopic.CommandIdOf(message.Topic), message.Payload.ToArray()));
+                    Answer(e, session, error);
+                    break;
+            }
             return;
         }
         if (topic.IsDeviceTopic ? topic.IsUpstream || !session.MayWrite : !session.MayWrite)
@@ -200,6 +229,69 @@ internal sealed class MqttBroker(
                 else e.CloseConnection = true; // no ack: the device resends after reconnecting
                 break;
         }
+    }
+
+    /// <summary>Acks a device's state report or command response: PUBACK 0x99 with the reason on 5.0; 3.1.1 is acked either way.</summary>
+    private void Answer(InterceptingPublishEventArgs e, SessionInfo session, string? error)
+    {
+        if (error is null) return;
+        e.ProcessPublish = false;
+        log.LogWarning("Refused {Topic} from device {DeviceId}: {Why}", Printable(e.ApplicationMessage.Topic), session.DeviceId, Printable(error));
+        if (!session.IsV5) return;
+        e.Response.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
+        e.Response.ReasonString = Truncate(error, 500);
+    }
+
+    private async Task AcknowledgedAsync(ClientAcknowledgedPublishPacketEventArgs e)
+    {
+        if (SessionInfo.From(e.SessionItems) is not { DeviceId: { } deviceId } || !e.IsCompleted) return;
+        var topic = e.PublishPacket.Topic;
+        if (!topic.Contains("/commands/", StringComparison.Ordinal) || DeviceTopic.Parse(topic) is not { Kind: TopicKind.Command } t || t.DeviceId != deviceId) return;
+        await PublishAsync(new CommandDelivered(deviceId, DeviceTopic.CommandIdOf(topic)));
+    }
+
+    /// <summary>Retained messages live in memory in MQTTnet: at start the desired states are loaded back from the database.</summary>
+    private async Task LoadRetainedAsync(LoadingRetainedMessagesEventArgs e)
+    {
+        var states = await SendAsync(new ListDesiredStateMessages()) ?? [];
+        e.LoadedRetainedMessages = states.Select(s => new MqttApplicationMessageBuilder().WithTopic($"devices/{s.DeviceId}/state/desired")
+            .WithPayload(s.Payload).WithRetainFlag().WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build()).ToList();
+        log.LogInformation("Loaded {Count} desired states as retained messages", e.LoadedRetainedMessages.Count);
+    }
+
+    private static bool IsCommandFilter(string deviceId, string filter) =>
+        filter.Length == "devices/".Length + deviceId.Length + "/commands/+".Length && filter.StartsWith("devices/", StringComparison.Ordinal)
+        && filter.AsSpan("devices/".Length, deviceId.Length).SequenceEqual(deviceId) && filter.AsSpan("devices/".Length + deviceId.Length) is "/commands/+" or "/commands/#";
+
+    private bool HasCommandSubscription(string clientId, string deviceId) =>
+        _commandSubscriptions.ContainsKey((clientId, $"devices/{deviceId}/commands/+")) || _commandSubscriptions.ContainsKey((clientId, $"devices/{deviceId}/commands/#"));
+
+    private void ForgetCommandSubscriptions(string clientId)
+    {
+        foreach (var key in _commandSubscriptions.Keys)
+            if (key.ClientId == clientId) _commandSubscriptions.TryRemove(key, out _);
+    }
+
+    /// <summary>Can the device receive a command now: connected, and subscribed to its command topics?</summary>
+    public bool CanReceiveCommands(string deviceId)
+    {
+        if (!_clientsByDevice.TryGetValue(deviceId, out var clients)) return false;
+        foreach (var clientId in clients.Keys)
+            if (HasCommandSubscription(clientId, deviceId)) return true;
+        return false;
+    }
+
+    /// <summary>Publishes a hub message to a device's downstream topic (QoS 1).</summary>
+    public async Task<bool> DeliverAsync(DeliverToDevice d, CancellationToken ct)
+    {
+        if (_server is null) return false;
+        var isCommand = d.Subtopic.StartsWith("commands/", StringComparison.Ordinal);
+        if (isCommand && !CanReceiveCommands(d.DeviceId)) return false;
+        var builder = new MqttApplicationMessageBuilder().WithTopic($"devices/{d.DeviceId}/{d.Subtopic}").WithPayload(d.Payload.ToArray())
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag(d.Retain).WithContentType("application/json");
+        if (d.ExpiresIn is { } expiry) builder = builder.WithMessageExpiryInterval((uint)Math.Clamp(expiry.TotalSeconds, 1, uint.MaxValue));
+        await _server.InjectApplicationMessage(new InjectedMqttApplicationMessage(builder.Build()) { SenderClientId = "iothub" }, ct);
+        return isCommand || _clientsByDevice.TryGetValue(d.DeviceId, out var c) && !c.IsEmpty;
     }
 
     private bool HasAppSubscriber(string topic)
@@ -282,6 +374,23 @@ internal sealed class MqttBroker(
         }
     }
 
+    private async Task<T?> SendAsync<T>(IRequest<T> request)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<IMediator>().Send(request);
+        }
+        catch (Exception ex)
+        {
+            log.LogError(ex, "Handling {Request} failed", request.GetType().Name);
+            return default;
+        }
+    }
+
+    /// <summary>Runs a notification off the broker's event thread (e.g. delivering queued commands right after SUBACK).</summary>
+    private void Background(INotification notification) => _ = Task.Run(() => PublishAsync(notification));
+
     private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];
 
     private static string Printable(string? s) =>
@@ -291,4 +400,11 @@ internal sealed class MqttBroker(
 internal sealed class DisconnectOnRevoke(MqttBroker broker) : INotificationHandler<DeviceCredentialsRevoked>
 {
     public async ValueTask Handle(DeviceCredentialsRevoked n, CancellationToken ct) => await broker.DisconnectDeviceAsync(n.DeviceId);
+}
+
+internal sealed class DeviceDelivery(MqttBroker broker) : IRequestHandler<DeliverToDevice, bool>, IRequestHandler<IsDeviceConnected, bool>
+{
+    public async ValueTask<bool> Handle(DeliverToDevice d, CancellationToken ct) => await broker.DeliverAsync(d, ct);
+
+    public ValueTask<bool> Handle(IsDeviceConnected q, CancellationToken ct) => ValueTask.FromResult(broker.CanReceiveCommands(q.DeviceId));
 }

@@ -3,7 +3,9 @@ using System.Collections;
 namespace IoTHub.Connectivity.Mqtt;
 
 /// <summary>Who is behind an MQTT session, kept in MQTTnet's session items from CONNECT on.</summary>
-internal sealed record SessionInfo(string? DeviceId, string? AppRole, bool IsV5, string ClientId)
+/// <param name="SessionKept">The broker keeps the session (subscriptions, queued messages) after this connection ends:
+/// 3.1.1 with CleanSession = 0, or 5.0 with a session expiry interval.</param>
+internal sealed record SessionInfo(string? DeviceId, string? AppRole, bool IsV5, string ClientId, bool SessionKept = false, bool CleanStart = true)
 {
     private const string Key = "iothub.session";
 

@@ -8,12 +8,12 @@ namespace IoTHub.Devices.GetDevice;
 
 public sealed record GetDeviceQuery(string Id) : IRequest<DeviceView?>;
 
-internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence) : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>
+internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimeProvider time) : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>
 {
     public async ValueTask<DeviceView?> Handle(GetDeviceQuery q, CancellationToken ct)
     {
         var d = await db.Set<Device>().AsNoTracking().FirstOrDefaultAsync(x => x.Id == q.Id, ct);
-        return d is null ? null : DeviceView.Of(d, presence);
+        return d is null ? null : DeviceView.Of(d, presence, await DeviceView.ReportIntervalsAsync(db, ct), time.NowMs());
     }
 
     public async ValueTask<bool> Handle(DeviceExists q, CancellationToken ct) => await db.Set<Device>().AnyAsync(x => x.Id == q.DeviceId, ct);

@@ -9,7 +9,7 @@ namespace IoTHub.Devices.ListDevices;
 /// <summary>Keyset-paged by id: the cursor is the last id of the previous page.</summary>
 public sealed record ListDevicesQuery(string? Search, string? Status, string? Tag, string? Profile, string? Cursor, int Limit) : IRequest<Page<DeviceView>>;
 
-internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence) : IRequestHandler<ListDevicesQuery, Page<DeviceView>>
+internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, TimeProvider time) : IRequestHandler<ListDevicesQuery, Page<DeviceView>>
 {
     public static readonly string[] Statuses = ["online", "offline", "never"];
 
@@ -32,7 +32,9 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence) : IR
         if (!string.IsNullOrWhiteSpace(q.Profile)) devices = devices.Where(d => d.ProfileId == q.Profile);
         if (q.Cursor is { Length: > 0 } after) devices = devices.Where(d => string.Compare(d.Id, after) > 0);
         var page = await devices.OrderBy(d => d.Id).Take(q.Limit + 1).ToListAsync(ct);
-        var items = page.Take(q.Limit).Select(d => DeviceView.Of(d, presence)).ToList();
+        var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
+        var now = time.NowMs();
+        var items = page.Take(q.Limit).Select(d => DeviceView.Of(d, presence, intervals, now)).ToList();
         return new Page<DeviceView>(items, page.Count > q.Limit ? items[^1].Id : null);
     }
 

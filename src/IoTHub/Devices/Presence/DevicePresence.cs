@@ -109,6 +109,14 @@ internal sealed class PresenceRecorder(DevicePresence presence, HubDb db, ILogge
         var at = n.At.ToUnixTimeMilliseconds();
         await db.Set<Device>().Where(d => d.Id == n.DeviceId)
             .ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, true).SetProperty(d => d.LastSeen, at), ct);
+        db.Add(new DeviceConnection
+        {
+            DeviceId = n.DeviceId, ClientId = n.ClientId, Protocol = n.Protocol, RemoteAddress = n.RemoteAddress, ConnectedAt = at,
+        });
+        await db.SaveChangesAsync(ct);
+        var oldest = await db.Set<DeviceConnection>().Where(c => c.DeviceId == n.DeviceId).OrderByDescending(c => c.Id)
+            .Skip(ListConnectionsHandler.KeptPerDevice).Select(c => (long?)c.Id).FirstOrDefaultAsync(ct);
+        if (oldest is { } cut) await db.Set<DeviceConnection>().Where(c => c.DeviceId == n.DeviceId && c.Id <= cut).ExecuteDeleteAsync(ct);
         log.LogInformation("Device {DeviceId} connected over {Protocol} from {Remote} as {ClientId}", n.DeviceId, n.Protocol, n.RemoteAddress, n.ClientId);
     }
 
@@ -119,19 +127,42 @@ internal sealed class PresenceRecorder(DevicePresence presence, HubDb db, ILogge
         var lastSeen = presence.LastSeen(n.DeviceId) ?? at;
         await db.Set<Device>().Where(d => d.Id == n.DeviceId)
             .ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, remaining > 0).SetProperty(d => d.LastSeen, lastSeen), ct);
+        var open = await db.Set<DeviceConnection>().Where(c => c.DeviceId == n.DeviceId && c.ClientId == n.ClientId && c.DisconnectedAt == null)
+            .OrderByDescending(c => c.Id).Select(c => (long?)c.Id).FirstOrDefaultAsync(ct);
+        if (open is { } row)
+        {
+            await db.Set<DeviceConnection>().Where(c => c.Id == row)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.DisconnectedAt, at).SetProperty(c => c.DisconnectReason, n.Reason), ct);
+        }
         log.LogInformation("Device {DeviceId} disconnected ({Reason}); {Remaining} connections left", n.DeviceId, n.Reason, remaining);
     }
 
-    public ValueTask Handle(DeviceDeleted n, CancellationToken ct)
+    public async ValueTask Handle(DeviceDeleted n, CancellationToken ct)
     {
         presence.Forget(n.DeviceId);
-        return ValueTask.CompletedTask;
+        await db.Set<DeviceConnection>().Where(c => c.DeviceId == n.DeviceId).ExecuteDeleteAsync(ct);
     }
 }
 
 internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFactory scopes, ILogger<LastSeenFlusher> log) : BackgroundService
 {
     private static readonly TimeSpan Interval = TimeSpan.FromSeconds(5);
+
+    /// <summary>No device is connected to a hub that is just starting: whatever the last run left "online" (a crash,
+    /// a kill) is offline now, and its open connection rows are closed.</summary>
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        await using (var scope = scopes.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+            var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+            var stale = await db.Set<Device>().Where(d => d.Online).ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, false), cancellationToken);
+            await db.Set<DeviceConnection>().Where(c => c.DisconnectedAt == null)
+                .ExecuteUpdateAsync(s => s.SetProperty(c => c.DisconnectedAt, now).SetProperty(c => c.DisconnectReason, "hub stopped"), cancellationToken);
+            if (stale > 0) log.LogInformation("Marked {Count} devices offline that were online when the hub last stopped", stale);
+        }
+        await base.StartAsync(cancellationToken);
+    }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {

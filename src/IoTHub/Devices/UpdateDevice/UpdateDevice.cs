@@ -27,7 +27,7 @@ internal sealed class UpdateDeviceValidator : AbstractValidator<UpdateDeviceRequ
     }
 }
 
-internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePresence presence, DeviceAuthenticator authenticator) : IRequestHandler<UpdateDeviceCommand, UpdateDeviceResult>
+internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePresence presence, DeviceAuthenticator authenticator, TimeProvider time) : IRequestHandler<UpdateDeviceCommand, UpdateDeviceResult>
 {
     public async ValueTask<UpdateDeviceResult> Handle(UpdateDeviceCommand c, CancellationToken ct)
     {
@@ -51,7 +51,7 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
         authenticator.Invalidate(d.Id);
         if (disabling) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
         if (profileChanged) await mediator.Publish(new DeviceProfileAssigned(d.Id, d.ProfileId), ct);
-        return new UpdateDeviceResult(DeviceView.Of(d, presence));
+        return new UpdateDeviceResult(DeviceView.Of(d, presence, await DeviceView.ReportIntervalsAsync(db, ct), time.NowMs()));
     }
 
     public static void Map(RouteGroupBuilder api) =>

@@ -21,6 +21,138 @@ namespace IoTHub.Storage.Migrations.Postgres
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("IoTHub.Commands.DeviceCommand", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("CompletedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("completed_at");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<bool>("DeliverWhenOnline")
+                        .HasColumnType("boolean")
+                        .HasColumnName("deliver_when_online");
+
+                    b.Property<long?>("DeliveredAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("delivered_at");
+
+                    b.Property<string>("DeviceId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("Error")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("error");
+
+                    b.Property<long?>("ExpiresAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("expires_at");
+
+                    b.Property<string>("IdempotencyKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<string>("ParamsJson")
+                        .HasColumnType("text")
+                        .HasColumnName("params");
+
+                    b.Property<string>("RequestedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("requested_by");
+
+                    b.Property<string>("ResponseStatus")
+                        .HasMaxLength(8)
+                        .HasColumnType("character varying(8)")
+                        .HasColumnName("response_status");
+
+                    b.Property<string>("ResultJson")
+                        .HasColumnType("text")
+                        .HasColumnName("result");
+
+                    b.Property<long?>("SentAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("sent_at");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("state");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DeviceId", "IdempotencyKey")
+                        .IsUnique();
+
+                    b.HasIndex("State", "ExpiresAt");
+
+                    b.HasIndex("DeviceId", "State", "CreatedAt");
+
+                    b.ToTable("device_commands", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Commands.State.DeviceTwin", b =>
+                {
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("DesiredJson")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("desired");
+
+                    b.Property<long?>("DesiredUpdatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("desired_updated_at");
+
+                    b.Property<string>("DesiredUpdatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("desired_updated_by");
+
+                    b.Property<long>("DesiredVersion")
+                        .HasColumnType("bigint")
+                        .HasColumnName("desired_version");
+
+                    b.Property<string>("ReportedJson")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("reported");
+
+                    b.Property<long?>("ReportedUpdatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("reported_updated_at");
+
+                    b.Property<long>("ReportedVersion")
+                        .HasColumnType("bigint")
+                        .HasColumnName("reported_version");
+
+                    b.HasKey("DeviceId");
+
+                    b.ToTable("device_states", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Devices.Device", b =>
                 {
                     b.Property<string>("Id")
@@ -79,6 +211,58 @@ namespace IoTHub.Storage.Migrations.Postgres
                     b.HasIndex("TokenHash");
 
                     b.ToTable("devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Devices.Presence.DeviceConnection", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<string>("ClientId")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("client_id");
+
+                    b.Property<long>("ConnectedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("connected_at");
+
+                    b.Property<string>("DeviceId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("DisconnectReason")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("disconnect_reason");
+
+                    b.Property<long?>("DisconnectedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("disconnected_at");
+
+                    b.Property<string>("Protocol")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("protocol");
+
+                    b.Property<string>("RemoteAddress")
+                        .HasMaxLength(100)
+                        .HasColumnType("character varying(100)")
+                        .HasColumnName("remote_address");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DeviceId", "Id");
+
+                    b.ToTable("device_connections", (string)null);
                 });
 
             modelBuilder.Entity("IoTHub.Devices.Profiles.DeviceProfile", b =>

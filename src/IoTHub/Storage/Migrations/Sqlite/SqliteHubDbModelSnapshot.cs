@@ -16,6 +16,138 @@ namespace IoTHub.Storage.Migrations.Sqlite
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
 
+            modelBuilder.Entity("IoTHub.Commands.DeviceCommand", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("id");
+
+                    b.Property<long?>("CompletedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("completed_at");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<bool>("DeliverWhenOnline")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("deliver_when_online");
+
+                    b.Property<long?>("DeliveredAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("delivered_at");
+
+                    b.Property<string>("DeviceId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("Error")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("error");
+
+                    b.Property<long?>("ExpiresAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expires_at");
+
+                    b.Property<string>("IdempotencyKey")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("idempotency_key");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<string>("ParamsJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("params");
+
+                    b.Property<string>("RequestedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("requested_by");
+
+                    b.Property<string>("ResponseStatus")
+                        .HasMaxLength(8)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("response_status");
+
+                    b.Property<string>("ResultJson")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("result");
+
+                    b.Property<long?>("SentAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("sent_at");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DeviceId", "IdempotencyKey")
+                        .IsUnique();
+
+                    b.HasIndex("State", "ExpiresAt");
+
+                    b.HasIndex("DeviceId", "State", "CreatedAt");
+
+                    b.ToTable("device_commands", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Commands.State.DeviceTwin", b =>
+                {
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("DesiredJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("desired");
+
+                    b.Property<long?>("DesiredUpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("desired_updated_at");
+
+                    b.Property<string>("DesiredUpdatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("desired_updated_by");
+
+                    b.Property<long>("DesiredVersion")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("desired_version");
+
+                    b.Property<string>("ReportedJson")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reported");
+
+                    b.Property<long?>("ReportedUpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("reported_updated_at");
+
+                    b.Property<long>("ReportedVersion")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("reported_version");
+
+                    b.HasKey("DeviceId");
+
+                    b.ToTable("device_states", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Devices.Device", b =>
                 {
                     b.Property<string>("Id")
@@ -74,6 +206,56 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.HasIndex("TokenHash");
 
                     b.ToTable("devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Devices.Presence.DeviceConnection", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("ClientId")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("client_id");
+
+                    b.Property<long>("ConnectedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("connected_at");
+
+                    b.Property<string>("DeviceId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("DisconnectReason")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("disconnect_reason");
+
+                    b.Property<long?>("DisconnectedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("disconnected_at");
+
+                    b.Property<string>("Protocol")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("protocol");
+
+                    b.Property<string>("RemoteAddress")
+                        .HasMaxLength(100)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("remote_address");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("DeviceId", "Id");
+
+                    b.ToTable("device_connections", (string)null);
                 });
 
             modelBuilder.Entity("IoTHub.Devices.Profiles.DeviceProfile", b =>

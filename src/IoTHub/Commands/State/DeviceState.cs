@@ -1,0 +1,207 @@
+// The device twin's slices: read both sides (GET), set desired (PUT replaces, PATCH merges; If-Match with the
+// desired version refuses lost updates with 412), take reported patches from devices, and feed the broker's
+// retained store with every desired state when it starts.
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using IoTHub.Commands.Delivery;
+using IoTHub.Contracts;
+using IoTHub.Storage;
+using Mediator;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+
+namespace IoTHub.Commands.State;
+
+public sealed record GetDeviceStateQuery(string DeviceId) : IRequest<DeviceStateView?>;
+
+public sealed record SetDesiredStateCommand(string DeviceId, JsonObject Desired, bool Merge, long? IfMatch, string? RequestedBy) : IRequest<SetDesiredStateResult>;
+
+public enum SetDesiredOutcome { Updated, DeviceNotFound, VersionMismatch, TooLarge }
+
+public sealed record SetDesiredStateResult(SetDesiredOutcome Outcome, DeviceStateView? State);
+
+internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvider time, IOptions<CommandsOptions> options, ILogger<DeviceStateHandler> log) :
+    IRequestHandler<GetDeviceStateQuery, DeviceStateView?>, IRequestHandler<SetDesiredStateCommand, SetDesiredStateResult>,
+    IRequestHandler<ReportDeviceState, StateReportOutcome>, IRequestHandler<GetDesiredStateMessage, byte[]?>,
+    IRequestHandler<ListDesiredStateMessages, IReadOnlyList<(string DeviceId, byte[] Payload)>>, INotificationHandler<DeviceDeleted>
+{
+    // Desired updates on this hub are serialised so the retained messages go out in version order.
+    private static readonly SemaphoreSlim DesiredGate = new(1, 1);
+    private const int Attempts = 8;
+
+    public async ValueTask<DeviceStateView?> Handle(GetDeviceStateQuery q, CancellationToken ct)
+    {
+        if (!await mediator.Send(new DeviceExists(q.DeviceId), ct)) return null;
+        return DeviceStateView.Of(q.DeviceId, await db.Set<DeviceTwin>().AsNoTracking().FirstOrDefaultAsync(t => t.DeviceId == q.DeviceId, ct));
+    }
+
+    public async ValueTask<SetDesiredStateResult> Handle(SetDesiredStateCommand c, CancellationToken ct)
+    {
+        if (!await mediator.Send(new DeviceExists(c.DeviceId), ct)) return new(SetDesiredOutcome.DeviceNotFound, null);
+        await DesiredGate.WaitAsync(ct);
+        try
+        {
+            for (var attempt = 0; attempt < Attempts; attempt++)
+            {
+                db.ChangeTracker.Clear();
+                var twin = await db.Set<DeviceTwin>().AsNoTracking().FirstOrDefaultAsync(t => t.DeviceId == c.DeviceId, ct);
+                var current = twin?.DesiredVersion ?? 0;
+                if (c.IfMatch is { } expected && expected != current) return new(SetDesiredOutcome.VersionMismatch, DeviceStateView.Of(c.DeviceId, twin));
+
+                var desired = c.Merge ? JsonStates.Parse(twin?.DesiredJson) : new JsonObject();
+                JsonStates.MergePatch(desired, c.Desired);
+                var json = desired.ToJsonString();
+                if (Encoding.UTF8.GetByteCount(json) > options.Value.MaxJsonBytes) return new(SetDesiredOutcome.TooLarge, null);
+                var now = time.NowMs();
+                var next = current + 1;
+                if (!await SaveAsync(twin, c.DeviceId, t => { t.DesiredJson = json; t.DesiredVersion = next; t.DesiredUpdatedAt = now; t.DesiredUpdatedBy = c.RequestedBy; },
+                        q => q.Where(t => t.DesiredVersion == current).ExecuteUpdateAsync(s => s.SetProperty(t => t.DesiredJson, json)
+                            .SetProperty(t => t.DesiredVersion, next).SetProperty(t => t.DesiredUpdatedAt, now).SetProperty(t => t.DesiredUpdatedBy, c.RequestedBy), ct), ct))
+                    continue; // another hub changed it in between: read again (and let If-Match decide)
+
+                await mediator.Send(new DeliverToDevice(c.DeviceId, "state/desired", DesiredMessage(next, desired), Retain: true), ct);
+                log.LogInformation("Desired state of device {DeviceId} is now version {Version}", c.DeviceId, next);
+                return new(SetDesiredOutcome.Updated, DeviceStateView.Of(c.DeviceId, await db.Set<DeviceTwin>().AsNoTracking().FirstAsync(t => t.DeviceId == c.DeviceId, ct)));
+            }
+            throw new DbUpdateConcurrencyException($"desired state of {c.DeviceId} kept changing");
+        }
+        finally
+        {
+            DesiredGate.Release();
+        }
+    }
+
+    public async ValueTask<StateReportOutcome> Handle(ReportDeviceState r, CancellationToken ct)
+    {
+        var max = options.Value.MaxJsonBytes;
+        if (r.Payload.Length > max) return new(null, $"reported state larger than {max} bytes");
+        JsonObject patch;
+        try
+        {
+            if (JsonNode.Parse(r.Payload.Span, documentOptions: CommandLifecycle.Strict) is not JsonObject o) return new(null, "reported state must be a JSON object");
+            patch = o;
+        }
+        catch (JsonException ex)
+        {
+            return new(null, "reported state is not valid JSON: " + ex.Message);
+        }
+        catch (ArgumentException)
+        {
+            return new(null, "reported state is not valid UTF-8");
+        }
+        for (var attempt = 0; attempt < Attempts; attempt++)
+        {
+            db.ChangeTracker.Clear();
+            var twin = await db.Set<DeviceTwin>().AsNoTracking().FirstOrDefaultAsync(t => t.DeviceId == r.DeviceId, ct);
+            var current = twin?.ReportedVersion ?? 0;
+            var reported = JsonStates.Parse(twin?.ReportedJson);
+            JsonStates.MergePatch(reported, patch);
+            var json = reported.ToJsonString();
+            if (Encoding.UTF8.GetByteCount(json) > max) return new(null, $"reported state would grow beyond {max} bytes");
+            var now = time.NowMs();
+            var next = current + 1;
+            if (await SaveAsync(twin, r.DeviceId, t => { t.ReportedJson = json; t.ReportedVersion = next; t.ReportedUpdatedAt = now; },
+                    q => q.Where(t => t.ReportedVersion == current).ExecuteUpdateAsync(s => s.SetProperty(t => t.ReportedJson, json)
+                        .SetProperty(t => t.ReportedVersion, next).SetProperty(t => t.ReportedUpdatedAt, now), ct), ct))
+                return new(next, null);
+        }
+        throw new DbUpdateConcurrencyException($"reported state of {r.DeviceId} kept changing");
+    }
+
+    /// <summary>Inserts the twin when there is none, else runs the version-conditional update. False when a concurrent writer won.</summary>
+    private async Task<bool> SaveAsync(DeviceTwin? existing, string deviceId, Action<DeviceTwin> fill,
+        Func<IQueryable<DeviceTwin>, Task<int>> conditionalUpdate, CancellationToken ct)
+    {
+        if (existing is not null) return await conditionalUpdate(db.Set<DeviceTwin>().Where(t => t.DeviceId == deviceId)) == 1;
+        var twin = new DeviceTwin { DeviceId = deviceId };
+        fill(twin);
+        db.Add(twin);
+        try
+        {
+            await db.SaveChangesAsync(ct);
+            return true;
+        }
+        catch (DbUpdateException)
+        {
+            return false;
+        }
+    }
+
+    public async ValueTask<byte[]?> Handle(GetDesiredStateMessage q, CancellationToken ct)
+    {
+        var twin = await db.Set<DeviceTwin>().AsNoTracking().FirstOrDefaultAsync(t => t.DeviceId == q.DeviceId && t.DesiredVersion > 0, ct);
+        return twin is null ? null : DesiredMessage(twin.DesiredVersion, JsonStates.Parse(twin.DesiredJson));
+    }
+
+    public async ValueTask<IReadOnlyList<(string DeviceId, byte[] Payload)>> Handle(ListDesiredStateMessages q, CancellationToken ct)
+    {
+        var twins = await db.Set<DeviceTwin>().AsNoTracking().Where(t => t.DesiredVersion > 0)
+            .Select(t => new { t.DeviceId, t.DesiredVersion, t.DesiredJson }).ToListAsync(ct);
+        return twins.Select(t => (t.DeviceId, DesiredMessage(t.DesiredVersion, JsonStates.Parse(t.DesiredJson)))).ToList();
+    }
+
+    public async ValueTask Handle(DeviceDeleted n, CancellationToken ct)
+    {
+        if (await db.Set<DeviceTwin>().Where(t => t.DeviceId == n.DeviceId).ExecuteDeleteAsync(ct) > 0)
+            await mediator.Send(new DeliverToDevice(n.DeviceId, "state/desired", ReadOnlyMemory<byte>.Empty, Retain: true), ct); // clears the retained message
+    }
+
+    /// <summary><c>{"version": n, "state": {...}}</c>, what a device receives on <c>devices/{id}/state/desired</c>.</summary>
+    internal static byte[] DesiredMessage(long version, JsonObject state) =>
+        JsonSerializer.SerializeToUtf8Bytes(new JsonObject { ["version"] = version, ["state"] = state.DeepClone() });
+
+    public static void Map(RouteGroupBuilder api)
+    {
+        api.MapGet("/devices/{id}/state", async (string id, HttpContext http, IMediator m, CancellationToken ct) =>
+            {
+                if (await m.Send(new GetDeviceStateQuery(id), ct) is not { } view) return Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+                http.Response.Headers.ETag = $"\"{view.Desired.Version}\"";
+                return Results.Ok(view);
+            })
+            .WithName("GetDeviceState").WithSummary("Desired and reported state with their versions, and the delta").WithTags("Device state")
+            .Produces<DeviceStateView>().ProducesProblem(404);
+
+        api.MapPut("/devices/{id}/state", (string id, JsonObject body, HttpContext http, IMediator m, CancellationToken ct) => SetAsync(id, body, merge: false, http, m, ct))
+            .RequireAuthorization("operator")
+            .WithName("SetDesiredState").WithTags("Device state")
+            .WithSummary("Replace the desired state ({\"desired\": {...}}); If-Match with the desired version refuses lost updates")
+            .Produces<DeviceStateView>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412);
+
+        api.MapPatch("/devices/{id}/state", (string id, JsonObject body, HttpContext http, IMediator m, CancellationToken ct) => SetAsync(id, body, merge: true, http, m, ct))
+            .RequireAuthorization("operator")
+            .WithName("PatchDesiredState").WithTags("Device state")
+            .WithSummary("Merge a JSON merge patch into the desired state ({\"desired\": {...}}); null removes a member")
+            .Produces<DeviceStateView>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412);
+    }
+
+    private static async Task<IResult> SetAsync(string id, JsonObject body, bool merge, HttpContext http, IMediator m, CancellationToken ct)
+    {
+        if (body["desired"] is not JsonObject desired)
+            return Results.ValidationProblem(new Dictionary<string, string[]> { ["desired"] = ["desired must be a JSON object"] });
+        long? ifMatch = null;
+        var header = http.Request.Headers.IfMatch.ToString().Trim();
+        if (header.Length > 0 && header != "*")
+        {
+            var raw = header.StartsWith("W/", StringComparison.Ordinal) ? header[2..] : header;
+            if (!long.TryParse(raw.Trim('"'), out var v))
+                return Results.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["If-Match must be the desired version, e.g. \"3\""] });
+            ifMatch = v;
+        }
+        var result = await m.Send(new SetDesiredStateCommand(id, desired, merge, ifMatch, http.User.Identity?.Name), ct);
+        switch (result.Outcome)
+        {
+            case SetDesiredOutcome.DeviceNotFound:
+                return Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+            case SetDesiredOutcome.TooLarge:
+                return Results.Problem(statusCode: 413, title: "Desired state too large");
+            case SetDesiredOutcome.VersionMismatch:
+                http.Response.Headers.ETag = $"\"{result.State!.Desired.Version}\"";
+                return Results.Problem(statusCode: 412, title: "Desired state has changed",
+                    detail: $"If-Match was {ifMatch}, the desired version is now {result.State.Desired.Version}. Read it again and retry.");
+            default:
+                http.Response.Headers.ETag = $"\"{result.State!.Desired.Version}\"";
+                return Results.Ok(result.State);
+        }
+    }
+}

@@ -1,0 +1,168 @@
+using System.Net.Http.Json;
+using System.Net.Sockets;
+using System.Text;
+using IoTHub.Tests.Infrastructure;
+using MQTTnet;
+using MQTTnet.Protocol;
+
+namespace IoTHub.Tests.Devices;
+
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class PresenceTests(Store store) : HubFixture(store)
+{
+    /// <summary>A hand-built MQTT 3.1.1 CONNECT with a will, so the test controls the socket completely.</summary>
+    private static byte[] ConnectWithWill(string clientId, string user, string password, ushort keepAliveSeconds, string willTopic, string willPayload)
+    {
+        static byte[] Str(string s)
+        {
+            var b = Encoding.UTF8.GetBytes(s);
+            return [(byte)(b.Length >> 8), (byte)b.Length, .. b];
+        }
+        var variable = new List<byte> { 0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 4, 0b1100_1110, (byte)(keepAliveSeconds >> 8), (byte)keepAliveSeconds };
+        // flags: user name, password, will QoS 1, will flag, clean session
+        var payload = Str(clientId).Concat(Str(willTopic)).Concat(Str(willPayload)).Concat(Str(user)).Concat(Str(password)).ToArray();
+        var remaining = variable.Count + payload.Length;
+        var header = new List<byte> { 0x10 };
+        do
+        {
+            var digit = (byte)(remaining % 128);
+            remaining /= 128;
+            header.Add(remaining > 0 ? (byte)(digit | 0x80) : digit);
+        } while (remaining > 0);
+        return [.. header, .. variable, .. payload];
+    }
+
+    private async Task<(IMqttClient Watcher, List<string> Wills)> WatchAsync(string id)
+    {
+        var wills = new List<string>();
+        var watcher = await Hub.ConnectAsync("apikey", await Hub.CreateApiKeyAsync("viewer"));
+        watcher.ApplicationMessageReceivedAsync += e =>
+        {
+            lock (wills) wills.Add(Encoding.UTF8.GetString(e.ApplicationMessage.Payload));
+            return Task.CompletedTask;
+        };
+        await watcher.SubscribeAsync($"devices/{id}/state/reported", MqttQualityOfServiceLevel.AtLeastOnce);
+        return (watcher, wills);
+    }
+
+    private async Task<string> StatusAsync(string id)
+    {
+        using var admin = await Hub.AdminAsync();
+        return (await admin.GetJsonAsync($"/api/v1/devices/{id}"))["status"]!.GetValue<string>();
+    }
+
+    [Test]
+    public async Task A_silent_connection_is_dropped_within_one_and_a_half_keep_alives_and_its_last_will_is_published()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (watcher, wills) = await WatchAsync(id);
+        using var _ = watcher;
+        using var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
+        var stream = tcp.GetStream();
+        await stream.WriteAsync(ConnectWithWill("raw-" + id, id, token, keepAliveSeconds: 2, $"devices/{id}/state/reported", """{"connected": false}"""));
+        var connack = new byte[4];
+        await stream.ReadExactlyAsync(connack);
+        Assert.That(connack, Is.EqualTo(new byte[] { 0x20, 2, 0, 0 }), "CONNACK accepted");
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+        var silentSince = DateTime.UtcNow;
+
+        // Say nothing more, keep the socket open: only the keep-alive can notice.
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "offline", "the device goes offline", TimeSpan.FromSeconds(10));
+        var offlineAfter = DateTime.UtcNow - silentSince;
+
+        Assert.That(offlineAfter, Is.LessThan(TimeSpan.FromSeconds(2 * 1.5 + 1)), "1.5 × keep-alive, plus a second for the broker's check and the status write");
+        await WaitFor.ConditionAsync(() => { lock (wills) return wills.Count == 1; }, "the last will reaches a subscriber");
+        Assert.That(wills.Single(), Does.Contain("\"connected\": false"));
+        using var admin = await Hub.AdminAsync();
+        await WaitFor.ConditionAsync(async () =>
+            (await admin.GetJsonAsync($"/api/v1/devices/{id}/state"))["reported"]!["state"]!["connected"]?.GetValue<bool>() == false,
+            "the will on state/reported is merged into the reported state");
+    }
+
+    [Test]
+    public async Task A_killed_tcp_connection_marks_the_device_offline_and_publishes_its_will()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (watcher, wills) = await WatchAsync(id);
+        using var _ = watcher;
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
+        await tcp.GetStream().WriteAsync(ConnectWithWill("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{id}/state/reported", """{"connected": false}"""));
+        await tcp.GetStream().ReadExactlyAsync(new byte[4]);
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+
+        tcp.Client.LingerState = new LingerOption(true, 0); // RST, no DISCONNECT
+        tcp.Dispose();
+
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "offline", "the device goes offline", TimeSpan.FromSeconds(5));
+        await WaitFor.ConditionAsync(() => { lock (wills) return wills.Count == 1; }, "the last will reaches a subscriber");
+        using var admin = await Hub.AdminAsync();
+        var history = await admin.GetJsonAsync($"/api/v1/devices/{id}/connections");
+        Assert.That(history["items"]![0]!["disconnectReason"]!.GetValue<string>(), Does.Contain("connection lost"));
+    }
+
+    [Test]
+    public async Task A_will_outside_the_devices_own_topics_is_not_published()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (victim, _) = await Hub.CreateDeviceAsync();
+        var (watcher, wills) = await WatchAsync(victim);
+        using var _ = watcher;
+        var tcp = new TcpClient();
+        await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
+        await tcp.GetStream().WriteAsync(ConnectWithWill("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{victim}/state/reported", """{"hacked": true}"""));
+        await tcp.GetStream().ReadExactlyAsync(new byte[4]);
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+
+        tcp.Client.LingerState = new LingerOption(true, 0);
+        tcp.Dispose();
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "offline", "the device goes offline");
+        await Task.Delay(500);
+
+        lock (wills) Assert.That(wills, Is.Empty);
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{victim}/state"))["reported"]!["version"]!.GetValue<long>(), Is.Zero);
+    }
+
+    [Test]
+    public async Task Connection_history_records_protocol_address_and_a_clean_disconnect()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using (var client = await Hub.ConnectAsync(id, token))
+        {
+            await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+            await client.DisconnectAsync();
+        }
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "offline", "the device is offline");
+
+        using var admin = await Hub.AdminAsync();
+        var row = (await admin.GetJsonAsync($"/api/v1/devices/{id}/connections"))["items"]!.AsArray().Single()!;
+        Assert.That(row["protocol"]!.GetValue<string>(), Is.EqualTo("mqtt5"));
+        Assert.That(row["remoteAddress"]!.GetValue<string>(), Does.Contain("127.0.0.1"));
+        Assert.That(row["disconnectReason"]!.GetValue<string>(), Is.EqualTo("clean disconnect"));
+        Assert.That(row["disconnectedAt"]!.GetValue<DateTimeOffset>(), Is.GreaterThanOrEqualTo(row["connectedAt"]!.GetValue<DateTimeOffset>()));
+    }
+
+    [Test]
+    public async Task A_device_silent_for_twice_its_report_interval_is_flagged_inactive()
+    {
+        using var admin = await Hub.AdminAsync();
+        var profile = "every-second-" + Guid.NewGuid().ToString("N")[..6];
+        Assert.That((await admin.PostAsJsonAsync("/api/v1/profiles", new { id = profile, reportIntervalSeconds = 1 })).IsSuccessStatusCode);
+        var (id, token) = await Hub.CreateDeviceAsync();
+        Assert.That((await admin.PatchAsJsonAsync($"/api/v1/devices/{id}", new { profile })).IsSuccessStatusCode);
+        using var device = Hub.WithBearer(token);
+
+        Assert.That((await device.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body("""{"t": 1}"""))).IsSuccessStatusCode);
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}"))["inactive"]!.GetValue<bool>(), Is.False);
+
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}"))["inactive"]!.GetValue<bool>(), "the device is flagged inactive");
+        var listed = await admin.GetJsonAsync($"/api/v1/devices?search={id}");
+        Assert.That(listed["items"]![0]!["inactive"]!.GetValue<bool>(), Is.True);
+
+        Assert.That((await device.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body("""{"t": 2}"""))).IsSuccessStatusCode);
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}"))["inactive"]!.GetValue<bool>(), Is.False, "reporting again clears the flag");
+    }
+}

@@ -1,0 +1,29 @@
+using System.Diagnostics;
+
+namespace IoTHub.Tests.Infrastructure;
+
+/// <summary>Runs a real client nobody here wrote (mosquitto_pub, mosquitto_sub). Missing tools fail in CI and skip elsewhere.</summary>
+public static class ExternalTool
+{
+    public static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
+    {
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        Process p;
+        try
+        {
+            p = Process.Start(psi)!;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail($"{file} is not installed");
+            Assert.Ignore($"{file} is not installed (apt-get install mosquitto-clients)");
+            throw;
+        }
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        var stdout = p.StandardOutput.ReadToEndAsync(timeout.Token);
+        var stderr = p.StandardError.ReadToEndAsync(timeout.Token);
+        await p.WaitForExitAsync(timeout.Token);
+        return (p.ExitCode, await stdout + await stderr);
+    }
+}

@@ -1,0 +1,45 @@
+using System.Net;
+using IoTHub.Simulator;
+using IoTHub.Tests.Infrastructure;
+
+namespace IoTHub.Tests.Simulator;
+
+[TestFixture(Store.Sqlite)]
+public sealed class SimulatorTests(Store store) : HubFixture(store)
+{
+    [Test]
+    public async Task Simulated_devices_publish_answer_commands_and_follow_their_desired_state()
+    {
+        var devices = new List<SimDevice>();
+        for (var i = 0; i < 3; i++)
+        {
+            var (id, token) = await Hub.CreateDeviceAsync();
+            devices.Add(new SimDevice(id, token));
+        }
+        var run = LoadGenerator.RunAsync(devices, new LoadOptions("127.0.0.1", Hub.MqttPort, Hub.BaseAddress, "mqtt", 1, 5, TimeSpan.FromSeconds(6),
+            DeviceModel.Thermostat, Interactive: true), CancellationToken.None);
+        var target = devices[0].Id;
+        using var admin = await Hub.AdminAsync();
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{target}"))["status"]!.GetValue<string>() == "online", "the fleet is up");
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{target}/state"))["reported"]!["version"]!.GetValue<long>() > 0,
+            "the device reports its state after subscribing");
+
+        var command = await admin.PostAsync($"/api/v1/devices/{target}/commands", Json.Of(new { name = "setSetpoint", @params = new { value = 23.5 }, timeoutSeconds = 5 }));
+        var unknown = await admin.PostAsync($"/api/v1/devices/{target}/commands", Json.Of(new { name = "selfDestruct", timeoutSeconds = 5 }));
+        var desired = await admin.PutAsync($"/api/v1/devices/{target}/state", Json.Of(new { desired = new { setpoint = 22.0 } }));
+        var result = await run;
+
+        Assert.That(command.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That((await command.ReadJsonAsync())["state"]!.GetValue<string>(), Is.EqualTo("succeeded"));
+        Assert.That((await unknown.ReadJsonAsync())["state"]!.GetValue<string>(), Is.EqualTo("failed"));
+        Assert.That(desired.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        var state = await admin.GetJsonAsync($"/api/v1/devices/{target}/state");
+        Assert.That(state["reported"]!["state"]!["setpoint"]!.GetValue<double>(), Is.EqualTo(22.0));
+        Assert.That(state["reported"]!["state"]!["appliedVersion"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(state["delta"]!.AsObject(), Is.Empty);
+        Assert.That(result.Acked, Is.GreaterThan(50));
+        Assert.That(result.CommandsAnswered, Is.EqualTo(2));
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{target}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray().Select(v => v!["metric"]!.GetValue<string>()), Does.Contain("temperature"));
+    }
+}

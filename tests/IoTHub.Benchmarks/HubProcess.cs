@@ -36,7 +36,7 @@ internal sealed class HubProcess : IAsyncDisposable
                  {
                      dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}",
                      $"--Bootstrap:AdminPassword={Password}", $"--Storage:Provider={provider}", $"--ConnectionStrings:Postgres={postgres}",
-                     "--Logging:LogLevel:Default=Warning",
+                     "--Logging:LogLevel:Default=Warning", "--Connectivity:DeviceMessagesPerSecond=1000000",
                  })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;

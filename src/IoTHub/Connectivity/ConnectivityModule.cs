@@ -19,6 +19,8 @@ public static class ConnectivityModule
         services.AddSingleton<IngestGate>();
         services.AddSingleton<AuthThrottle>();
         services.AddSingleton<MqttBroker>();
+        services.AddSingleton<MqttConnectionGuard>();
+        services.AddSingleton<DeviceRateLimiter>();
 
         var keepAlive = config.GetValue(MqttOptions.SectionName + ":DefaultKeepAliveSeconds", 60);
         services.AddHostedMqttServer(o => o.WithoutDefaultEndpoint().WithKeepAlive().WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(Math.Max(10, keepAlive))));

@@ -27,6 +27,23 @@ public sealed class MqttOptions
     /// <summary>Keep-alive the broker grants when a client asks for none, in seconds.</summary>
     [Range(0, 65535)]
     public int DefaultKeepAliveSeconds { get; set; } = 60;
+
+    /// <summary>Largest MQTT packet (fixed header's remaining length) on the TCP and TLS listeners; a connection declaring
+    /// a larger one is closed before any of it is buffered.</summary>
+    [Range(1024, 256 * 1024 * 1024)]
+    public int MaxPacketBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Most concurrent MQTT connections from one IP address (devices behind one NAT count together).</summary>
+    [Range(1, 1_000_000)]
+    public int MaxConnectionsPerAddress { get; set; } = 1000;
+
+    /// <summary>Longest topic name or filter, in characters.</summary>
+    [Range(16, 65535)]
+    public int MaxTopicLength { get; set; } = 256;
+
+    /// <summary>Most levels (segments between '/') in a topic name or filter.</summary>
+    [Range(2, 128)]
+    public int MaxTopicLevels { get; set; } = 16;
 }
 
 /// <summary>Section <c>Connectivity</c>: limits shared by every device protocol.</summary>
@@ -37,4 +54,13 @@ public sealed class ConnectivityOptions
     /// <summary>Largest telemetry body accepted over HTTP and CoAP, in bytes (MQTT has its own check).</summary>
     [Range(64, 16 * 1024 * 1024)]
     public int MaxPayloadBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Messages a device may send per second over all protocols (telemetry, state, responses). Above it MQTT 5
+    /// gets PUBACK 0x96 "message rate too high", HTTP 429; a 3.1.1 device, which cannot be told, is slowed down instead.</summary>
+    [Range(1, 1_000_000)]
+    public int DeviceMessagesPerSecond { get; set; } = 100;
+
+    /// <summary>Failed device logins from one address are answered after 100 ms, doubling per failure up to this.</summary>
+    [Range(0, 60_000)]
+    public int FailedAuthMaxDelayMilliseconds { get; set; } = 5000;
 }

@@ -36,8 +36,13 @@ public static class Listeners
             }
             if (mqttPort > 0)
             {
-                if (string.IsNullOrEmpty(mqttHost)) k.ListenAnyIP(mqttPort, l => l.UseMqtt());
-                else k.Listen(IPAddress.Parse(mqttHost), mqttPort, l => l.UseMqtt());
+                Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> mqtt = l =>
+                {
+                    l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.MqttConnectionGuard>().Wrap(next));
+                    l.UseMqtt();
+                };
+                if (string.IsNullOrEmpty(mqttHost)) k.ListenAnyIP(mqttPort, mqtt);
+                else k.Listen(IPAddress.Parse(mqttHost), mqttPort, mqtt);
             }
         });
         return web;

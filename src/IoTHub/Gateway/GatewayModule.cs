@@ -1,5 +1,7 @@
 using FluentValidation;
 using IoTHub.Gateway.ApiKeys;
+using IoTHub.Gateway.Audit;
+using IoTHub.Gateway.RateLimits;
 using IoTHub.Gateway.Auth;
 using IoTHub.Gateway.Users;
 using IoTHub.Contracts;
@@ -23,6 +25,8 @@ public static class GatewayModule
         services.AddValidatorsFromAssemblyContaining<CreateUserValidator>(ServiceLifetime.Singleton,
             filter: r => r.ValidatorType.Namespace!.StartsWith("IoTHub.Gateway", StringComparison.Ordinal), includeInternalTypes: true);
 
+        services.AddApiRateLimits();
+        services.AddSingleton<AuditTrail>();
         services.AddAuthentication(HubAuthenticationHandler.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, HubAuthenticationHandler>(HubAuthenticationHandler.SchemeName, null);
         services.AddAuthorizationBuilder()
@@ -35,7 +39,11 @@ public static class GatewayModule
     public static WebApplication UseGateway(this WebApplication app)
     {
         app.UseAuthentication();
+        // Before authorization, so refused attempts (401, 403, 429) are in the audit log too.
+        var audit = app.Services.GetRequiredService<AuditTrail>();
+        app.Use((http, next) => audit.InvokeAsync(http, next));
         app.UseAuthorization();
+        app.UseRateLimiter();
         return app;
     }
 
@@ -44,6 +52,7 @@ public static class GatewayModule
         IssueTokenHandler.Map(api);
         UsersHandler.Map(api);
         ApiKeysHandler.Map(api);
+        ListAuditHandler.Map(api);
         return app;
     }
 }

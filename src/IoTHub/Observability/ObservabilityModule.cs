@@ -10,7 +10,7 @@ public static class ObservabilityModule
     {
         services.AddHealthChecks();
         services.AddSingleton<PrometheusExporter>();
-        services.AddOpenApi();
+        services.AddOpenApi(ApiDescription.Configure);
         return services;
     }
 
@@ -22,6 +22,17 @@ public static class ObservabilityModule
         var exporter = app.ServiceProvider.GetRequiredService<PrometheusExporter>();
         // The API description (every endpoint with its summary and responses), readable without a login.
         app.MapOpenApi("/openapi/{documentName}.json").AllowAnonymous();
+        if (app is IApplicationBuilder builder)
+        {
+            builder.UseSwaggerUI(o =>
+            {
+                o.RoutePrefix = "docs";
+                o.DocumentTitle = "IoTHub API";
+                o.SwaggerEndpoint("/openapi/v1.json", "IoTHub v1");
+                o.EnableTryItOutByDefault();
+                o.DisplayRequestDuration();
+            });
+        }
         app.MapGet("/metrics", () => Results.Text(exporter.Render(), "text/plain; version=0.0.4")).AllowAnonymous().ExcludeFromDescription();
         return app;
     }

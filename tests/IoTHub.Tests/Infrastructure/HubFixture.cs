@@ -8,8 +8,13 @@ public abstract class HubFixture(Store store)
 
     protected virtual IDictionary<string, string?>? Settings => null;
 
+    /// <summary>Adjusts the host before it is built (e.g. adds a logger provider).</summary>
+    protected virtual void Configure(Microsoft.AspNetCore.Builder.WebApplicationBuilder builder)
+    {
+    }
+
     [OneTimeSetUp]
-    public async Task StartHub() => Hub = await HubHost.StartAsync(Store, Settings);
+    public async Task StartHub() => Hub = await HubHost.StartAsync(Store, Settings, Configure);
 
     [OneTimeTearDown]
     public async Task StopHub()

@@ -28,8 +28,11 @@ public sealed class HubHost : IAsyncDisposable
     public Uri BaseAddress { get; private set; } = null!;
     public IServiceProvider Services => _app!.Services;
 
-    private HubHost(Store store, string dataDirectory, string? postgres, int mqttPort, Dictionary<string, string?> settings)
+    private readonly Action<WebApplicationBuilder>? _configure;
+
+    private HubHost(Store store, string dataDirectory, string? postgres, int mqttPort, Dictionary<string, string?> settings, Action<WebApplicationBuilder>? configure)
     {
+        _configure = configure;
         Store = store;
         DataDirectory = dataDirectory;
         PostgresConnectionString = postgres;
@@ -37,7 +40,7 @@ public sealed class HubHost : IAsyncDisposable
         _settings = settings;
     }
 
-    public static async Task<HubHost> StartAsync(Store store, IDictionary<string, string?>? settings = null)
+    public static async Task<HubHost> StartAsync(Store store, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configure = null)
     {
         var data = Path.Combine(Path.GetTempPath(), "iothub-tests", Guid.NewGuid().ToString("N")[..12]);
         Directory.CreateDirectory(data);
@@ -50,9 +53,15 @@ public sealed class HubHost : IAsyncDisposable
             ["Bootstrap:AdminPassword"] = AdminPassword,
             ["Mqtt:Host"] = "127.0.0.1",
             ["Logging:LogLevel:Default"] = Environment.GetEnvironmentVariable("IOTHUB_TEST_LOGLEVEL") ?? "Warning",
+            // Tests drive single devices far faster than a real one would; the limits' own tests set them low again.
+            ["Connectivity:DeviceMessagesPerSecond"] = "1000000",
+            ["Connectivity:FailedAuthMaxDelayMilliseconds"] = "50",
+            ["RateLimits:ApiKeyRequestsPerSecond"] = "100000",
+            ["RateLimits:UserRequestsPerSecond"] = "100000",
+            ["RateLimits:AnonymousRequestsPerSecond"] = "100000",
         };
         foreach (var (k, v) in settings ?? new Dictionary<string, string?>()) all[k] = v;
-        var host = new HubHost(store, data, postgres, FreeTcpPort(), all);
+        var host = new HubHost(store, data, postgres, FreeTcpPort(), all, configure);
         await host.StartAppAsync();
         return host;
     }
@@ -61,7 +70,7 @@ public sealed class HubHost : IAsyncDisposable
     {
         var args = new List<string> { "--urls", "http://127.0.0.1:0", $"--Mqtt:Port={MqttPort}" };
         args.AddRange(_settings.Where(kv => kv.Value is not null).Select(kv => $"--{kv.Key}={kv.Value}"));
-        _app = HubApp.Build(args.ToArray());
+        _app = HubApp.Build(args.ToArray(), _configure);
         await _app.StartAsync();
         var address = _app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses
             .First(a => a.StartsWith("http://127.0.0.1", StringComparison.Ordinal));

@@ -46,6 +46,7 @@ public sealed class CrashTests(Store store)
                      Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", $"--Mqtt:Port={_mqtt}",
                      "--Mqtt:Host=127.0.0.1", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
                      $"--Storage:Provider={store}", $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning",
+                     "--Connectivity:DeviceMessagesPerSecond=1000000",
                  })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;

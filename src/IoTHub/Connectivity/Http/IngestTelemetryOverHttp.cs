@@ -13,7 +13,7 @@ internal static class IngestTelemetryOverHttp
             .WithMetadata(new DeviceAuthenticatedEndpoint())
             .Accepts<object>("application/json", "application/cbor")
             .WithName("SendTelemetry").WithSummary("A device sends telemetry (device token as bearer); 202 after durable storage").WithTags("Device API")
-            .Produces(202).ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(413).ProducesProblem(415).ProducesProblem(503);
+            .Produces(202).ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(413).ProducesProblem(415).ProducesProblem(429).ProducesProblem(503);
 
     private static async Task<IResult> HandleAsync(string id, HttpContext http, IDeviceAuthenticator devices, IngestGate gate,
         IOptions<ConnectivityOptions> options, CancellationToken ct)
@@ -43,7 +43,26 @@ internal static class IngestTelemetryOverHttp
         };
     }
 
+    /// <summary>Checks the device token, slows down repeated failures from one address, and applies the device's message rate.</summary>
     internal static async ValueTask<(DeviceIdentity? Device, IResult? Problem)> AuthenticateAsync(string id, HttpContext http, IDeviceAuthenticator devices, CancellationToken ct)
+    {
+        var (device, problem) = await CheckTokenAsync(id, http, devices, ct);
+        if (problem is not null)
+        {
+            if (problem is IStatusCodeHttpResult { StatusCode: 401 })
+                await Task.Delay(http.RequestServices.GetRequiredService<Mqtt.AuthThrottle>().Failed(http.Connection.RemoteIpAddress is { } ip ? new System.Net.IPEndPoint(ip, 0) : null), ct);
+            return (null, problem);
+        }
+        var rate = http.RequestServices.GetRequiredService<DeviceRateLimiter>();
+        if (!rate.TryAcquire(id))
+        {
+            http.Response.Headers.RetryAfter = "1";
+            return (null, Results.Problem(statusCode: 429, title: "Too many requests", detail: $"A device may send at most {rate.Limit} messages a second."));
+        }
+        return (device, null);
+    }
+
+    private static async ValueTask<(DeviceIdentity? Device, IResult? Problem)> CheckTokenAsync(string id, HttpContext http, IDeviceAuthenticator devices, CancellationToken ct)
     {
         var auth = http.Request.Headers.Authorization.ToString();
         if (!auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))

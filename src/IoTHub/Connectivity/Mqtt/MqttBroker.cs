@@ -19,6 +19,7 @@ internal sealed class MqttBroker(
     IAppKeyVerifier appKeys,
     IngestGate gate,
     AuthThrottle throttle,
+    DeviceRateLimiter rate,
     IServiceScopeFactory scopes,
     IOptions<MqttOptions> options,
     TimeProvider time,
@@ -182,6 +183,17 @@ internal sealed class MqttBroker(
                 Deny(e, session, $"device {session.DeviceId} may not publish on {message.Topic}");
                 return;
             }
+            if (!rate.TryAcquire(session.DeviceId!))
+            {
+                if (session.IsV5)
+                {
+                    e.ProcessPublish = false;
+                    e.Response.ReasonCode = MessageRateTooHigh;
+                    e.Response.ReasonString = $"message rate too high: at most {rate.Limit} messages a second";
+                    return;
+                }
+                await Task.Delay(rate.UntilNextWindow, e.CancellationToken); // 3.1.1 cannot be told: it is slowed down instead
+            }
             switch (topic.Kind)
             {
                 case TopicKind.Telemetry:
@@ -201,6 +213,10 @@ internal sealed class MqttBroker(
         if (topic.IsDeviceTopic ? topic.IsUpstream || !session.MayWrite : !session.MayWrite)
         {
             Deny(e, session, $"{session.AppRole} app may not publish on {message.Topic}");
+        }
+        else if (TopicLimitBroken(message.Topic) is { } broken)
+        {
+            Deny(e, session, broken);
         }
     }
 
@@ -312,9 +328,28 @@ internal sealed class MqttBroker(
         }
     }
 
+    /// <summary>PUBACK reason 0x96 "message rate too high", which the contract names (MQTTnet's enum has no member for it).</summary>
+    private const MqttPubAckReasonCode MessageRateTooHigh = (MqttPubAckReasonCode)0x96;
+
+    private string? TopicLimitBroken(string topic)
+    {
+        var o = options.Value;
+        if (topic.Length > o.MaxTopicLength) return $"topic longer than {o.MaxTopicLength} characters";
+        if (topic.AsSpan().Count('/') + 1 > o.MaxTopicLevels) return $"topic deeper than {o.MaxTopicLevels} levels";
+        return null;
+    }
+
     private Task InterceptSubscriptionAsync(InterceptingSubscriptionEventArgs e)
     {
         var session = SessionInfo.From(e.SessionItems);
+        if (TopicLimitBroken(e.TopicFilter.Topic) is { } broken)
+        {
+            e.ProcessSubscription = false;
+            e.Response.ReasonCode = MqttSubscribeReasonCode.TopicFilterInvalid;
+            e.Response.ReasonString = broken;
+            log.LogWarning("Refused subscription of client {ClientId}: {Why}", e.ClientId, broken);
+            return Task.CompletedTask;
+        }
         if (session is { IsDevice: true } && !DeviceTopic.DeviceMaySubscribe(session.DeviceId!, e.TopicFilter.Topic))
         {
             e.ProcessSubscription = false;

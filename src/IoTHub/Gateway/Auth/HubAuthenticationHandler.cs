@@ -33,7 +33,8 @@ internal sealed class HubAuthenticationHandler(
             return AuthenticateResult.NoResult();
         }
         var identity = new ClaimsIdentity(
-            [new Claim(ClaimTypes.Name, caller.Name), new Claim(ClaimTypes.Role, caller.Role), new Claim("kind", caller.Kind)], SchemeName);
+            [new Claim(ClaimTypes.Name, caller.Name), new Claim(ClaimTypes.Role, caller.Role), new Claim("kind", caller.Kind),
+                new Claim("sub", caller.Id.ToString(System.Globalization.CultureInfo.InvariantCulture))], SchemeName);
         return AuthenticateResult.Success(new AuthenticationTicket(new ClaimsPrincipal(identity), SchemeName));
     }
 }

@@ -39,8 +39,9 @@ internal sealed class IssueTokenHandler(HubDb db, IPasswordHasher<User> hasher, 
     private static readonly Lazy<string> DummyHash = new(() => new PasswordHasher<User>().HashPassword(new User(), Secret.New()));
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapPost("/auth/token", async (IssueTokenRequest body, IMediator m, CancellationToken ct) =>
+        api.MapPost("/auth/token", async (IssueTokenRequest body, HttpContext http, IMediator m, CancellationToken ct) =>
             {
+                if (body.Username is { Length: <= 200 } name) http.Items[Audit.AuditItems.Actor] = name;
                 if (string.IsNullOrEmpty(body.Username) || string.IsNullOrEmpty(body.Password))
                     return Results.ValidationProblem(new Dictionary<string, string[]> { ["username"] = ["username and password are required"] });
                 return await m.Send(body, ct) is { } t ? Results.Ok(t) : Results.Problem(statusCode: 401, title: "Wrong username or password");

@@ -1,0 +1,117 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Http.Json;
+using IoTHub.Tests.Infrastructure;
+using MQTTnet;
+using MQTTnet.Formatter;
+using MQTTnet.Protocol;
+
+namespace IoTHub.Tests.Gateway;
+
+/// <summary>The contract's limits at their real (low) values: per API key, per address, per device, failed logins.</summary>
+[TestFixture(Store.Sqlite)]
+public sealed class RateLimitTests(Store store) : HubFixture(store)
+{
+    protected override IDictionary<string, string?> Settings => new Dictionary<string, string?>
+    {
+        ["Connectivity:DeviceMessagesPerSecond"] = "20",
+        ["Connectivity:FailedAuthMaxDelayMilliseconds"] = "5000",
+        ["RateLimits:ApiKeyRequestsPerSecond"] = "50",
+        ["RateLimits:UserRequestsPerSecond"] = "1000",
+        ["RateLimits:AnonymousRequestsPerSecond"] = "20",
+    };
+
+    [Test]
+    public async Task An_api_key_over_50_requests_a_second_gets_429_with_retry_after_and_others_are_unaffected()
+    {
+        using var greedy = Hub.WithApiKey(await Hub.CreateApiKeyAsync("viewer"));
+        using var polite = Hub.WithApiKey(await Hub.CreateApiKeyAsync("viewer"));
+
+        var statuses = await Task.WhenAll(Enumerable.Range(0, 120).Select(_ => greedy.GetAsync("/api/v1/devices")));
+
+        var limited = statuses.Where(r => r.StatusCode == HttpStatusCode.TooManyRequests).ToList();
+        Assert.That(limited, Is.Not.Empty);
+        Assert.That(statuses.Count(r => r.StatusCode == HttpStatusCode.OK), Is.InRange(50, 80), "a burst of 50, plus what refilled meanwhile");
+        Assert.That(limited[0].Headers.RetryAfter, Is.Not.Null);
+        Assert.That(limited[0].Content.Headers.ContentType!.MediaType, Is.EqualTo("application/problem+json"));
+        Assert.That((await polite.GetAsync("/api/v1/devices")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "another key has its own budget");
+        await Task.Delay(1100);
+        Assert.That((await greedy.GetAsync("/api/v1/devices")).StatusCode, Is.EqualTo(HttpStatusCode.OK), "the budget refills");
+    }
+
+    [Test]
+    public async Task Password_guessing_from_one_address_is_limited()
+    {
+        using var http = Hub.Anonymous();
+        var attempts = await Task.WhenAll(Enumerable.Range(0, 60).Select(i =>
+            http.PostAsJsonAsync("/api/v1/auth/token", new { username = "admin", password = "guess-" + i })));
+        Assert.That(attempts.Count(r => r.StatusCode == HttpStatusCode.TooManyRequests), Is.GreaterThanOrEqualTo(10), "20 a second from one address; the rest is refused");
+        await Task.Delay(1100);
+        Assert.That((await http.PostAsJsonAsync("/api/v1/auth/token", new { username = "admin", password = HubHost.AdminPassword })).StatusCode,
+            Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [Test]
+    public async Task A_device_over_its_rate_gets_429_over_http_and_0x96_over_mqtt5()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var http = Hub.WithBearer(token);
+        using var mqtt = await Hub.ConnectAsync(id, token);
+
+        var posts = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => http.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body($$"""{"n": {{i}}}"""))));
+        await Task.Delay(1100);
+        var acks = new List<MqttClientPublishResult>();
+        for (var i = 0; i < 40; i++)
+            acks.Add(await mqtt.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry").WithPayload($$"""{"n": {{i}}}""")
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build()));
+
+        Assert.That(posts.Count(r => r.StatusCode == HttpStatusCode.TooManyRequests), Is.GreaterThan(0));
+        Assert.That(posts.First(r => r.StatusCode == HttpStatusCode.TooManyRequests).Headers.RetryAfter, Is.Not.Null);
+        var refused = acks.Where(a => (int)a.ReasonCode == 0x96).ToList();
+        Assert.That(refused, Is.Not.Empty);
+        Assert.That(refused[0].ReasonString, Does.Contain("message rate too high"));
+        Assert.That(mqtt.IsConnected, Is.True);
+        var (other, otherToken) = await Hub.CreateDeviceAsync();
+        using var otherHttp = Hub.WithBearer(otherToken);
+        Assert.That((await otherHttp.PostAsync($"/api/v1/devices/{other}/telemetry", Json.Body("""{"n": 1}"""))).StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
+    }
+
+    [Test]
+    public async Task A_mqtt311_device_over_its_rate_is_slowed_down_and_loses_nothing()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var mqtt = await Hub.ConnectAsync(id, token, MqttProtocolVersion.V311);
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeMilliseconds();
+        var watch = Stopwatch.StartNew();
+
+        for (var i = 0; i < 50; i++)
+            await mqtt.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry").WithPayload($$$"""{"ts": {{{t0 + i}}}, "values": {"n": {{{i}}}}}""")
+                .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+
+        Assert.That(watch.Elapsed, Is.GreaterThan(TimeSpan.FromSeconds(1.5)), "50 messages at 20 a second take over two seconds");
+        using var admin = await Hub.AdminAsync();
+        var points = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=n&resolution=raw&from={Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(t0 - 1000).ToString("O"))}");
+        Assert.That(points["points"]!.AsArray(), Has.Count.EqualTo(50));
+        Assert.That(mqtt.IsConnected, Is.True);
+    }
+
+    [Test]
+    public async Task Failed_device_logins_from_one_address_are_slowed_exponentially_but_a_right_token_is_not()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var delays = new List<TimeSpan>();
+        for (var i = 0; i < 5; i++)
+        {
+            using var bad = new MqttClientFactory().CreateMqttClient();
+            var watch = Stopwatch.StartNew();
+            Assert.That(await MqttConnect.TryAsync(bad, Hub.MqttOptions(id, "wrong-" + i)), Is.EqualTo(MqttClientConnectResultCode.BadUserNameOrPassword));
+            delays.Add(watch.Elapsed);
+        }
+        var good = Stopwatch.StartNew();
+        using var client = await Hub.ConnectAsync(id, token);
+
+        Assert.That(delays[4], Is.GreaterThan(delays[0] * 4), "each failure doubles the wait");
+        Assert.That(delays[4], Is.GreaterThan(TimeSpan.FromSeconds(1.4)));
+        Assert.That(good.Elapsed, Is.LessThan(TimeSpan.FromSeconds(1)), "the legitimate device is not locked out");
+    }
+}

@@ -22,8 +22,8 @@ public static class ConnectivityModule
         services.AddSingleton<MqttConnectionGuard>();
         services.AddSingleton<DeviceRateLimiter>();
 
-        var keepAlive = config.GetValue(MqttOptions.SectionName + ":DefaultKeepAliveSeconds", 60);
-        services.AddHostedMqttServer(o => o.WithoutDefaultEndpoint().WithKeepAlive().WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(Math.Max(10, keepAlive))));
+        var connectTimeout = config.GetValue(MqttOptions.SectionName + ":ConnectTimeoutSeconds", 10);
+        services.AddHostedMqttServer(o => o.WithoutDefaultEndpoint().WithKeepAlive().WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(connectTimeout)));
         services.AddMqttConnectionHandler();
         services.AddConnections();
         services.AddHealthChecks().AddCheck<BrokerHealthCheck>("broker", tags: ["ready"]);

@@ -24,9 +24,10 @@ public sealed class MqttOptions
     /// <summary>Let clients without credentials in, as viewers (subscribe only).</summary>
     public bool AllowAnonymous { get; set; }
 
-    /// <summary>Keep-alive the broker grants when a client asks for none, in seconds.</summary>
-    [Range(0, 65535)]
-    public int DefaultKeepAliveSeconds { get; set; } = 60;
+    /// <summary>How long the broker waits for a client's CONNECT (and for any single packet read or write) before it
+    /// closes the connection; half-open connections cost no more than this.</summary>
+    [Range(1, 600)]
+    public int ConnectTimeoutSeconds { get; set; } = 10;
 
     /// <summary>Largest MQTT packet (fixed header's remaining length) on the TCP and TLS listeners; a connection declaring
     /// a larger one is closed before any of it is buffered.</summary>

@@ -11,28 +11,6 @@ namespace IoTHub.Tests.Devices;
 [TestFixture(Store.Postgres)]
 public sealed class PresenceTests(Store store) : HubFixture(store)
 {
-    /// <summary>A hand-built MQTT 3.1.1 CONNECT with a will, so the test controls the socket completely.</summary>
-    private static byte[] ConnectWithWill(string clientId, string user, string password, ushort keepAliveSeconds, string willTopic, string willPayload)
-    {
-        static byte[] Str(string s)
-        {
-            var b = Encoding.UTF8.GetBytes(s);
-            return [(byte)(b.Length >> 8), (byte)b.Length, .. b];
-        }
-        var variable = new List<byte> { 0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 4, 0b1100_1110, (byte)(keepAliveSeconds >> 8), (byte)keepAliveSeconds };
-        // flags: user name, password, will QoS 1, will flag, clean session
-        var payload = Str(clientId).Concat(Str(willTopic)).Concat(Str(willPayload)).Concat(Str(user)).Concat(Str(password)).ToArray();
-        var remaining = variable.Count + payload.Length;
-        var header = new List<byte> { 0x10 };
-        do
-        {
-            var digit = (byte)(remaining % 128);
-            remaining /= 128;
-            header.Add(remaining > 0 ? (byte)(digit | 0x80) : digit);
-        } while (remaining > 0);
-        return [.. header, .. variable, .. payload];
-    }
-
     private async Task<(IMqttClient Watcher, List<string> Wills)> WatchAsync(string id)
     {
         var wills = new List<string>();
@@ -61,7 +39,7 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         using var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
         var stream = tcp.GetStream();
-        await stream.WriteAsync(ConnectWithWill("raw-" + id, id, token, keepAliveSeconds: 2, $"devices/{id}/state/reported", """{"connected": false}"""));
+        await stream.WriteAsync(RawMqtt.Connect("raw-" + id, id, token, keepAliveSeconds: 2, $"devices/{id}/state/reported", """{"connected": false}"""));
         var connack = new byte[4];
         await stream.ReadExactlyAsync(connack);
         Assert.That(connack, Is.EqualTo(new byte[] { 0x20, 2, 0, 0 }), "CONNACK accepted");
@@ -89,7 +67,7 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         using var _ = watcher;
         var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
-        await tcp.GetStream().WriteAsync(ConnectWithWill("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{id}/state/reported", """{"connected": false}"""));
+        await tcp.GetStream().WriteAsync(RawMqtt.Connect("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{id}/state/reported", """{"connected": false}"""));
         await tcp.GetStream().ReadExactlyAsync(new byte[4]);
         await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
 
@@ -112,7 +90,7 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         using var _ = watcher;
         var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
-        await tcp.GetStream().WriteAsync(ConnectWithWill("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{victim}/state/reported", """{"hacked": true}"""));
+        await tcp.GetStream().WriteAsync(RawMqtt.Connect("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{victim}/state/reported", """{"hacked": true}"""));
         await tcp.GetStream().ReadExactlyAsync(new byte[4]);
         await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
 

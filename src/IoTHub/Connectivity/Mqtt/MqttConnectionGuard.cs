@@ -1,7 +1,8 @@
 // Kestrel connection middleware in front of MQTTnet on the TCP and TLS listeners. MQTTnet sets no maximum packet
 // size and buffers a packet until all of its declared length has arrived; this guard reads each fixed header as
 // the bytes go by and closes a connection that declares a packet above Mqtt:MaxPacketBytes (or a malformed
-// length) before any of it is buffered. It also caps concurrent connections per IP address.
+// length) before any of it is buffered, and one whose first packet is not CONNECT. It also caps concurrent
+// connections per IP address.
 using System.Buffers;
 using System.Collections.Concurrent;
 using System.IO.Pipelines;
@@ -78,7 +79,8 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, ILogger
                 var offset = _nextHeader - _bufferStart;
                 if (offset >= buffer.Length) return;
                 var reader = new SequenceReader<byte>(buffer.Slice(offset));
-                if (!reader.TryRead(out _)) return; // packet type and flags
+                if (!reader.TryRead(out var type)) return; // packet type and flags
+                if (_nextHeader == 0 && type >> 4 != 1) Refuse("a first packet that is not CONNECT");
                 long remaining = 0;
                 var lengthBytes = 0;
                 byte b;

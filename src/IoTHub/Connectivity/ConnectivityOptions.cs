@@ -14,7 +14,7 @@ public sealed class MqttOptions
     [Range(0, 65535)]
     public int Port { get; set; } = 1883;
 
-    /// <summary>TLS listener, used when <c>Mqtt:CertificatePath</c> is set; 0 disables it.</summary>
+    /// <summary>MQTT over TLS, served when <c>Tls:CertificatePath</c> is set; 0 disables it.</summary>
     [Range(0, 65535)]
     public int TlsPort { get; set; } = 8883;
 

@@ -1,5 +1,5 @@
-// Kestrel serves HTTP (and MQTT over WebSocket) on the standard --urls / ASPNETCORE_URLS (default :8080) and
-// MQTT over TCP on Mqtt:Port. Kestrel ignores URLs once any endpoint is configured in code, so both are set here.
+// Kestrel serves HTTP (and MQTT over WebSocket) on the standard --urls / ASPNETCORE_URLS (default :8080),
+// MQTT over TCP on Mqtt:Port and, when Tls:CertificatePath is set, MQTT over TLS on Mqtt:TlsPort and HTTPS on Tls:HttpsPort. Kestrel ignores URLs once any endpoint is configured in code, so both are set here.
 using System.Net;
 using MQTTnet.AspNetCore;
 
@@ -14,7 +14,11 @@ public static class Listeners
         // Read now: the caller clears the "urls" setting afterwards so that Kestrel does not warn about overriding it.
         var urls = config["urls"] is { Length: > 0 } u ? u : DefaultUrls;
         var mqttPort = config.GetValue(MqttOptions.SectionName + ":Port", 1883);
+        var mqttTlsPort = config.GetValue(MqttOptions.SectionName + ":TlsPort", 8883);
         var mqttHost = config[MqttOptions.SectionName + ":Host"];
+        var tls = config.GetSection(TlsOptions.SectionName).Get<TlsOptions>() ?? new TlsOptions();
+        // Loaded now so that a wrong path or password stops the start with a clear error.
+        var certificate = tls.Enabled ? tls.LoadCertificate() : null;
         web.ConfigureKestrel(k =>
         {
             foreach (var url in urls.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
@@ -41,8 +45,33 @@ public static class Listeners
                     l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.MqttConnectionGuard>().Wrap(next));
                     l.UseMqtt();
                 };
-                if (string.IsNullOrEmpty(mqttHost)) k.ListenAnyIP(mqttPort, mqtt);
-                else k.Listen(IPAddress.Parse(mqttHost), mqttPort, mqtt);
+                ListenOn(mqttPort, mqtt);
+            }
+            if (certificate is not null && mqttTlsPort > 0)
+            {
+                // Devices may present a client certificate; it is checked against the thumbprint registered on the device,
+                // so self-signed device certificates are fine and no CA chain is required.
+                ListenOn(mqttTlsPort, l =>
+                {
+                    l.UseHttps(new Microsoft.AspNetCore.Server.Kestrel.Https.HttpsConnectionAdapterOptions
+                    {
+                        ServerCertificate = certificate,
+                        ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate,
+                        ClientCertificateValidation = (_, _, _) => true,
+                    });
+                    l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.MqttConnectionGuard>().Wrap(next));
+                    l.UseMqtt();
+                });
+            }
+            if (certificate is not null && tls.HttpsPort > 0)
+            {
+                ListenOn(tls.HttpsPort, l => l.UseHttps(certificate));
+            }
+
+            void ListenOn(int port, Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> configure)
+            {
+                if (string.IsNullOrEmpty(mqttHost)) k.ListenAnyIP(port, configure);
+                else k.Listen(IPAddress.Parse(mqttHost), port, configure);
             }
         });
         return web;

@@ -10,6 +10,9 @@ public sealed record DeviceIdentity(string DeviceId, string? ProfileId, bool Ena
 public interface IDeviceAuthenticator
 {
     ValueTask<DeviceIdentity?> AuthenticateAsync(string deviceId, string token, CancellationToken ct);
+
+    /// <summary>A device presenting, over TLS, the client certificate whose SHA-256 thumbprint is registered on it.</summary>
+    ValueTask<DeviceIdentity?> AuthenticateCertificateAsync(string deviceId, string sha256Thumbprint, CancellationToken ct);
 }
 
 /// <summary>Notes that a device was heard from; lock-free, called per message.</summary>

@@ -18,6 +18,8 @@ internal sealed class Device
     public long? LastSeen { get; set; }
     public long? ClockDriftMs { get; set; }
     public bool ClockDriftFlagged { get; set; }
+    /// <summary>SHA-256 thumbprint (hex) of the client certificate the device may log in with over TLS instead of its token.</summary>
+    public string? CertificateThumbprint { get; set; }
 
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries);
 
@@ -41,6 +43,7 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
         b.Property(x => x.LastSeen).HasColumnName("last_seen");
         b.Property(x => x.ClockDriftMs).HasColumnName("clock_drift_ms");
         b.Property(x => x.ClockDriftFlagged).HasColumnName("clock_drift_flagged");
+        b.Property(x => x.CertificateThumbprint).HasColumnName("certificate_thumbprint").HasMaxLength(64);
         b.Ignore(x => x.TagList);
         b.HasIndex(x => x.TokenHash);
     }
@@ -50,7 +53,7 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
 /// N seconds (<c>reportIntervalSeconds</c>) and nothing has been heard from it for more than twice that.</summary>
 public sealed record DeviceView(
     string Id, string? Name, string Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
-    IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, bool Inactive, DateTimeOffset CreatedAt)
+    IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, bool Inactive, string? CertificateThumbprint, DateTimeOffset CreatedAt)
 {
     /// <summary>Silence longer than this many report intervals makes a device inactive.</summary>
     public const int InactiveAfterIntervals = 2;
@@ -63,9 +66,14 @@ public sealed record DeviceView(
         var inactive = d.ProfileId is { } p && reportIntervals.TryGetValue(p, out var interval) && lastSeen > 0
             && nowMs - lastSeen > InactiveAfterIntervals * interval * 1000L;
         return new DeviceView(d.Id, d.Name, status, d.Enabled, lastSeen > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(lastSeen) : null,
-            d.ProfileId, d.TagList, clock?.DriftMs ?? d.ClockDriftMs, clock?.Flagged ?? d.ClockDriftFlagged, inactive,
+            d.ProfileId, d.TagList, clock?.DriftMs ?? d.ClockDriftMs, clock?.Flagged ?? d.ClockDriftFlagged, inactive, d.CertificateThumbprint,
             DateTimeOffset.FromUnixTimeMilliseconds(d.CreatedAt));
     }
+
+    /// <summary>A SHA-256 certificate thumbprint: 64 hex digits (colons and case are normalised away).</summary>
+    internal static string? NormaliseThumbprint(string? t) => t is null ? null : t.Replace(":", "", StringComparison.Ordinal).Trim().ToUpperInvariant();
+
+    internal static bool IsThumbprint(string? t) => t is null || t.Length == 0 || (NormaliseThumbprint(t) is { Length: 64 } n && n.All(char.IsAsciiHexDigit));
 
     /// <summary>Report intervals by profile id, for the profiles that declare one.</summary>
     internal static async Task<IReadOnlyDictionary<string, int>> ReportIntervalsAsync(Storage.HubDb db, CancellationToken ct) =>

@@ -14,28 +14,44 @@ internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvi
     private static readonly long CacheTtlMs = 30_000;
     private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
 
-    private sealed record Entry(string TokenHash, bool Enabled, string? ProfileId, long ExpiresAtMs);
+    private sealed record Entry(string TokenHash, string? CertificateThumbprint, bool Enabled, string? ProfileId, long ExpiresAtMs);
 
     public async ValueTask<DeviceIdentity?> AuthenticateAsync(string deviceId, string token, CancellationToken ct)
     {
-        if (!Identifier.IsValid(deviceId) || string.IsNullOrEmpty(token) || token.Length > 512) return null;
+        if (string.IsNullOrEmpty(token) || token.Length > 512) return null;
+        var entry = await EntryAsync(deviceId, ct);
+        if (entry is null || !Secret.Matches(token, entry.TokenHash)) return null;
+        return new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled);
+    }
+
+    public async ValueTask<DeviceIdentity?> AuthenticateCertificateAsync(string deviceId, string sha256Thumbprint, CancellationToken ct)
+    {
+        var entry = await EntryAsync(deviceId, ct);
+        if (entry?.CertificateThumbprint is not { } registered) return null;
+        var presented = System.Text.Encoding.ASCII.GetBytes(sha256Thumbprint.ToUpperInvariant());
+        if (!System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(presented, System.Text.Encoding.ASCII.GetBytes(registered))) return null;
+        return new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled);
+    }
+
+    private async ValueTask<Entry?> EntryAsync(string deviceId, CancellationToken ct)
+    {
+        if (!Identifier.IsValid(deviceId)) return null;
         var now = time.NowMs();
         if (!_cache.TryGetValue(deviceId, out var entry) || entry.ExpiresAtMs < now)
         {
             await using var scope = scopes.CreateAsyncScope();
             var db = scope.ServiceProvider.GetRequiredService<HubDb>();
             var d = await db.Set<Device>().AsNoTracking().Where(x => x.Id == deviceId)
-                .Select(x => new { x.TokenHash, x.Enabled, x.ProfileId }).FirstOrDefaultAsync(ct);
+                .Select(x => new { x.TokenHash, x.CertificateThumbprint, x.Enabled, x.ProfileId }).FirstOrDefaultAsync(ct);
             if (d is null)
             {
                 _cache.TryRemove(deviceId, out _);
                 return null;
             }
-            entry = new Entry(d.TokenHash, d.Enabled, d.ProfileId, now + CacheTtlMs);
+            entry = new Entry(d.TokenHash, d.CertificateThumbprint, d.Enabled, d.ProfileId, now + CacheTtlMs);
             _cache[deviceId] = entry;
         }
-        if (!Secret.Matches(token, entry.TokenHash)) return null;
-        return new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled);
+        return entry;
     }
 
     public void Invalidate(string deviceId) => _cache.TryRemove(deviceId, out _);

@@ -108,7 +108,11 @@ internal sealed class MqttBroker(
             await RefuseAsync(e, "no credentials");
             return;
         }
-        var identity = await devices.AuthenticateAsync(e.UserName, e.Password ?? "", e.CancellationToken);
+        // A registered client certificate (MQTT over TLS) identifies the device without its token; otherwise the token does.
+        var identity = e.ClientCertificate is { } certificate
+            ? await devices.AuthenticateCertificateAsync(e.UserName, certificate.GetCertHashString(System.Security.Cryptography.HashAlgorithmName.SHA256), e.CancellationToken)
+            : null;
+        identity ??= await devices.AuthenticateAsync(e.UserName, e.Password ?? "", e.CancellationToken);
         if (identity is null)
         {
             await RefuseAsync(e, "wrong device id or token");

@@ -7,7 +7,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.CreateDevice;
 
-public sealed record CreateDeviceRequest(string? Id, string? Name, string? Profile, IReadOnlyList<string>? Tags) : IRequest<CreateDeviceResult>;
+public sealed record CreateDeviceRequest(string? Id, string? Name, string? Profile, IReadOnlyList<string>? Tags, string? CertificateThumbprint = null) : IRequest<CreateDeviceResult>;
 
 /// <summary>The only response that ever carries the device's token.</summary>
 public sealed record CreatedDevice(string Id, string? Name, string Token, string? Profile, IReadOnlyList<string> Tags, DateTimeOffset CreatedAt);
@@ -23,6 +23,7 @@ internal sealed class CreateDeviceValidator : AbstractValidator<CreateDeviceRequ
         RuleFor(x => x.Profile).Must(p => p is null || Identifier.IsValid(p)).WithMessage($"profile must be {Identifier.Rule}");
         RuleFor(x => x.Tags).Must(t => t is null || t.Count <= 32).WithMessage("at most 32 tags");
         RuleForEach(x => x.Tags).Must(t => Identifier.IsValid(t)).WithMessage($"each tag must be {Identifier.Rule}");
+        RuleFor(x => x.CertificateThumbprint).Must(DeviceView.IsThumbprint).WithMessage("certificateThumbprint must be a SHA-256 thumbprint (64 hex digits)");
     }
 }
 
@@ -39,6 +40,7 @@ internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProv
         {
             Id = id, Name = r.Name, TokenHash = Secret.Hash(token), ProfileId = r.Profile,
             Tags = Device.JoinTags(r.Tags), CreatedAt = time.NowMs(),
+            CertificateThumbprint = DeviceView.NormaliseThumbprint(r.CertificateThumbprint) is { Length: > 0 } t ? t : null,
         };
         db.Add(device);
         try

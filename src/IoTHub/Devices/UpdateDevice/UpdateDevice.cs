@@ -9,7 +9,7 @@ using Microsoft.EntityFrameworkCore;
 namespace IoTHub.Devices.UpdateDevice;
 
 /// <summary>A partial update: absent fields are left as they are.</summary>
-public sealed record UpdateDeviceRequest(string? Name, string? Profile, IReadOnlyList<string>? Tags, bool? Enabled);
+public sealed record UpdateDeviceRequest(string? Name, string? Profile, IReadOnlyList<string>? Tags, bool? Enabled, string? CertificateThumbprint = null);
 
 public sealed record UpdateDeviceCommand(string Id, UpdateDeviceRequest Changes) : IRequest<UpdateDeviceResult>;
 
@@ -24,6 +24,7 @@ internal sealed class UpdateDeviceValidator : AbstractValidator<UpdateDeviceRequ
         RuleFor(x => x.Profile).Must(p => p is null || p.Length == 0 || Identifier.IsValid(p)).WithMessage($"profile must be {Identifier.Rule}");
         RuleFor(x => x.Tags).Must(t => t is null || t.Count <= 32).WithMessage("at most 32 tags");
         RuleForEach(x => x.Tags).Must(t => Identifier.IsValid(t)).WithMessage($"each tag must be {Identifier.Rule}");
+        RuleFor(x => x.CertificateThumbprint).Must(DeviceView.IsThumbprint).WithMessage("certificateThumbprint must be a SHA-256 thumbprint (64 hex digits), or empty to remove it");
     }
 }
 
@@ -44,12 +45,14 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
             d.ProfileId = profile;
         }
         if (ch.Tags is not null) d.Tags = Device.JoinTags(ch.Tags);
+        var certificateChanged = ch.CertificateThumbprint is not null && DeviceView.NormaliseThumbprint(ch.CertificateThumbprint) is var t && (t!.Length == 0 ? null : t) != d.CertificateThumbprint;
+        if (certificateChanged) d.CertificateThumbprint = DeviceView.NormaliseThumbprint(ch.CertificateThumbprint) is { Length: > 0 } thumbprint ? thumbprint : null;
         var disabling = ch.Enabled == false && d.Enabled;
         if (ch.Enabled is { } enabled) d.Enabled = enabled;
         await db.SaveChangesAsync(ct);
         // Profile and enabled state are cached by the authenticator; a disabled device also loses its connections.
         authenticator.Invalidate(d.Id);
-        if (disabling) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
+        if (disabling || certificateChanged) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
         if (profileChanged) await mediator.Publish(new DeviceProfileAssigned(d.Id, d.ProfileId), ct);
         return new UpdateDeviceResult(DeviceView.Of(d, presence, await DeviceView.ReportIntervalsAsync(db, ct), time.NowMs()));
     }
@@ -67,6 +70,6 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
                 };
             })
             .RequireAuthorization("operator")
-            .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, enable or disable a device").WithTags("Devices")
+            .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, register a client-certificate thumbprint, enable or disable a device").WithTags("Devices")
             .Produces<DeviceView>().ProducesValidationProblem().ProducesProblem(404);
 }

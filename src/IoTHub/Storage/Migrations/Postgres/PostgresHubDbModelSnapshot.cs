@@ -160,6 +160,11 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("character varying(64)")
                         .HasColumnName("id");
 
+                    b.Property<string>("CertificateThumbprint")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("certificate_thumbprint");
+
                     b.Property<bool>("ClockDriftFlagged")
                         .HasColumnType("boolean")
                         .HasColumnName("clock_drift_flagged");

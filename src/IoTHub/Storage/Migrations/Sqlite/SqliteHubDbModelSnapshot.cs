@@ -155,6 +155,11 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("id");
 
+                    b.Property<string>("CertificateThumbprint")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("certificate_thumbprint");
+
                     b.Property<bool>("ClockDriftFlagged")
                         .HasColumnType("INTEGER")
                         .HasColumnName("clock_drift_flagged");

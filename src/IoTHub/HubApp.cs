@@ -7,6 +7,7 @@ using IoTHub.Gateway;
 using IoTHub.Observability;
 using IoTHub.Storage;
 using IoTHub.Validation;
+using IoTHub.Web;
 
 namespace IoTHub;
 
@@ -19,8 +20,12 @@ public static class HubApp
             Args = args,
             // The one appsettings.json is linked next to the binary; data stays relative to the working directory.
             ContentRootPath = AppContext.BaseDirectory,
+            // The static web assets manifest is named after the host assembly, also when a test process hosts it.
+            ApplicationName = typeof(HubApp).Assembly.GetName().Name,
         });
         builder.Configuration.AddEnvironmentVariables("IOTHUB_");
+        // Serves the UI's assets (Radzen's, app.css) from the build output too, not only from a published folder.
+        builder.WebHost.UseStaticWebAssets();
         builder.Configuration.AddCommandLine(args);
         configure?.Invoke(builder);
 
@@ -44,6 +49,8 @@ public static class HubApp
         builder.Services.AddCommands(builder.Configuration);
         builder.Services.AddConnectivity(builder.Configuration);
         builder.Services.AddObservability(builder.Configuration);
+        builder.Services.AddWeb(builder.Configuration);
+        builder.Services.AddHttpContextAccessor();
         builder.WebHost.ConfigureHubListeners(builder.Configuration);
         // The listeners above already honour --urls; clearing the setting stops Kestrel warning that it "overrides" them.
         builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, "");
@@ -63,6 +70,7 @@ public static class HubApp
         app.MapStorage(api);
         app.MapCommands(api);
         app.MapObservability();
+        app.MapWeb();
         return app;
     }
 }

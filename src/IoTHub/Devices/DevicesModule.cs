@@ -27,6 +27,7 @@ public static class DevicesModule
     public static IEndpointRouteBuilder MapDevices(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         CreateDeviceHandler.Map(api);
+        ImportDevices.ImportDevicesHandler.Map(api);
         ListDevicesHandler.Map(api);
         GetDeviceHandler.Map(api);
         UpdateDeviceHandler.Map(api);

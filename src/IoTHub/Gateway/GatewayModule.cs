@@ -27,8 +27,10 @@ public static class GatewayModule
 
         services.AddApiRateLimits();
         services.AddSingleton<AuditTrail>();
-        services.AddAuthentication(HubAuthenticationHandler.SchemeName)
-            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, HubAuthenticationHandler>(HubAuthenticationHandler.SchemeName, null);
+        services.AddAuthentication(CookieLogin.Selector)
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, HubAuthenticationHandler>(HubAuthenticationHandler.SchemeName, null)
+            .AddHubCookie();
+        services.AddAntiforgery();
         services.AddAuthorizationBuilder()
             .AddPolicy("viewer", p => p.RequireRole(Roles.All))
             .AddPolicy("operator", p => p.RequireRole(Roles.Operator, Roles.Admin))
@@ -43,6 +45,8 @@ public static class GatewayModule
         var audit = app.Services.GetRequiredService<AuditTrail>();
         app.Use((http, next) => audit.InvokeAsync(http, next));
         app.UseAuthorization();
+        app.UseAntiforgery();
+        app.Use(CookieLogin.GuardAsync);
         app.UseRateLimiter();
         return app;
     }
@@ -53,6 +57,7 @@ public static class GatewayModule
         UsersHandler.Map(api);
         ApiKeysHandler.Map(api);
         ListAuditHandler.Map(api);
+        CookieLogin.Map(app);
         return app;
     }
 }

@@ -81,10 +81,22 @@ internal sealed class PrometheusExporter : IDisposable
         return sb.ToString();
     }
 
+    /// <summary>Every counter's total over all its labels.</summary>
+    public IReadOnlyDictionary<string, double> Totals()
+    {
+        _listener.RecordObservableInstruments();
+        return _totals.GroupBy(t => t.Key.Name).ToDictionary(g => g.Key, g => g.Sum(t => Volatile.Read(ref t.Value.Value)));
+    }
+
     public void Dispose() => _listener.Dispose();
 }
 
 /// <summary>Counts window events on the meter (and logs them at debug level) for dashboards.</summary>
+internal sealed class HubCountersHandler(PrometheusExporter exporter) : Mediator.IRequestHandler<HubCountersQuery, IReadOnlyDictionary<string, double>>
+{
+    public ValueTask<IReadOnlyDictionary<string, double>> Handle(HubCountersQuery q, CancellationToken ct) => ValueTask.FromResult(exporter.Totals());
+}
+
 internal sealed class WindowEventCounter(ILogger<WindowEventCounter> log) : Mediator.INotificationHandler<WindowClosed>, Mediator.INotificationHandler<WindowCorrected>
 {
     private static readonly Counter<long> Closed = HubMeter.Meter.CreateCounter<long>("iothub_windows_closed_total", description: "Window aggregates closed");

@@ -21,6 +21,23 @@ public sealed class ModuleBoundaryTests
     }
 
     [Test]
+    public void The_web_ui_uses_only_what_modules_publish()
+    {
+        // The UI sends the modules' public requests through the mediator; it never touches their internals
+        // (handlers, entities, the database), and no module depends on the UI.
+        var assembly = typeof(IoTHub.HubApp).Assembly;
+        var internals = assembly.GetTypes()
+            .Where(t => !t.IsVisible && t.Namespace is { } ns && Modules.Any(m => ns.StartsWith($"IoTHub.{m}", StringComparison.Ordinal)) && !t.Name.StartsWith('<'))
+            .Select(t => t.FullName!.Replace('+', '/')).ToArray();
+        var result = Types.InAssembly(assembly).That().ResideInNamespace("IoTHub.Web").ShouldNot().HaveDependencyOnAny(internals).GetResult();
+        Assert.That(result.FailingTypeNames ?? [], Is.Empty, "the web UI reaches into a module's internal types");
+        Assert.That(internals, Is.Not.Empty);
+        var intoWeb = Types.InAssembly(assembly).That().ResideInNamespace("IoTHub").And().DoNotResideInNamespace("IoTHub.Web")
+            .And().DoNotHaveName("HubApp").ShouldNot().HaveDependencyOn("IoTHub.Web").GetResult();
+        Assert.That(intoWeb.FailingTypeNames ?? [], Is.Empty, "a module depends on the web UI");
+    }
+
+    [Test]
     public void Storage_names_no_other_module()
     {
         var others = Modules.Where(m => m != "Storage").Select(m => $"IoTHub.{m}").ToArray();

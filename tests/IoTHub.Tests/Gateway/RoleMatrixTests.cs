@@ -21,6 +21,8 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["* /mqtt"] = "anonymous", // MQTT over WebSocket: MQTT's own CONNECT carries the credentials
         ["* /mqtt/negotiate"] = "anonymous",
         ["POST /api/v1/auth/token"] = "anonymous",
+        ["POST /auth/login"] = "anonymous",
+        ["POST /auth/logout"] = "anonymous",
 
         ["POST /api/v1/devices/{id}/telemetry"] = "device",
         ["POST /api/v1/devices/{id}/state/reported"] = "device",
@@ -41,6 +43,7 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["GET /api/v1/retention"] = "viewer",
 
         ["POST /api/v1/devices"] = "operator",
+        ["POST /api/v1/devices/import"] = "operator",
         ["PATCH /api/v1/devices/{id}"] = "operator",
         ["DELETE /api/v1/devices/{id}"] = "operator",
         ["POST /api/v1/devices/{id}/rotate-token"] = "operator",
@@ -64,12 +67,35 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
 
     private IEnumerable<(string Key, string Method, string Pattern)> Endpoints()
     {
-        foreach (var e in Hub.Services.GetServices<EndpointDataSource>().SelectMany(s => s.Endpoints).OfType<RouteEndpoint>())
+        foreach (var e in Hub.Services.GetServices<EndpointDataSource>().SelectMany(s => s.Endpoints).OfType<RouteEndpoint>().Where(e => !IsWebUi(e)))
         {
             var pattern = "/" + e.RoutePattern.RawText!.TrimStart('/');
             var methods = e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods;
             if (methods is null || methods.Count == 0) yield return ($"* {pattern}", "GET", pattern);
             else foreach (var m in methods) yield return ($"{m} {pattern}", m, pattern);
+        }
+    }
+
+    /// <summary>The UI's pages, static assets and Blazor's own endpoints: covered by <see cref="Every_ui_page_sends_a_stranger_to_the_login"/>.</summary>
+    private static bool IsWebUi(RouteEndpoint e) =>
+        e.Metadata.Any(m => m.GetType().Name is "ComponentTypeMetadata" or "StaticAssetDescriptor")
+        || e.RoutePattern.RawText is { } p && (p.StartsWith("/_blazor", StringComparison.Ordinal) || p.StartsWith("_blazor", StringComparison.Ordinal)
+            || p.Contains("_framework/", StringComparison.Ordinal) || p.Contains("_content/", StringComparison.Ordinal) || p.Contains("{**path:file}", StringComparison.Ordinal));
+
+    [Test]
+    public async Task Every_ui_page_sends_a_stranger_to_the_login()
+    {
+        var pages = Hub.Services.GetServices<EndpointDataSource>().SelectMany(s => s.Endpoints).OfType<RouteEndpoint>()
+            .Where(e => e.Metadata.Any(m => m.GetType().Name == "ComponentTypeMetadata") && e.Metadata.GetMetadata<IHttpMethodMetadata>()?.HttpMethods.Contains("GET") == true)
+            .Select(e => "/" + e.RoutePattern.RawText!.TrimStart('/')).Distinct().ToList();
+        Assert.That(pages, Does.Contain("/devices").And.Contain("/audit").And.Contain("/login"));
+        using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = Hub.BaseAddress };
+        foreach (var page in pages)
+        {
+            var url = System.Text.RegularExpressions.Regex.Replace(page, @"\{(\w+)[^}]*\}", "x");
+            var response = await http.GetAsync(url);
+            if (page == "/login") Assert.That((int)response.StatusCode, Is.EqualTo(200));
+            else Assert.That(response.Headers.Location?.ToString(), Does.Contain("/login"), $"{page} answered {(int)response.StatusCode} to a stranger");
         }
     }
 

@@ -100,8 +100,19 @@ internal sealed class AuditTrail(ILogger<AuditTrail> log)
     private static string Truncate(string s, int max) => s.Length <= max ? s : s[..max];
 }
 
-internal sealed class ListAuditHandler(HubDb db) : IRequestHandler<ListAuditQuery, Page<AuditView>>
+internal sealed class ListAuditHandler(HubDb db, TimeProvider time) : IRequestHandler<ListAuditQuery, Page<AuditView>>, IRequestHandler<RecordAuditEntry, Unit>
 {
+    public async ValueTask<Unit> Handle(RecordAuditEntry r, CancellationToken ct)
+    {
+        db.Add(new AuditEntry
+        {
+            At = time.NowMs(), Actor = r.Actor, ActorKind = r.ActorKind, Role = r.Role, Action = r.Action, Target = r.Target,
+            Method = "UI", Path = r.Path, Status = r.Status, RemoteAddress = r.RemoteAddress,
+        });
+        await db.SaveChangesAsync(ct);
+        return Unit.Value;
+    }
+
     public async ValueTask<Page<AuditView>> Handle(ListAuditQuery q, CancellationToken ct)
     {
         var rows = db.Set<AuditEntry>().AsNoTracking();

@@ -18,22 +18,30 @@ internal sealed class IssueTokenHandler(HubDb db, IPasswordHasher<User> hasher, 
 
     public async ValueTask<IssuedToken?> Handle(IssueTokenRequest r, CancellationToken ct)
     {
-        var user = await db.Set<User>().FirstOrDefaultAsync(u => u.Username == r.Username, ct);
-        if (user is null)
-        {
-            // Same cost as a real check, so response time does not tell which usernames exist.
-            hasher.VerifyHashedPassword(new User(), DummyHash.Value, r.Password ?? "");
-            return null;
-        }
-        var check = hasher.VerifyHashedPassword(user, user.PasswordHash, r.Password ?? "");
-        if (check == PasswordVerificationResult.Failed) return null;
-        if (check == PasswordVerificationResult.SuccessRehashNeeded) user.PasswordHash = hasher.HashPassword(user, r.Password!);
+        var user = await VerifyPasswordAsync(db, hasher, r.Username, r.Password, ct);
+        if (user is null) return null;
         var token = Secret.New();
         var expires = time.GetUtcNow().Add(Lifetime);
         db.Add(new AccessToken { TokenHash = Secret.Hash(token), UserId = user.Id, ExpiresAt = expires.ToUnixTimeMilliseconds() });
         await db.Set<AccessToken>().Where(t => t.ExpiresAt < time.NowMs()).ExecuteDeleteAsync(ct);
         await db.SaveChangesAsync(ct);
         return new IssuedToken(token, expires);
+    }
+
+    /// <summary>The user whose password this is (tracked, so a rehash is saved with the caller's changes), or null.</summary>
+    internal static async Task<User?> VerifyPasswordAsync(HubDb db, IPasswordHasher<User> hasher, string? username, string? password, CancellationToken ct)
+    {
+        var user = string.IsNullOrEmpty(username) ? null : await db.Set<User>().FirstOrDefaultAsync(u => u.Username == username, ct);
+        if (user is null)
+        {
+            // Same cost as a real check, so response time does not tell which usernames exist.
+            hasher.VerifyHashedPassword(new User(), DummyHash.Value, password ?? "");
+            return null;
+        }
+        var check = hasher.VerifyHashedPassword(user, user.PasswordHash, password ?? "");
+        if (check == PasswordVerificationResult.Failed) return null;
+        if (check == PasswordVerificationResult.SuccessRehashNeeded) user.PasswordHash = hasher.HashPassword(user, password!);
+        return user;
     }
 
     private static readonly Lazy<string> DummyHash = new(() => new PasswordHasher<User>().HashPassword(new User(), Secret.New()));

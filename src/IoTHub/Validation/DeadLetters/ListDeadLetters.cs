@@ -63,6 +63,17 @@ internal sealed class ListDeadLettersHandler(HubDb db) : IRequestHandler<ListDea
 }
 
 /// <summary>A deleted device takes its dead letters with it.</summary>
+internal sealed class CountDeadLettersHandler(HubDb db) : IRequestHandler<CountDeadLettersQuery, long>
+{
+    public async ValueTask<long> Handle(CountDeadLettersQuery q, CancellationToken ct)
+    {
+        var since = q.Since.ToUnixTimeMilliseconds();
+        var rows = db.Set<DeadLetter>().AsNoTracking().Where(d => d.ReceivedAt >= since);
+        if (q.DeviceId is not null) rows = rows.Where(d => d.DeviceId == q.DeviceId);
+        return await rows.LongCountAsync(ct);
+    }
+}
+
 internal sealed class DeleteDeviceDeadLetters(HubDb db) : INotificationHandler<DeviceDeleted>
 {
     public async ValueTask Handle(DeviceDeleted n, CancellationToken ct) =>

@@ -1,0 +1,97 @@
+// POST /devices/import (text/csv): one device per line, `id,name,profile,tags` (tags separated by ';'; a header
+// line is recognised and skipped). Each line is validated and created on its own: the report says, line by line,
+// which were created (with their tokens, shown this once) and why the others were refused.
+using FluentValidation;
+using IoTHub.Devices.CreateDevice;
+using Mediator;
+
+namespace IoTHub.Devices.ImportDevices;
+
+public sealed record ImportDevicesCommand(string Csv) : IRequest<ImportReport>;
+
+public sealed record ImportedLine(int Line, string? Id, bool Created, string? Token, string? Error);
+
+public sealed record ImportReport(int Created, int Failed, IReadOnlyList<ImportedLine> Lines);
+
+internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<CreateDeviceRequest> validator) : IRequestHandler<ImportDevicesCommand, ImportReport>
+{
+    public const int MaxLines = 10_000;
+
+    public async ValueTask<ImportReport> Handle(ImportDevicesCommand c, CancellationToken ct)
+    {
+        var lines = new List<ImportedLine>();
+        var number = 0;
+        foreach (var raw in c.Csv.Split('\n'))
+        {
+            number++;
+            var line = raw.TrimEnd('\r');
+            if (line.Trim().Length == 0) continue;
+            var fields = SplitCsv(line);
+            if (number == 1 && fields.Count > 0 && fields[0].Trim().Equals("id", StringComparison.OrdinalIgnoreCase)) continue;
+            if (lines.Count >= MaxLines)
+            {
+                lines.Add(new ImportedLine(number, null, false, null, $"more than {MaxLines} lines; the rest was not read"));
+                break;
+            }
+            string? Field(int i) => i < fields.Count && fields[i].Trim().Length > 0 ? fields[i].Trim() : null;
+            var request = new CreateDeviceRequest(Field(0), Field(1), Field(2),
+                Field(3)?.Split(';', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+            if (fields.Count > 4)
+            {
+                lines.Add(new ImportedLine(number, Field(0), false, null, "expected at most 4 fields: id,name,profile,tags"));
+                continue;
+            }
+            var v = await validator.ValidateAsync(request, ct);
+            if (!v.IsValid)
+            {
+                lines.Add(new ImportedLine(number, Field(0), false, null, string.Join("; ", v.Errors.Select(e => e.ErrorMessage))));
+                continue;
+            }
+            var result = await mediator.Send(request, ct);
+            lines.Add(result.Device is { } d
+                ? new ImportedLine(number, d.Id, true, d.Token, null)
+                : new ImportedLine(number, request.Id, false, null, result.UnknownProfile ? $"no profile '{request.Profile}'" : $"device '{request.Id}' already exists"));
+        }
+        return new ImportReport(lines.Count(l => l.Created), lines.Count(l => !l.Created), lines);
+    }
+
+    /// <summary>Splits one CSV line; fields may be quoted, with "" for a quote inside.</summary>
+    internal static List<string> SplitCsv(string line)
+    {
+        var fields = new List<string>();
+        var current = new System.Text.StringBuilder();
+        var quoted = false;
+        for (var i = 0; i < line.Length; i++)
+        {
+            var ch = line[i];
+            if (quoted)
+            {
+                if (ch == '"' && i + 1 < line.Length && line[i + 1] == '"') { current.Append('"'); i++; }
+                else if (ch == '"') quoted = false;
+                else current.Append(ch);
+            }
+            else if (ch == '"') quoted = true;
+            else if (ch == ',') { fields.Add(current.ToString()); current.Clear(); }
+            else current.Append(ch);
+        }
+        fields.Add(current.ToString());
+        return fields;
+    }
+
+    public static void Map(RouteGroupBuilder api) =>
+        api.MapPost("/devices/import", async (HttpRequest http, IMediator m, CancellationToken ct) =>
+            {
+                var mediaType = http.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
+                if (mediaType is not ("text/csv" or "text/plain"))
+                    return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: "Send text/csv: id,name,profile,tags (tags separated by ';').");
+                if (http.ContentLength > 4 * 1024 * 1024) return Results.Problem(statusCode: 413, title: "At most 4 MiB of CSV");
+                using var reader = new StreamReader(http.Body);
+                var csv = await reader.ReadToEndAsync(ct);
+                if (csv.Length > 4 * 1024 * 1024) return Results.Problem(statusCode: 413, title: "At most 4 MiB of CSV");
+                return Results.Ok(await m.Send(new ImportDevicesCommand(csv), ct));
+            })
+            .RequireAuthorization("operator")
+            // No Accepts(...) metadata: it would make routing answer 415 before authorization answers 401/403.
+            .WithName("ImportDevices").WithSummary("Create devices from CSV (id,name,profile,tags); a report per line, tokens shown once").WithTags("Devices")
+            .Produces<ImportReport>().ProducesProblem(413).ProducesProblem(415);
+}

@@ -1,0 +1,24 @@
+using IoTHub.Web.Components;
+using Radzen;
+
+namespace IoTHub.Web;
+
+/// <summary>The admin web UI: Razor components rendered by the host (interactive over Blazor Server), Radzen for
+/// grids and charts. Its assets are served from the binary; nothing is fetched from the internet.</summary>
+public static class WebModule
+{
+    public static IServiceCollection AddWeb(this IServiceCollection services, IConfiguration config)
+    {
+        services.AddRazorComponents().AddInteractiveServerComponents();
+        services.AddRadzenComponents();
+        services.AddCascadingAuthenticationState();
+        return services;
+    }
+
+    public static WebApplication MapWeb(this WebApplication app)
+    {
+        app.MapStaticAssets();
+        app.MapRazorComponents<App>().AddInteractiveServerRenderMode();
+        return app;
+    }
+}

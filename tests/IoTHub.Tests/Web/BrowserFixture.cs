@@ -1,0 +1,97 @@
+// Browser tests drive Debian's Chromium (headless) through Playwright against the real host. Each test saves a
+// screenshot as a test artifact and fails on any console error the pages logged.
+using IoTHub.Tests.Infrastructure;
+using Microsoft.Playwright;
+
+namespace IoTHub.Tests.Web;
+
+public abstract class BrowserFixture(Store store) : HubFixture(store)
+{
+    public const string ChromiumPath = "/usr/bin/chromium";
+    private IPlaywright? _playwright;
+    protected IBrowser Browser { get; private set; } = null!;
+    private readonly List<string> _consoleErrors = [];
+    private readonly List<IBrowserContext> _contexts = [];
+
+    [OneTimeSetUp]
+    public async Task StartBrowser()
+    {
+        if (!File.Exists(ChromiumPath))
+        {
+            if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail($"{ChromiumPath} is missing (apt-get install chromium)");
+            Assert.Ignore($"{ChromiumPath} is not installed (apt-get install chromium)");
+        }
+        _playwright = await Playwright.CreateAsync();
+        Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
+        {
+            ExecutablePath = ChromiumPath, Headless = true, Args = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        });
+    }
+
+    [OneTimeTearDown]
+    public async Task StopBrowser()
+    {
+        if (Browser is not null) await Browser.DisposeAsync();
+        _playwright?.Dispose();
+    }
+
+    [SetUp]
+    public void ClearConsole() => _consoleErrors.Clear();
+
+    /// <summary>A fresh browser context (its own cookies) with a page, at the given viewport width.</summary>
+    protected async Task<IPage> NewPageAsync(int width = 1280, int height = 900)
+    {
+        var context = await Browser.NewContextAsync(new BrowserNewContextOptions
+        {
+            BaseURL = Hub.BaseAddress.ToString().TrimEnd('/'), ViewportSize = new ViewportSize { Width = width, Height = height },
+            Permissions = ["clipboard-read", "clipboard-write"],
+        });
+        _contexts.Add(context);
+        context.SetDefaultTimeout(15_000);
+        var page = await context.NewPageAsync();
+        page.Console += (_, message) =>
+        {
+            if (message.Type == "error") lock (_consoleErrors) _consoleErrors.Add($"{page.Url}: {message.Text}");
+        };
+        page.PageError += (_, error) => { lock (_consoleErrors) _consoleErrors.Add($"{page.Url}: {error}"); };
+        return page;
+    }
+
+    protected async Task<IPage> SignedInAsync(string username = "admin", string password = HubHost.AdminPassword, int width = 1280)
+    {
+        var page = await NewPageAsync(width);
+        await page.GotoAsync("/login");
+        await page.GetByLabel("Username").FillAsync(username);
+        await page.GetByLabel("Password").FillAsync(password);
+        await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
+        await page.WaitForURLAsync(url => !url.Contains("/login", StringComparison.Ordinal));
+        await WaitForCircuitAsync(page);
+        return page;
+    }
+
+    /// <summary>Waits until Blazor's interactive circuit is up, so clicks reach the server.</summary>
+    protected static async Task WaitForCircuitAsync(IPage page)
+    {
+        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
+        await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
+        await Task.Delay(300);
+    }
+
+    protected async Task ScreenshotAsync(IPage page, string name)
+    {
+        var folder = Path.Combine(TestContext.CurrentContext.WorkDirectory, "screenshots");
+        Directory.CreateDirectory(folder);
+        var file = Path.Combine(folder, $"{name}.png");
+        await page.ScreenshotAsync(new PageScreenshotOptions { Path = file, FullPage = true });
+        TestContext.AddTestAttachment(file, name);
+    }
+
+    [TearDown]
+    public async Task CloseContexts()
+    {
+        foreach (var c in _contexts) await c.DisposeAsync();
+        _contexts.Clear();
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Passed)
+            lock (_consoleErrors) Assert.That(_consoleErrors, Is.Empty, "the pages logged console errors");
+    }
+}

@@ -1,4 +1,4 @@
-// Creates the simulated devices through the REST API (or reads id,token pairs from a CSV).
+// Creates the simulated devices through the REST API's CSV import (or reads id,token pairs from a CSV).
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -14,26 +14,39 @@ public static class Provisioning
         return (await response.Content.ReadFromJsonAsync<JsonElement>(ct)).GetProperty("token").GetString()!;
     }
 
-    /// <summary>Creates <paramref name="count"/> devices named prefix-0..n (replacing any left from an earlier run).</summary>
+    /// <summary>Creates <paramref name="count"/> devices named prefix-0..n in one CSV import; devices left from an earlier run
+    /// get a new token instead.</summary>
     public static async Task<List<SimDevice>> CreateAsync(HttpClient http, string bearer, string prefix, int count, CancellationToken ct)
     {
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
-        var devices = new SimDevice[count];
-        await Parallel.ForEachAsync(Enumerable.Range(0, count), new ParallelOptions { MaxDegreeOfParallelism = 16, CancellationToken = ct }, async (i, token) =>
+        var csv = "id,name,profile,tags\n" + string.Join('\n', Enumerable.Range(0, count).Select(i => $"{prefix}-{i},,,simulated"));
+        var response = await http.PostAsync("/api/v1/devices/import", new StringContent(csv, System.Text.Encoding.UTF8, "text/csv"), ct);
+        response.EnsureSuccessStatusCode();
+        var report = await response.Content.ReadFromJsonAsync<JsonElement>(ct);
+        var tokens = new System.Collections.Concurrent.ConcurrentDictionary<string, string>();
+        var existing = new List<string>();
+        foreach (var line in report.GetProperty("lines").EnumerateArray())
         {
-            var id = $"{prefix}-{i}";
-            var response = await http.PostAsJsonAsync("/api/v1/devices", new { id, tags = new[] { "simulated" } }, token);
-            if ((int)response.StatusCode == 409)
+            var id = line.GetProperty("id").GetString()!;
+            if (line.GetProperty("created").GetBoolean()) tokens[id] = line.GetProperty("token").GetString()!;
+            else existing.Add(id);
+        }
+        await Parallel.ForEachAsync(existing, new ParallelOptions { MaxDegreeOfParallelism = 8, CancellationToken = ct }, async (id, token) =>
+        {
+            for (var attempt = 0; ; attempt++)
             {
                 var rotated = await http.PostAsync($"/api/v1/devices/{id}/rotate-token", null, token);
+                if ((int)rotated.StatusCode == 429 && attempt < 50)
+                {
+                    await Task.Delay(rotated.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1), token); // the API's per-user rate limit
+                    continue;
+                }
                 rotated.EnsureSuccessStatusCode();
-                devices[i] = new SimDevice(id, (await rotated.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("token").GetString()!);
+                tokens[id] = (await rotated.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("token").GetString()!;
                 return;
             }
-            response.EnsureSuccessStatusCode();
-            devices[i] = new SimDevice(id, (await response.Content.ReadFromJsonAsync<JsonElement>(token)).GetProperty("token").GetString()!);
         });
-        return devices.ToList();
+        return Enumerable.Range(0, count).Select(i => $"{prefix}-{i}").Select(id => new SimDevice(id, tokens[id])).ToList();
     }
 
     public static List<SimDevice> FromCsv(string path) => File.ReadLines(path)

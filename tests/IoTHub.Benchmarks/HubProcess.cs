@@ -24,7 +24,7 @@ internal sealed class HubProcess : IAsyncDisposable
         MqttPort = mqttPort;
     }
 
-    public static async Task<HubProcess> StartAsync(string provider, string? postgres)
+    public static async Task<HubProcess> StartAsync(string provider, string? postgres, params string[] extra)
     {
         var http = FreePort();
         var mqtt = FreePort();
@@ -37,7 +37,7 @@ internal sealed class HubProcess : IAsyncDisposable
                      dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}",
                      $"--Bootstrap:AdminPassword={Password}", $"--Storage:Provider={provider}", $"--ConnectionStrings:Postgres={postgres}",
                      "--Logging:LogLevel:Default=Warning", "--Connectivity:DeviceMessagesPerSecond=1000000",
-                 })
+                 }.Concat(extra))
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };

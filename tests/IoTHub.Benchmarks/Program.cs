@@ -1,6 +1,8 @@
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- overload [--devices 200] [--seconds 30] [--store Sqlite|Postgres]
 using BenchmarkDotNet.Running;
 using IoTHub.Benchmarks;
 
@@ -18,7 +20,15 @@ switch (mode)
     case "query":
         var pg = Environment.GetEnvironmentVariable("IOTHUB_BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres";
         return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50"))).RunAsync();
+    case "connections":
+    case "overload":
+        var admin = Environment.GetEnvironmentVariable("IOTHUB_BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres";
+        var fleet = new FleetBenchmark(options.GetValueOrDefault("store", "Postgres"), admin);
+        var seconds = TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", mode == "connections" ? "60" : "30"), System.Globalization.CultureInfo.InvariantCulture));
+        return mode == "connections"
+            ? await fleet.ConnectionsAsync(int.Parse(options.GetValueOrDefault("devices", "10000")), seconds)
+            : await fleet.OverloadAsync(int.Parse(options.GetValueOrDefault("devices", "200")), seconds);
     default:
-        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N]");
+        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] | connections [--devices N] [--seconds S] [--store S] | overload [...]");
         return 2;
 }

@@ -31,4 +31,29 @@ public sealed class OpenApiTests(Store store) : HubFixture(store)
         Assert.That(paths, Does.Contain("/api/v1/devices").And.Contain("/api/v1/devices/{id}/telemetry").And.Contain("/api/v1/auth/token"));
         Assert.That(doc["paths"]!["/api/v1/devices"]!["post"]!["summary"]!.GetValue<string>(), Does.Contain("token is shown"));
     }
+
+    [Test]
+    public async Task Every_operation_says_which_auth_it_needs()
+    {
+        using var http = Hub.Anonymous();
+        var doc = await http.GetJsonAsync("/openapi/v1.json");
+        Assert.That(doc["components"]!["securitySchemes"]!.AsObject().Select(s => s.Key), Is.EquivalentTo(new[] { "bearer", "apiKey" }));
+        var operations = doc["paths"]!.AsObject().SelectMany(p => p.Value!.AsObject().Select(o => (Path: p.Key, Method: o.Key, Op: o.Value!))).ToList();
+        Assert.That(operations.Where(o => !(o.Op["description"]?.GetValue<string>() ?? "").Contains("**Auth:**")).Select(o => $"{o.Method} {o.Path}"), Is.Empty);
+        Assert.That(doc["paths"]!["/api/v1/users"]!["post"]!["description"]!.GetValue<string>(), Does.Contain("role admin"));
+        Assert.That(doc["paths"]!["/api/v1/devices/{id}/commands"]!["post"]!["description"]!.GetValue<string>(), Does.Contain("role operator or admin"));
+        Assert.That(doc["paths"]!["/api/v1/devices/{id}/telemetry"]!["post"]!["description"]!.GetValue<string>(), Does.Contain("device's own token"));
+        Assert.That(doc["paths"]!["/api/v1/devices/{id}/telemetry"]!["post"]!["security"]!.AsArray(), Has.Count.EqualTo(1));
+    }
+
+    [Test]
+    public async Task The_interactive_api_page_is_served_from_the_binary()
+    {
+        using var http = Hub.Anonymous();
+        var page = await http.GetStringAsync("/docs/index.html");
+        Assert.That(page, Does.Contain("swagger-ui"));
+        var init = await http.GetStringAsync("/docs/index.js");
+        Assert.That(init, Does.Contain("/openapi/v1.json"));
+        Assert.That((await http.GetAsync("/docs/swagger-ui-bundle.js")).IsSuccessStatusCode, Is.True, "the UI's script is in the binary, not on a CDN");
+    }
 }

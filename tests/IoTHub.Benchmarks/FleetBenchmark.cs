@@ -37,6 +37,7 @@ internal sealed class FleetBenchmark(string provider, string postgresAdmin)
         await using var hub = await StartAsync("iothub_bench_overload");
         var fleet = await ProvisionAsync(hub, devices);
         var run = LoadGenerator.RunAsync(fleet, new LoadOptions("127.0.0.1", hub.MqttPort, null, "mqtt", 0, 0, duration, DeviceModel.Thermostat), CancellationToken.None);
+        var heap = SampleHeapAsync(hub.BaseAddress, run);
         var rss = await SampleRssAsync(hub.Pid, run);
         var load = await run;
         await Task.Delay(2000); // let the last batches commit
@@ -47,6 +48,7 @@ internal sealed class FleetBenchmark(string provider, string postgresAdmin)
         Console.WriteLine($"  sent {load.Sent:N0} ({load.SentPerSecond:N0}/s offered); stored {stored:N0} ({stored / load.Elapsed.TotalSeconds:N0}/s)");
         Console.WriteLine();
         Console.WriteLine($"hub RSS per second (MiB): {string.Join(' ', rss.Samples.Select(s => s.ToString("0")))}");
+        Console.WriteLine($"hub GC heap per second (MiB): {string.Join(' ', (await heap).Select(s => s.ToString("0")))}");
         var secondHalf = rss.Samples.Skip(rss.Samples.Count / 2).ToList();
         Console.WriteLine($"RSS first sample {rss.Samples.FirstOrDefault():0} MiB, max {rss.Max:0} MiB, second half {secondHalf.DefaultIfEmpty().Min():0}-{secondHalf.DefaultIfEmpty().Max():0} MiB");
         Console.WriteLine("QoS 0 has no acks: what the hub could not take waited in the devices' sockets (TCP backpressure), not in the hub's memory.");
@@ -67,6 +69,19 @@ internal sealed class FleetBenchmark(string provider, string postgresAdmin)
         var fleet = await Provisioning.CreateAsync(http, bearer, "fleet", devices, CancellationToken.None);
         Console.WriteLine($"  provisioned {fleet.Count:N0} devices in {watch.Elapsed.TotalSeconds:0.0} s (one CSV import)");
         return fleet;
+    }
+
+    private static async Task<List<double>> SampleHeapAsync(Uri hub, Task until)
+    {
+        using var http = new HttpClient { BaseAddress = hub };
+        var samples = new List<double>();
+        while (!until.IsCompleted)
+        {
+            var line = (await http.GetStringAsync("/metrics")).Split('\n').FirstOrDefault(l => l.StartsWith("dotnet_gc_heap_bytes ", StringComparison.Ordinal));
+            if (line is not null) samples.Add(double.Parse(line.Split(' ')[1], System.Globalization.CultureInfo.InvariantCulture) / 1024 / 1024);
+            await Task.WhenAny(until, Task.Delay(1000));
+        }
+        return samples;
     }
 
     private static async Task<(List<double> Samples, double Max)> SampleRssAsync(int pid, Task until)

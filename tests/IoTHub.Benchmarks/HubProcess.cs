@@ -39,6 +39,9 @@ internal sealed class HubProcess : IAsyncDisposable
                      "--Logging:LogLevel:Default=Warning", "--Connectivity:DeviceMessagesPerSecond=1000000",
                  }.Concat(extra))
             psi.ArgumentList.Add(a);
+        // IOTHUB_BENCH_HUB_ENV="K=V;K=V": environment for the hub process only (e.g. GC settings to compare).
+        foreach (var kv in (Environment.GetEnvironmentVariable("IOTHUB_BENCH_HUB_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
+            psi.Environment[kv.Split('=', 2)[0]] = kv.Split('=', 2)[1];
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };
         p.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };

@@ -70,7 +70,7 @@ public sealed class IngestChannels(int rawCapacity, int storeCapacity)
     });
 
     /// <summary>What each committed batch held, for the aggregation module's watermarks and windows.</summary>
-    public Channel<CommittedPoint[]> Committed { get; } = Channel.CreateBounded<CommittedPoint[]>(new BoundedChannelOptions(1024)
+    public Channel<CommittedPoint[]> Committed { get; } = Channel.CreateBounded<CommittedPoint[]>(new BoundedChannelOptions(32)
     {
         FullMode = BoundedChannelFullMode.Wait,
         SingleReader = true,

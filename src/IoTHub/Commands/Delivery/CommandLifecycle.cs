@@ -3,6 +3,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
+using IoTHub.Commands.State;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
@@ -16,8 +17,6 @@ internal sealed class CommandLifecycle(
     INotificationHandler<DeviceReadyForCommands>, INotificationHandler<CommandDelivered>, INotificationHandler<DeviceDisconnected>,
     INotificationHandler<DeviceDeleted>, IRequestHandler<RecordCommandResponse, string?>
 {
-    internal static readonly JsonDocumentOptions Strict = new() { MaxDepth = 32 };
-
     public async ValueTask Handle(DeviceReadyForCommands n, CancellationToken ct)
     {
         var sent = await dispatch.SendQueuedAsync(n.DeviceId, ct);
@@ -45,24 +44,10 @@ internal sealed class CommandLifecycle(
 
     public async ValueTask<string?> Handle(RecordCommandResponse r, CancellationToken ct)
     {
-        if (r.Payload.Length > options.Value.MaxJsonBytes) return $"response larger than {options.Value.MaxJsonBytes} bytes";
-        string status;
-        string? result;
-        try
-        {
-            if (JsonNode.Parse(r.Payload.Span, documentOptions: Strict) is not JsonObject body) return "response must be a JSON object";
-            status = body["status"] is JsonValue v && v.TryGetValue<string>(out var s) ? s : "";
-            if (status is not ("ok" or "error")) return "response status must be \"ok\" or \"error\"";
-            result = body["result"]?.ToJsonString();
-        }
-        catch (JsonException ex)
-        {
-            return "response is not valid JSON: " + ex.Message;
-        }
-        catch (ArgumentException)
-        {
-            return "response is not valid UTF-8";
-        }
+        if (JsonStates.ParseFromDevice(r.Payload, options.Value.MaxJsonBytes, "response", out var error) is not { } body) return error;
+        var status = body["status"] is JsonValue v && v.TryGetValue<string>(out var text) ? text : "";
+        if (status is not ("ok" or "error")) return "response status must be \"ok\" or \"error\"";
+        var result = body["result"]?.ToJsonString();
         var now = time.NowMs();
         var state = status == "ok" ? CommandState.Succeeded : CommandState.Failed;
         var changed = await db.Set<DeviceCommand>()

@@ -36,9 +36,7 @@ internal sealed class ListCommandsHandler(HubDb db, IMediator mediator) :
             {
                 if (state is not null && !CommandState.All.Contains(state))
                     return Results.ValidationProblem(new Dictionary<string, string[]> { ["state"] = [$"state must be one of {string.Join(", ", CommandState.All)}"] });
-                var n = limit ?? 50;
-                if (n is < 1 or > 500)
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 500"] });
+                if (PageLimit.Check(limit, 50, 500, out var n) is { } badLimit) return badLimit;
                 return await m.Send(new ListCommandsQuery(id, state, cursor, n), ct) is { } page
                     ? Results.Ok(page) : Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
             })

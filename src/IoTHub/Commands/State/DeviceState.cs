@@ -4,7 +4,6 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using IoTHub.Commands.Delivery;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
@@ -75,21 +74,7 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
     public async ValueTask<StateReportOutcome> Handle(ReportDeviceState r, CancellationToken ct)
     {
         var max = options.Value.MaxJsonBytes;
-        if (r.Payload.Length > max) return new(null, $"reported state larger than {max} bytes");
-        JsonObject patch;
-        try
-        {
-            if (JsonNode.Parse(r.Payload.Span, documentOptions: CommandLifecycle.Strict) is not JsonObject o) return new(null, "reported state must be a JSON object");
-            patch = o;
-        }
-        catch (JsonException ex)
-        {
-            return new(null, "reported state is not valid JSON: " + ex.Message);
-        }
-        catch (ArgumentException)
-        {
-            return new(null, "reported state is not valid UTF-8");
-        }
+        if (JsonStates.ParseFromDevice(r.Payload, max, "reported state", out var error) is not { } patch) return new(null, error);
         for (var attempt = 0; attempt < Attempts; attempt++)
         {
             db.ChangeTracker.Clear();

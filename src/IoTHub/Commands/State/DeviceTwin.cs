@@ -55,6 +55,33 @@ public sealed record DeviceStateView(string DeviceId, StateSide Desired, StateSi
 /// <summary>JSON merge patch (RFC 7386) and the desired-minus-reported delta.</summary>
 internal static class JsonStates
 {
+    private static readonly System.Text.Json.JsonDocumentOptions Strict = new() { MaxDepth = 32 };
+
+    /// <summary>Parses a JSON object a device sent (at most <paramref name="maxBytes"/>, 32 levels deep); null with the
+    /// reason, naming it <paramref name="what"/>, when it is too large, not JSON, not UTF-8 or not an object.</summary>
+    public static JsonObject? ParseFromDevice(ReadOnlyMemory<byte> payload, int maxBytes, string what, out string? error)
+    {
+        error = null;
+        if (payload.Length > maxBytes) error = $"{what} larger than {maxBytes} bytes";
+        else
+        {
+            try
+            {
+                if (JsonNode.Parse(payload.Span, documentOptions: Strict) is JsonObject o) return o;
+                error = $"{what} must be a JSON object";
+            }
+            catch (System.Text.Json.JsonException ex)
+            {
+                error = $"{what} is not valid JSON: {ex.Message}";
+            }
+            catch (ArgumentException)
+            {
+                error = $"{what} is not valid UTF-8";
+            }
+        }
+        return null;
+    }
+
     public static JsonObject Parse(string? json) => json is null ? new JsonObject() : JsonNode.Parse(json) as JsonObject ?? new JsonObject();
 
     /// <summary>Applies <paramref name="patch"/> to <paramref name="target"/> in place: null removes a member, objects merge, anything else replaces.</summary>

@@ -43,9 +43,7 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
             {
                 if (status is not null && !Statuses.Contains(status))
                     return Results.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"status must be one of {string.Join(", ", Statuses)}"] });
-                var n = limit ?? 100;
-                if (n is < 1 or > 1000)
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 1000"] });
+                if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
                 return Results.Ok(await m.Send(new ListDevicesQuery(search, status, tag, profile, cursor, n), ct));
             })
             .WithName("ListDevices").WithSummary("Search, filter and page through devices").WithTags("Devices")

@@ -63,9 +63,7 @@ internal sealed class ListConnectionsHandler(HubDb db) : IRequestHandler<ListCon
     public static void Map(RouteGroupBuilder api) =>
         api.MapGet("/devices/{id}/connections", async (string id, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
-                var n = limit ?? 50;
-                if (n is < 1 or > 500)
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 500"] });
+                if (PageLimit.Check(limit, 50, 500, out var n) is { } badLimit) return badLimit;
                 return await m.Send(new ListConnectionsQuery(id, cursor, n), ct) is { } page ? Results.Ok(page) : DeviceResults.NotFound(id);
             })
             .WithName("ListDeviceConnections").WithSummary("A device's connection history: when, from where, protocol, why it ended").WithTags("Devices")

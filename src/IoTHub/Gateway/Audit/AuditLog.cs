@@ -130,9 +130,7 @@ internal sealed class ListAuditHandler(HubDb db, TimeProvider time) : IRequestHa
     public static void Map(RouteGroupBuilder api) =>
         api.MapGet("/audit", async (string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
-                var n = limit ?? 100;
-                if (n is < 1 or > 1000)
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 1000"] });
+                if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
                 return Results.Ok(await m.Send(new ListAuditQuery(actor, action, from, to, cursor, n), ct));
             })
             .RequireAuthorization("admin")

@@ -53,9 +53,7 @@ internal sealed class ListDeadLettersHandler(HubDb db) : IRequestHandler<ListDea
     public static void Map(RouteGroupBuilder api) =>
         api.MapGet("/dead-letters", async (string? deviceId, DateTimeOffset? from, DateTimeOffset? to, string? reason, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
-                var n = limit ?? 100;
-                if (n is < 1 or > 1000)
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = ["limit must be between 1 and 1000"] });
+                if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
                 return Results.Ok(await m.Send(new ListDeadLettersQuery(deviceId, from, to, reason, cursor, n), ct));
             })
             .WithName("ListDeadLetters").WithSummary("Rejected messages with their reasons, newest first").WithTags("Telemetry")

@@ -139,4 +139,21 @@ public sealed class DeviceApiTests(Store store) : HubFixture(store)
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
         Assert.That(response.Content.Headers.ContentType!.MediaType, Is.EqualTo("application/problem+json"));
     }
+
+    [TestCase("/api/v1/devices?limit=0", "1000")]
+    [TestCase("/api/v1/devices?limit=1001", "1000")]
+    [TestCase("/api/v1/dead-letters?limit=1001", "1000")]
+    [TestCase("/api/v1/audit?limit=0", "1000")]
+    [TestCase("/api/v1/devices/{id}/connections?limit=501", "500")]
+    [TestCase("/api/v1/devices/{id}/commands?limit=501", "500")]
+    public async Task A_page_limit_out_of_range_is_a_validation_problem(string url, string max)
+    {
+        var (id, _) = await Hub.CreateDeviceAsync();
+        using var admin = await Hub.AdminAsync();
+
+        var response = await admin.GetAsync(url.Replace("{id}", id));
+
+        Assert.That(response.StatusCode, Is.EqualTo(System.Net.HttpStatusCode.BadRequest));
+        Assert.That((await response.ReadJsonAsync())["errors"]!["limit"]![0]!.GetValue<string>(), Is.EqualTo($"limit must be between 1 and {max}"));
+    }
 }

@@ -11,14 +11,24 @@ public sealed class PayloadFactory(DeviceModel model, int seed)
     private readonly Random _random = new(seed);
     private double _temperature = 19 + seed % 5;
     private double _odometer = 10_000 + seed;
+    private readonly Lock _lock = new();
+    private long _lastTs;
 
     public DeviceModel Model => model;
 
     /// <summary>The thermostat's target; its temperature drifts toward it. Set by a command or the desired state.</summary>
     public double Setpoint { get; set; } = 21;
 
+    /// <summary>The next reading. Timestamps strictly increase per device (a device with several messages in flight
+    /// sends more than one a millisecond), since the hub takes a repeated timestamp for a resent message.</summary>
     public byte[] Next(long tsMs)
     {
+        lock (_lock) return NextLocked(Math.Max(tsMs, _lastTs + 1));
+    }
+
+    private byte[] NextLocked(long tsMs)
+    {
+        _lastTs = tsMs;
         var c = CultureInfo.InvariantCulture;
         var json = model switch
         {

@@ -12,7 +12,7 @@ public sealed record SimDevice(string Id, string Token);
 
 public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
-    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false);
+    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1);
 
 public sealed class LoadResult
 {
@@ -71,13 +71,18 @@ public static class LoadGenerator
         var stopwatch = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(o.Duration);
-        var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
+        // Each device keeps up to InFlight messages unacknowledged (as paho's max_inflight does): that many publishing
+        // loops share its connection, each at rate / InFlight.
+        var inFlight = Math.Max(1, o.InFlight);
+        for (var i = 0; i < perDevice.Length; i++) perDevice[i] = new List<double>(1024);
+        var tasks = Enumerable.Range(0, devices.Count * inFlight).Select(w => Task.Run(async () =>
         {
-            var latencies = perDevice[i] = new List<double>(1024);
+            var i = w / inFlight;
+            var latencies = new List<double>(1024);
             var payloads = payloadFactories[i];
             var topic = $"{o.TopicPrefix}/{devices[i].Id}/telemetry";
             var qos = (MqttQualityOfServiceLevel)o.Qos;
-            var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(1 / o.RatePerDevice) : TimeSpan.Zero;
+            var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(inFlight / o.RatePerDevice) : TimeSpan.Zero;
             var next = Stopwatch.GetTimestamp() + (long)(Random.Shared.NextDouble() * interval.TotalSeconds * Stopwatch.Frequency);
             while (!stop.IsCancellationRequested)
             {
@@ -111,10 +116,11 @@ public static class LoadGenerator
                     if (!clients[i].IsConnected) break;
                 }
             }
+            lock (perDevice[i]) perDevice[i].AddRange(latencies);
         }, CancellationToken.None)).ToArray();
         await Task.WhenAll(tasks);
         result.Elapsed = stopwatch.Elapsed;
-        foreach (var l in perDevice) if (l is not null) result.LatenciesMs.AddRange(l);
+        foreach (var l in perDevice) result.LatenciesMs.AddRange(l);
         foreach (var b in behaviours)
         {
             result.CommandsAnswered += b?.CommandsAnswered ?? 0;

@@ -12,6 +12,7 @@ if (o is null)
           --devices N          simulated devices (default 10)
           --rate R             messages per second per device; 0 = as fast as acks return (default 1)
           --qos 0|1            MQTT QoS (default 1)
+          --inflight N         unacknowledged messages a device may have at once (default 1)
           --protocol mqtt|http (default mqtt)
           --duration SECONDS   (default 30)
           --model thermostat|vibration|vehicle (default thermostat)
@@ -37,15 +38,15 @@ else
     devices = await Provisioning.CreateAsync(http, bearer, o.Prefix, o.Devices, cts.Token);
     Console.WriteLine($"provisioned {devices.Count} devices ({o.Prefix}-0 .. {o.Prefix}-{devices.Count - 1})");
 }
-Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.Duration.TotalSeconds:0} s ...");
+Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.InFlight} in flight each, {o.Duration.TotalSeconds:0} s ...");
 if (o.Protocol == "mqtt") Console.WriteLine("devices answer commands (ping, reboot, setSetpoint) and follow their desired state (setpoint)");
 var result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
-    Interactive: o.Protocol == "mqtt"), cts.Token);
+    Interactive: o.Protocol == "mqtt", InFlight: o.InFlight), cts.Token);
 Console.WriteLine(result);
 return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
 
 internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices, double Rate, int Qos, string Protocol, TimeSpan Duration,
-    DeviceModel Model, string User, string? Password, string? Csv, string Prefix)
+    DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight)
 {
     public static Args? Parse(string[] args)
     {
@@ -62,6 +63,7 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
             int.Parse(d.GetValueOrDefault("devices", "10")), double.Parse(d.GetValueOrDefault("rate", "1"), System.Globalization.CultureInfo.InvariantCulture),
             int.Parse(d.GetValueOrDefault("qos", "1")), protocol, TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("duration", "30"), System.Globalization.CultureInfo.InvariantCulture)),
             Enum.Parse<DeviceModel>(d.GetValueOrDefault("model", "thermostat"), ignoreCase: true), d.GetValueOrDefault("user", "admin"),
-            d.GetValueOrDefault("password"), d.GetValueOrDefault("csv"), d.GetValueOrDefault("prefix", "sim"));
+            d.GetValueOrDefault("password"), d.GetValueOrDefault("csv"), d.GetValueOrDefault("prefix", "sim"),
+            int.Parse(d.GetValueOrDefault("inflight", "1"), System.Globalization.CultureInfo.InvariantCulture));
     }
 }

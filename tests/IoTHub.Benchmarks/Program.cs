@@ -1,4 +1,4 @@
-// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 5] [--only reference,bare,postgres,sqlite]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
@@ -14,15 +14,18 @@ switch (mode)
         BenchmarkRunner.Run<DecodeBenchmarks>(args: args.Skip(1).ToArray());
         return 0;
     case "ingest":
-        var postgres = Environment.GetEnvironmentVariable("IOTHUB_BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres";
+        var postgres = PostgresAdmin;
         return await new IngestBenchmark(int.Parse(options.GetValueOrDefault("devices", "1000")),
-            TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", "10"), System.Globalization.CultureInfo.InvariantCulture)), postgres).RunAsync();
+            TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", "10"), System.Globalization.CultureInfo.InvariantCulture)),
+            TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("warmup", "5"), System.Globalization.CultureInfo.InvariantCulture)),
+            int.Parse(options.GetValueOrDefault("inflight", "10")), postgres,
+            options.GetValueOrDefault("only", "").Split(',', StringSplitOptions.RemoveEmptyEntries)).RunAsync();
     case "query":
-        var pg = Environment.GetEnvironmentVariable("IOTHUB_BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres";
+        var pg = PostgresAdmin;
         return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50"))).RunAsync();
     case "connections":
     case "overload":
-        var admin = Environment.GetEnvironmentVariable("IOTHUB_BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres";
+        var admin = PostgresAdmin;
         var fleet = new FleetBenchmark(options.GetValueOrDefault("store", "Postgres"), admin);
         var seconds = TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", mode == "connections" ? "60" : "30"), System.Globalization.CultureInfo.InvariantCulture));
         return mode == "connections"
@@ -31,4 +34,11 @@ switch (mode)
     default:
         Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] | connections [--devices N] [--seconds S] [--store S] | overload [...]");
         return 2;
+}
+
+// Every contender talks to the same local PostgreSQL the same way; TLS on loopback (Npgsql's default "prefer"
+// when the server has ssl = on, as Debian's has) would only add encryption cost to both sides.
+internal static partial class Program
+{
+    private static string PostgresAdmin => Environment.GetEnvironmentVariable("IOTHUB_BENCH_POSTGRES") ?? "Host=127.0.0.1;Port=5432;Username=postgres;Password=postgres;SSL Mode=Disable";
 }

@@ -11,14 +11,24 @@ internal sealed class IngestGate(IngestChannels channels, TimeProvider time)
         ReadOnlyMemory<byte> payload, bool awaitCommit, CancellationToken ct)
     {
         var ticket = awaitCommit ? new IngestTicket() : null;
+        if (!await EnqueueAsync(deviceId, protocol, format, payload, ticket, ct)) return IngestOutcome.Unavailable;
+        return ticket is null ? IngestOutcome.Stored : await ticket.Task.WaitAsync(ct);
+    }
+
+    /// <summary>Queues a message without waiting for its commit; <paramref name="ticket"/> completes when it has.
+    /// False when the hot path is shutting down (the ticket is then never completed).</summary>
+    public async ValueTask<bool> EnqueueAsync(string deviceId, TelemetryProtocol protocol, PayloadFormat format,
+        ReadOnlyMemory<byte> payload, IngestTicket? ticket, CancellationToken ct)
+    {
         try
         {
-            await channels.Raw.Writer.WriteAsync(new RawTelemetry(deviceId, protocol, format, payload, time.NowMs(), ticket), ct);
+            var item = new RawTelemetry(deviceId, protocol, format, payload, time.NowMs(), ticket);
+            if (!channels.Raw.Writer.TryWrite(item)) await channels.Raw.Writer.WriteAsync(item, ct);
+            return true;
         }
         catch (ChannelClosedException)
         {
-            return IngestOutcome.Unavailable;
+            return false;
         }
-        return ticket is null ? IngestOutcome.Stored : await ticket.Task.WaitAsync(ct);
     }
 }

@@ -200,6 +200,32 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
         Assert.That(latest["values"]!.AsArray().Single()!["value"]!.GetValue<double>(), Is.EqualTo(21));
     }
 
+    [TestCase(MqttProtocolVersion.V500)]
+    [TestCase(MqttProtocolVersion.V311)]
+    public async Task Messages_in_flight_together_each_get_their_own_ack_once_committed(MqttProtocolVersion version)
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token, version);
+        var t0 = DateTimeOffset.UtcNow.AddMinutes(-5).ToUnixTimeMilliseconds();
+        bool Broken(int i) => i % 5 == 3;
+
+        // 40 QoS 1 messages on one connection without waiting for acks; every fifth is not JSON.
+        var acks = await Task.WhenAll(Enumerable.Range(0, 40).Select(i => client.PublishAsync(Telemetry(id,
+            Broken(i) ? $$$"""{"ts": {{{t0 + i}}}, "values": {"temperature": """ : $$$"""{"ts": {{{t0 + i}}}, "values": {"temperature": {{{i}}}}}"""))));
+
+        using var admin = await Hub.AdminAsync();
+        // Read at once: an ack means the message is committed, so every acked point is already readable.
+        var raw = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=temperature&resolution=raw&from={Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(t0 - 1000).ToString("O"))}");
+        var stored = raw["points"]!.AsArray().Select(p => (int)p!["value"]!.GetValue<double>()).ToList();
+        Assert.That(stored, Is.EquivalentTo(Enumerable.Range(0, 40).Where(i => !Broken(i))));
+        Assert.That(await DeadLettersAsync(id), Has.Count.EqualTo(8));
+        for (var i = 0; i < 40; i++)
+        {
+            var expected = Broken(i) && version == MqttProtocolVersion.V500 ? MqttClientPublishReasonCode.PayloadFormatInvalid : MqttClientPublishReasonCode.Success;
+            Assert.That(acks[i].ReasonCode, Is.EqualTo(expected), $"message {i}: {acks[i].ReasonString}");
+        }
+    }
+
     [Test]
     public async Task A_resent_point_is_stored_once()
     {

@@ -94,25 +94,31 @@ public sealed class CrashTests(Store store)
 
             using var stop = new CancellationTokenSource();
             var baseTs = DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds();
+            // Each device keeps four messages in flight on its one connection, so acks are released per commit
+            // out of the connection's send loop while its receive loop goes on reading.
+            const int lanes = 4;
             var publishers = devices.Select((d, n) => Task.Run(async () =>
             {
                 using var client = new MqttClientFactory().CreateMqttClient();
                 await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _mqtt).WithClientId(d.Id)
                     .WithCredentials(d.Id, d.Token).WithTimeout(TimeSpan.FromSeconds(5)).Build());
-                for (var i = 0; !stop.IsCancellationRequested; i++)
+                await Task.WhenAll(Enumerable.Range(0, lanes).Select(async lane =>
                 {
-                    var ts = baseTs + i * 10 + n % 10; // unique per device
-                    try
+                    for (var i = 0; !stop.IsCancellationRequested; i++)
                     {
-                        var ack = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{d.Id}/telemetry")
-                            .WithPayload($$$"""{"ts": {{{ts}}}, "values": {"v": {{{i}}}}}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
-                        if (ack.ReasonCode == MqttClientPublishReasonCode.Success) acked.Add((d.Id, ts));
+                        var ts = baseTs + (i * lanes + lane) * 10 + n % 10; // unique per device
+                        try
+                        {
+                            var ack = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{d.Id}/telemetry")
+                                .WithPayload($$$"""{"ts": {{{ts}}}, "values": {"v": {{{i}}}}}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+                            if (ack.ReasonCode == MqttClientPublishReasonCode.Success) acked.Add((d.Id, ts));
+                        }
+                        catch (Exception)
+                        {
+                            return; // the hub died mid-flight: this message was never acked
+                        }
                     }
-                    catch (Exception)
-                    {
-                        return; // the hub died mid-flight: this message was never acked
-                    }
-                }
+                }));
             })).ToList();
 
             await Task.Delay(TimeSpan.FromSeconds(2));

@@ -1,7 +1,10 @@
 // The embedded broker's behaviour: who may connect, publish and subscribe, and what happens to telemetry.
-// Telemetry goes to the ingest gate and its PUBACK waits for the commit (MQTTnet awaits this interceptor before
-// acking). Telemetry is not dispatched through MQTTnet (ProcessPublish = false), which would walk every session
-// per message, unless an app has subscribed to a filter matching it.
+// QoS 1 telemetry goes to the ingest gate and the publish interceptor returns at once, so the connection's
+// receive loop reads the device's next message while this one waits for its batch; the PUBACK itself is held in
+// the outbound packet interceptor (the connection's send loop) until the commit (see ReleaseAckAsync). A device
+// with several messages in flight therefore has them all in one batch instead of one per commit. Telemetry is not
+// dispatched through MQTTnet (ProcessPublish = false), which would walk every session per message, unless an app
+// has subscribed to a filter matching it; then, and for QoS 2, the interceptor itself waits for the commit.
 using System.Buffers;
 using System.Collections.Concurrent;
 using IoTHub.Contracts;
@@ -44,6 +47,14 @@ internal sealed class MqttBroker(
         server.ClientConnectedAsync += ClientConnectedAsync;
         server.ClientDisconnectedAsync += ClientDisconnectedAsync;
         server.InterceptingPublishAsync += InterceptPublishAsync;
+        server.InterceptingInboundPacketAsync += e =>
+        {
+            // The publish interceptor does not see packet identifiers; remember the one being handled.
+            if (e.Packet is MQTTnet.Packets.MqttPublishPacket publish && SessionInfo.From(e.SessionItems) is { IsDevice: true } s)
+                s.InboundPacketId = publish.PacketIdentifier;
+            return Task.CompletedTask;
+        };
+        server.InterceptingOutboundPacketAsync += ReleaseAckAsync;
         server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
         server.ClientAcknowledgedPublishPacketAsync += AcknowledgedAsync;
         server.LoadingRetainedMessageAsync += LoadRetainedAsync;
@@ -229,9 +240,28 @@ internal sealed class MqttBroker(
         var message = e.ApplicationMessage;
         var payload = message.Payload.IsSingleSegment ? message.Payload.First : message.Payload.ToArray();
         var format = string.Equals(message.ContentType, "application/cbor", StringComparison.OrdinalIgnoreCase) ? PayloadFormat.Cbor : PayloadFormat.Json;
-        var acked = message.QualityOfServiceLevel != MqttQualityOfServiceLevel.AtMostOnce;
-        var outcome = await gate.SubmitAsync(session.DeviceId!, TelemetryProtocol.Mqtt, format, payload, acked, e.CancellationToken);
-        e.ProcessPublish = HasAppSubscriber(message.Topic) && outcome.Status == IngestStatus.Stored;
+        var qos = message.QualityOfServiceLevel;
+        var forward = HasAppSubscriber(message.Topic);
+        if (qos == MqttQualityOfServiceLevel.AtLeastOnce && !forward)
+        {
+            // MQTTnet copies each payload out of the receive buffer, so it stays valid after this returns.
+            var ticket = new IngestTicket();
+            if (await gate.EnqueueAsync(session.DeviceId!, TelemetryProtocol.Mqtt, format, payload, ticket, e.CancellationToken))
+            {
+                session.PendingAcks.Enqueue(new PendingAck(session.InboundPacketId, ticket));
+                e.ProcessPublish = false;
+                return;
+            }
+            ApplyOutcome(e, session, IngestOutcome.Unavailable);
+            return;
+        }
+        var outcome = await gate.SubmitAsync(session.DeviceId!, TelemetryProtocol.Mqtt, format, payload, qos != MqttQualityOfServiceLevel.AtMostOnce, e.CancellationToken);
+        e.ProcessPublish = forward && outcome.Status == IngestStatus.Stored;
+        ApplyOutcome(e, session, outcome);
+    }
+
+    private static void ApplyOutcome(InterceptingPublishEventArgs e, SessionInfo session, IngestOutcome outcome)
+    {
         switch (outcome.Status)
         {
             case IngestStatus.Stored:
@@ -245,10 +275,57 @@ internal sealed class MqttBroker(
                 // 3.1.1 has no way to say it: dead-lettered and acked, so the device does not resend it forever.
                 break;
             default:
+                e.ProcessPublish = false;
                 if (session.IsV5) e.Response.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
                 else e.CloseConnection = true; // no ack: the device resends after reconnecting
                 break;
         }
+    }
+
+    /// <summary>Holds each telemetry PUBACK in the connection's send loop until its message is committed, then
+    /// sets its reason code from the outcome. PUBACKs leave in the order their messages arrived, and batches commit
+    /// in that order too, so waiting here delays no ack behind a later one.</summary>
+    private Task ReleaseAckAsync(InterceptingPacketEventArgs e)
+    {
+        if (e.Packet is not MQTTnet.Packets.MqttPubAckPacket ack || SessionInfo.From(e.SessionItems) is not { IsDevice: true } session)
+            return Task.CompletedTask;
+        if (!session.PendingAcks.TryPeek(out var head) || head.PacketId != ack.PacketIdentifier) return Task.CompletedTask;
+        session.PendingAcks.TryDequeue(out _);
+        return head.Ticket.Task.IsCompleted ? ReleaseCompleted(e, ack, session, head.Ticket.Task.Result) : AwaitAckAsync(e, ack, session, head.Ticket);
+    }
+
+    private async Task AwaitAckAsync(InterceptingPacketEventArgs e, MQTTnet.Packets.MqttPubAckPacket ack, SessionInfo session, IngestTicket ticket) =>
+        await ReleaseCompleted(e, ack, session, await ticket.Task.WaitAsync(e.CancellationToken));
+
+    private Task ReleaseCompleted(InterceptingPacketEventArgs e, MQTTnet.Packets.MqttPubAckPacket ack, SessionInfo session, IngestOutcome outcome)
+    {
+        switch (outcome.Status)
+        {
+            case IngestStatus.Stored:
+                break;
+            case IngestStatus.Rejected when session.IsV5:
+                ack.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
+                ack.ReasonString = Truncate(outcome.Reason ?? "invalid payload", 500);
+                break;
+            case IngestStatus.Rejected:
+                break; // 3.1.1: dead-lettered and acked (see ApplyOutcome)
+            default:
+                if (session.IsV5)
+                {
+                    ack.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
+                    break;
+                }
+                // 3.1.1: no ack; close the connection so the device resends after reconnecting.
+                e.ProcessPacket = false;
+                var clientId = e.ClientId;
+                _ = Task.Run(async () =>
+                {
+                    try { await _server!.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.UnspecifiedError }); }
+                    catch (Exception ex) { log.LogDebug(ex, "Client {ClientId} was already gone", clientId); }
+                });
+                break;
+        }
+        return Task.CompletedTask;
     }
 
     /// <summary>Acks a device's state report or command response: PUBACK 0x99 with the reason on 5.0; 3.1.1 is acked either way.</summary>

@@ -10,8 +10,6 @@ namespace IoTHub.Benchmarks;
 
 internal sealed class FleetBenchmark(string provider, string postgresAdmin)
 {
-    private static readonly string[] Lifted = ["--Mqtt:MaxConnectionsPerAddress=1000000", "--RateLimits:UserRequestsPerSecond=100000"];
-
     public async Task<int> ConnectionsAsync(int devices, TimeSpan duration)
     {
         Console.WriteLine($"machine: {Machine.Describe()}");
@@ -58,7 +56,7 @@ internal sealed class FleetBenchmark(string provider, string postgresAdmin)
     private async Task<HubProcess> StartAsync(string database)
     {
         var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, database) : null;
-        return await HubProcess.StartAsync(provider, postgres, Lifted);
+        return await HubProcess.StartAsync(provider, postgres);
     }
 
     private static async Task<List<SimDevice>> ProvisionAsync(HubProcess hub, int devices)

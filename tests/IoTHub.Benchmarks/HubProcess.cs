@@ -36,14 +36,18 @@ internal sealed class HubProcess : IAsyncDisposable
                  {
                      dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}",
                      $"--Bootstrap:AdminPassword={Password}", $"--Storage:Provider={provider}", $"--ConnectionStrings:Postgres={postgres}",
-                     "--Logging:LogLevel:Default=Warning", "--Connectivity:DeviceMessagesPerSecond=1000000",
+                     "--Logging:LogLevel:Default=Warning",
+                     // The whole fleet comes from one address and provisions in a burst: lift the per-device, per-address and per-user limits.
+                     "--Connectivity:DeviceMessagesPerSecond=1000000", "--Mqtt:MaxConnectionsPerAddress=1000000", "--RateLimits:UserRequestsPerSecond=100000",
                  }.Concat(extra))
             psi.ArgumentList.Add(a);
         // IOTHUB_BENCH_HUB_ENV="K=V;K=V": environment for the hub process only (e.g. GC settings to compare).
         foreach (var kv in (Environment.GetEnvironmentVariable("IOTHUB_BENCH_HUB_ENV") ?? "").Split(';', StringSplitOptions.RemoveEmptyEntries))
             psi.Environment[kv.Split('=', 2)[0]] = kv.Split('=', 2)[1];
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
+        // IOTHUB_BENCH_HUB_LOG=1: show the hub's own log (warnings and errors; the level is Warning) as well.
+        var showLog = Environment.GetEnvironmentVariable("IOTHUB_BENCH_HUB_LOG") is "1" or "true";
+        p.OutputDataReceived += (_, e) => { if (showLog && e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };
         p.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();

@@ -59,30 +59,64 @@ public readonly record struct ValidatedTelemetry(
 /// <summary>A numeric point that is in the store now (its series id is the store's), for windowed aggregation.</summary>
 public readonly record struct CommittedPoint(long SeriesId, string DeviceId, string Metric, long TimestampMs);
 
-/// <summary>The two bounded channels of the ingest path; their capacity is the backpressure.</summary>
-public sealed class IngestChannels(int rawCapacity, int storeCapacity)
+/// <summary>The bounded channels of the ingest path; their capacity is the backpressure. Validated messages go to one
+/// store channel per writer, chosen by device, so each device's series are only ever written by one writer (no two
+/// transactions contend for the same rows) and a device's messages commit in order.</summary>
+public sealed class IngestChannels
 {
-    public Channel<RawTelemetry> Raw { get; } = Channel.CreateBounded<RawTelemetry>(new BoundedChannelOptions(rawCapacity)
+    private readonly Channel<ValidatedTelemetry>[] _stores;
+
+    public IngestChannels(int rawCapacity, int storeCapacity, int writers = 1)
     {
-        FullMode = BoundedChannelFullMode.Wait,
-        SingleReader = false,
-        SingleWriter = false,
-    });
+        Raw = Channel.CreateBounded<RawTelemetry>(new BoundedChannelOptions(rawCapacity)
+        {
+            FullMode = BoundedChannelFullMode.Wait,
+            SingleReader = false,
+            SingleWriter = false,
+        });
+        _stores = new Channel<ValidatedTelemetry>[Math.Max(1, writers)];
+        for (var i = 0; i < _stores.Length; i++)
+        {
+            _stores[i] = Channel.CreateBounded<ValidatedTelemetry>(new BoundedChannelOptions(Math.Max(1, storeCapacity / _stores.Length))
+            {
+                FullMode = BoundedChannelFullMode.Wait,
+                SingleReader = true,
+                SingleWriter = false,
+            });
+        }
+    }
+
+    public Channel<RawTelemetry> Raw { get; }
 
     /// <summary>What each committed batch held, for the aggregation module's watermarks and windows.</summary>
     public Channel<CommittedPoint[]> Committed { get; } = Channel.CreateBounded<CommittedPoint[]>(new BoundedChannelOptions(32)
     {
         FullMode = BoundedChannelFullMode.Wait,
         SingleReader = true,
-        SingleWriter = true,
-    });
-
-    public Channel<ValidatedTelemetry> Store { get; } = Channel.CreateBounded<ValidatedTelemetry>(new BoundedChannelOptions(storeCapacity)
-    {
-        FullMode = BoundedChannelFullMode.Wait,
-        SingleReader = true,
         SingleWriter = false,
     });
+
+    public IReadOnlyList<Channel<ValidatedTelemetry>> Stores => _stores;
+
+    /// <summary>The store channel (and so the writer) of a device.</summary>
+    public ChannelWriter<ValidatedTelemetry> StoreFor(string deviceId) =>
+        _stores.Length == 1 ? _stores[0].Writer : _stores[(uint)string.GetHashCode(deviceId, StringComparison.Ordinal) % (uint)_stores.Length].Writer;
+
+    /// <summary>Messages received but not yet handed to a writer's batch (the ingest lag).</summary>
+    public int Backlog
+    {
+        get
+        {
+            var n = Raw.Reader.Count;
+            foreach (var c in _stores) n += c.Reader.Count;
+            return n;
+        }
+    }
+
+    public void CompleteStores()
+    {
+        foreach (var c in _stores) c.Writer.TryComplete();
+    }
 }
 
 /// <summary>The value kind each stored series has had so far (its implicit type), for validation at start.</summary>

@@ -13,6 +13,10 @@ internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvi
 {
     private static readonly long CacheTtlMs = 30_000;
     private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
+    // A reconnect storm of thousands of devices would otherwise open a database connection per CONNECT at once
+    // (up to the pool's maximum, and past the server's max_connections with a second hub). Only cache misses wait here.
+    private readonly SemaphoreSlim _lookups = new(MaxConcurrentLookups);
+    internal const int MaxConcurrentLookups = 8;
 
     private sealed record Entry(string TokenHash, string? CertificateThumbprint, bool Enabled, string? ProfileId, long ExpiresAtMs);
 
@@ -39,10 +43,19 @@ internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvi
         var now = time.NowMs();
         if (!_cache.TryGetValue(deviceId, out var entry) || entry.ExpiresAtMs < now)
         {
-            await using var scope = scopes.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-            var d = await db.Set<Device>().AsNoTracking().Where(x => x.Id == deviceId)
-                .Select(x => new { x.TokenHash, x.CertificateThumbprint, x.Enabled, x.ProfileId }).FirstOrDefaultAsync(ct);
+            DeviceCredentials? d;
+            await _lookups.WaitAsync(ct);
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+                d = await db.Set<Device>().AsNoTracking().Where(x => x.Id == deviceId)
+                    .Select(x => new DeviceCredentials(x.TokenHash, x.CertificateThumbprint, x.Enabled, x.ProfileId)).FirstOrDefaultAsync(ct);
+            }
+            finally
+            {
+                _lookups.Release();
+            }
             if (d is null)
             {
                 _cache.TryRemove(deviceId, out _);
@@ -65,3 +78,5 @@ internal sealed class InvalidateOnRevoke(DeviceAuthenticator authenticator) : IN
         return ValueTask.CompletedTask;
     }
 }
+
+internal sealed record DeviceCredentials(string TokenHash, string? CertificateThumbprint, bool Enabled, string? ProfileId);

@@ -19,7 +19,10 @@ public static class DevicesModule
         services.AddSingleton<DevicePresence>();
         services.AddSingleton<IDevicePresence>(sp => sp.GetRequiredService<DevicePresence>());
         services.AddSingleton<IDeviceClock>(sp => sp.GetRequiredService<DevicePresence>());
-        services.AddHostedService<LastSeenFlusher>();
+        services.AddSingleton<LastSeenFlusher>();
+        services.AddHostedService(sp => sp.GetRequiredService<LastSeenFlusher>());
+        services.AddSingleton<PresenceJournal>();
+        services.AddHostedService<PresenceWriter>();
         services.AddValidatorsFromAssemblyContaining<CreateDeviceValidator>(ServiceLifetime.Singleton, filter: r => r.ValidatorType.Namespace!.StartsWith("IoTHub.Devices", StringComparison.Ordinal), includeInternalTypes: true);
         return services;
     }

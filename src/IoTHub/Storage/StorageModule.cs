@@ -21,7 +21,11 @@ public static class StorageModule
         {
             var cs = config.GetConnectionString("Postgres") ?? "";
             services.AddDbContext<HubDb, PostgresHubDb>(o => o.UseNpgsql(cs, n => n.EnableRetryOnFailure(0)));
-            services.AddSingleton<ITelemetryStore>(sp => new PostgresTelemetryStore(cs, sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit));
+            services.AddSingleton(sp =>
+            {
+                var o = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
+                return new TelemetryStores(Enumerable.Range(0, o.EffectiveWriters).Select(_ => (ITelemetryStore)new PostgresTelemetryStore(cs, o.DeadLetterPayloadLimit)).ToArray());
+            });
             services.AddSingleton<IStoreMaintenance>(sp => new PostgresMaintenance(cs,
                 PartitionDaysBack(sp.GetRequiredService<IOptions<RetentionOptions>>().Value, config),
                 sp.GetRequiredService<ILogger<PostgresMaintenance>>(), sp.GetRequiredService<TimeProvider>()));
@@ -29,14 +33,14 @@ public static class StorageModule
         else
         {
             services.AddDbContext<HubDb, SqliteHubDb>((sp, o) => o.UseSqlite(SqliteConnectionString(sp)));
-            services.AddSingleton<ITelemetryStore>(sp => new SqliteTelemetryStore(SqliteConnectionString(sp), sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit));
+            services.AddSingleton(sp => new TelemetryStores([new SqliteTelemetryStore(SqliteConnectionString(sp), sp.GetRequiredService<IOptions<StorageOptions>>().Value.DeadLetterPayloadLimit)]));
             services.AddSingleton<IStoreMaintenance>(sp => new SqliteMaintenance(SqliteConnectionString(sp)));
         }
 
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
-            return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity);
+            return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity, o.EffectiveWriters);
         });
         services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName)
             .Validate(o => o.ByResolution.All(r => r is null || r > TimeSpan.Zero), "Retention periods must be positive (or empty for forever)")

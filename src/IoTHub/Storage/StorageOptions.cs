@@ -28,6 +28,13 @@ public sealed class StorageOptions
     [Range(1, 1_000_000)]
     public int StoreQueueCapacity { get; set; } = 20_000;
 
+    /// <summary>Parallel telemetry writers, each with its own connection and its own share of the devices.
+    /// 0 = automatic: 2 on PostgreSQL, 1 on SQLite (which has one write lock, so SQLite always uses 1).</summary>
+    [Range(0, 16)]
+    public int Writers { get; set; }
+
+    public int EffectiveWriters => Provider == StorageProvider.Sqlite ? 1 : Writers > 0 ? Writers : 2;
+
     /// <summary>How many bytes of a rejected payload the dead-letter store keeps.</summary>
     [Range(0, 16 * 1024 * 1024)]
     public int DeadLetterPayloadLimit { get; set; } = 16 * 1024;

@@ -27,16 +27,21 @@ internal static class WriterMetrics
     public static readonly System.Diagnostics.Metrics.Counter<long> Failures = HubMeter.Meter.CreateCounter<long>("iothub_commit_failures_total", description: "Failed commit attempts (retried)");
 }
 
+/// <summary>The telemetry stores, one per writer (each with its own connection and series cache).</summary>
+internal sealed class TelemetryStores(ITelemetryStore[] stores)
+{
+    public IReadOnlyList<ITelemetryStore> All => stores;
+}
+
 internal sealed class TelemetryWriter(
     IngestChannels channels,
-    ITelemetryStore store,
+    TelemetryStores stores,
     StoreHealth health,
     IOptions<StorageOptions> options,
     ILogger<TelemetryWriter> log) : IHostedService
 {
     private readonly StorageOptions _options = options.Value;
     private Task? _loop;
-    private readonly List<CommittedPoint> _committed = new(4096);
     private readonly CancellationTokenSource _abort = new();
 
     public long CommittedMessages => Interlocked.Read(ref _committedMessages);
@@ -46,14 +51,15 @@ internal sealed class TelemetryWriter(
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _loop = Task.Run(() => RunAsync(_abort.Token), CancellationToken.None);
+        if (stores.All.Count != channels.Stores.Count) throw new InvalidOperationException("one store per store channel");
+        _loop = Task.Run(RunAllAsync, CancellationToken.None);
         return Task.CompletedTask;
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
     {
-        // Validation completes the store channel once it has drained; until then keep committing.
-        channels.Store.Writer.TryComplete();
+        // Validation completes the store channels once it has drained; until then keep committing.
+        channels.CompleteStores();
         if (_loop is null) return;
         try
         {
@@ -66,16 +72,28 @@ internal sealed class TelemetryWriter(
         }
     }
 
-    private async Task RunAsync(CancellationToken abort)
+    private async Task RunAllAsync()
     {
-        var reader = channels.Store.Reader;
+        try
+        {
+            await Task.WhenAll(Enumerable.Range(0, stores.All.Count).Select(i => Task.Run(() => RunAsync(channels.Stores[i].Reader, stores.All[i], _abort.Token))));
+        }
+        finally
+        {
+            channels.Committed.Writer.TryComplete();
+        }
+    }
+
+    private async Task RunAsync(System.Threading.Channels.ChannelReader<ValidatedTelemetry> reader, ITelemetryStore store, CancellationToken abort)
+    {
         var batch = new List<ValidatedTelemetry>(1024);
+        var committed = new List<CommittedPoint>(4096);
         try
         {
             while (await reader.WaitToReadAsync(abort))
             {
                 await FillAsync(reader, batch, abort);
-                await CommitWithRetryAsync(batch, abort);
+                await CommitWithRetryAsync(store, batch, committed, abort);
                 batch.Clear();
             }
         }
@@ -85,7 +103,6 @@ internal sealed class TelemetryWriter(
         }
         finally
         {
-            channels.Committed.Writer.TryComplete();
             foreach (var m in batch) m.Source.Ticket?.TrySetResult(IngestOutcome.Unavailable);
             while (reader.TryRead(out var m)) m.Source.Ticket?.TrySetResult(IngestOutcome.Unavailable);
         }
@@ -120,15 +137,15 @@ internal sealed class TelemetryWriter(
         }
     }
 
-    private async Task CommitWithRetryAsync(List<ValidatedTelemetry> batch, CancellationToken abort)
+    private async Task CommitWithRetryAsync(ITelemetryStore store, List<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken abort)
     {
         var delay = TimeSpan.FromMilliseconds(50);
         while (true)
         {
             try
             {
-                _committed.Clear();
-                await store.CommitAsync(batch, _committed, abort);
+                committed.Clear();
+                await store.CommitAsync(batch, committed, abort);
                 health.Succeeded();
                 break;
             }
@@ -141,7 +158,7 @@ internal sealed class TelemetryWriter(
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2_000));
             }
         }
-        if (_committed.Count > 0) await channels.Committed.Writer.WriteAsync(_committed.ToArray(), abort);
+        if (committed.Count > 0) await channels.Committed.Writer.WriteAsync(committed.ToArray(), abort);
         Interlocked.Add(ref _committedMessages, batch.Count);
         long points = 0, dead = 0;
         foreach (var m in batch)

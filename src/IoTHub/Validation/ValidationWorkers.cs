@@ -48,14 +48,13 @@ internal sealed class ValidationWorkers(
         }
         finally
         {
-            channels.Store.Writer.TryComplete();
+            channels.CompleteStores();
         }
     }
 
     private async Task RunAsync()
     {
         var reader = channels.Raw.Reader;
-        var writer = channels.Store.Writer;
         while (await reader.WaitToReadAsync())
         {
             while (reader.TryRead(out var raw))
@@ -63,7 +62,8 @@ internal sealed class ValidationWorkers(
                 var validated = Validate(raw);
                 try
                 {
-                    await writer.WriteAsync(validated);
+                    var writer = channels.StoreFor(raw.DeviceId);
+                    if (!writer.TryWrite(validated)) await writer.WriteAsync(validated);
                 }
                 catch (System.Threading.Channels.ChannelClosedException)
                 {

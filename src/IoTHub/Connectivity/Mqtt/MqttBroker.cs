@@ -38,6 +38,11 @@ internal sealed class MqttBroker(
     // Device clients subscribed to their command topics (devices/{id}/commands/+ or /#), kept as long as MQTTnet keeps the session.
     private readonly ConcurrentDictionary<(string ClientId, string Filter), byte> _commandSubscriptions = new();
 
+    // Connection events and device state reports are handled by modules that use the database. Thousands of devices
+    // (re)connecting at once must not become thousands of concurrent database connections (PostgreSQL refuses past
+    // max_connections): at most this many run at a time, the rest wait their turn.
+    private readonly SemaphoreSlim _handlers = new(16);
+
     public MqttServer? Server => _server;
 
     public void Attach(MqttServer server)
@@ -479,6 +484,7 @@ internal sealed class MqttBroker(
 
     private async Task PublishAsync(INotification notification)
     {
+        await _handlers.WaitAsync();
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -488,10 +494,15 @@ internal sealed class MqttBroker(
         {
             log.LogError(ex, "Handling {Notification} failed", notification.GetType().Name);
         }
+        finally
+        {
+            _handlers.Release();
+        }
     }
 
     private async Task<T?> SendAsync<T>(IRequest<T> request)
     {
+        await _handlers.WaitAsync();
         try
         {
             await using var scope = scopes.CreateAsyncScope();
@@ -501,6 +512,10 @@ internal sealed class MqttBroker(
         {
             log.LogError(ex, "Handling {Request} failed", request.GetType().Name);
             return default;
+        }
+        finally
+        {
+            _handlers.Release();
         }
     }
 

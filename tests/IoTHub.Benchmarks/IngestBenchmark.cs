@@ -93,7 +93,10 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
             buffer.Writer.TryWrite((device, DateTime.UtcNow, e.ApplicationMessage.Payload.ToArray()));
             return Task.CompletedTask;
         };
-        await subscriber.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("copy-subscriber").Build());
+        // A keep-alive longer than the run: under a flood mosquitto queues its PINGRESP behind the backlog, the client would give up and
+        // every message still queued would be lost (QoS 0), which measured the subscriber's timeout, not the pipeline.
+        await subscriber.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("copy-subscriber")
+            .WithKeepAlivePeriod(TimeSpan.FromMinutes(30)).WithTimeout(TimeSpan.FromMinutes(5)).Build());
         await subscriber.SubscribeAsync("devices/+/telemetry", MqttQualityOfServiceLevel.AtMostOnce);
         using var stopWriter = new CancellationTokenSource();
         var writer = Task.Run(async () =>

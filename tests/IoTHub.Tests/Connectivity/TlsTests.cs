@@ -21,12 +21,7 @@ public sealed class TlsTests(Store store) : HubFixture(store)
         {
             Directory.CreateDirectory(Folder);
             using var key = RSA.Create(2048);
-            var request = new CertificateRequest("CN=localhost", key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
-            var san = new SubjectAlternativeNameBuilder();
-            san.AddDnsName("localhost");
-            san.AddIpAddress(IPAddress.Loopback);
-            request.CertificateExtensions.Add(san.Build());
-            using var cert = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(30));
+            using var cert = TestCertificates.SelfSignedServer(key);
             File.WriteAllText(Path.Combine(Folder, "server.crt"), cert.ExportCertificatePem());
             File.WriteAllText(Path.Combine(Folder, "server.key"), key.ExportPkcs8PrivateKeyPem());
             return new Dictionary<string, string?>

@@ -36,6 +36,18 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task Mqtt5_connack_tells_the_client_the_maximum_packet_size()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = new MqttClientFactory().CreateMqttClient();
+
+        var result = await client.ConnectAsync(Hub.MqttOptions(id, token));
+
+        Assert.That(result.ResultCode, Is.EqualTo(MqttClientConnectResultCode.Success));
+        Assert.That(result.MaximumPacketSize, Is.EqualTo(256u * 1024), "Mqtt:MaxPacketBytes, which the connection guard enforces");
+    }
+
+    [Test]
     public async Task A_publish_claiming_256_MB_closes_that_connection_at_once()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

@@ -1,7 +1,7 @@
 // The embedded broker's behaviour: who may connect, publish and subscribe, and what happens to telemetry.
 // QoS 1 telemetry goes to the ingest gate and the publish interceptor returns at once, so the connection's
 // receive loop reads the device's next message while this one waits for its batch; the PUBACK itself is held in
-// the outbound packet interceptor (the connection's send loop) until the commit (see ReleaseAckAsync). A device
+// the outbound packet interceptor (the connection's send loop) until the commit (see InterceptOutboundAsync). A device
 // with several messages in flight therefore has them all in one batch instead of one per commit. Telemetry is not
 // dispatched through MQTTnet (ProcessPublish = false), which would walk every session per message, unless an app
 // has subscribed to a filter matching it; then, and for QoS 2, the interceptor itself waits for the commit.
@@ -59,7 +59,7 @@ internal sealed class MqttBroker(
                 s.InboundPacketId = publish.PacketIdentifier;
             return Task.CompletedTask;
         };
-        server.InterceptingOutboundPacketAsync += ReleaseAckAsync;
+        server.InterceptingOutboundPacketAsync += InterceptOutboundAsync;
         server.InterceptingSubscriptionAsync += InterceptSubscriptionAsync;
         server.ClientAcknowledgedPublishPacketAsync += AcknowledgedAsync;
         server.LoadingRetainedMessageAsync += LoadRetainedAsync;
@@ -290,8 +290,15 @@ internal sealed class MqttBroker(
     /// <summary>Holds each telemetry PUBACK in the connection's send loop until its message is committed, then
     /// sets its reason code from the outcome. PUBACKs leave in the order their messages arrived, and batches commit
     /// in that order too, so waiting here delays no ack behind a later one.</summary>
-    private Task ReleaseAckAsync(InterceptingPacketEventArgs e)
+    private Task InterceptOutboundAsync(InterceptingPacketEventArgs e)
     {
+        if (e.Packet is MQTTnet.Packets.MqttConnAckPacket connAck)
+        {
+            // MQTTnet's CONNACK leaves Maximum Packet Size unset; a 5.0 client told the limit does not send past it
+            // (the connection guard closes any connection that does). 3.1.1 has no such field and ignores it.
+            connAck.MaximumPacketSize = (uint)options.Value.MaxPacketBytes;
+            return Task.CompletedTask;
+        }
         if (e.Packet is not MQTTnet.Packets.MqttPubAckPacket ack || SessionInfo.From(e.SessionItems) is not { IsDevice: true } session)
             return Task.CompletedTask;
         if (!session.PendingAcks.TryPeek(out var head) || head.PacketId != ack.PacketIdentifier) return Task.CompletedTask;

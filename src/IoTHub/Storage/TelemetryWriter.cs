@@ -1,4 +1,5 @@
-// The group-commit stage of the hot path. It drains the store channel into a batch that closes on size or
+// The group-commit stage of the hot path: one loop per store channel (Storage:Writers), each with its own store
+// and connection and its own share of the devices. A loop drains its channel into a batch that closes on size or
 // after a few milliseconds, commits it in one transaction, and only then completes the messages' tickets,
 // which releases the devices' acks. A failing database keeps the batch and retries: acks stall, the bounded
 // channels fill, adapters wait, and nothing is dropped.

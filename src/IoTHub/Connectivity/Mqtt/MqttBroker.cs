@@ -265,26 +265,24 @@ internal sealed class MqttBroker(
         ApplyOutcome(e, session, outcome);
     }
 
+    /// <summary>What a telemetry PUBACK says for an outcome. 3.1.1 has no reason codes: a rejected message is
+    /// dead-lettered and acked (so the device does not resend it forever); when the hub cannot take it there is no
+    /// ack and the connection closes, so the device resends after reconnecting.</summary>
+    private static (MqttPubAckReasonCode Code, string? Reason, bool Close) AckFor(IngestOutcome outcome, bool isV5) => outcome.Status switch
+    {
+        IngestStatus.Stored => (MqttPubAckReasonCode.Success, null, false),
+        IngestStatus.Rejected => (isV5 ? MqttPubAckReasonCode.PayloadFormatInvalid : MqttPubAckReasonCode.Success,
+            isV5 ? Truncate(outcome.Reason ?? "invalid payload", 500) : null, false),
+        _ => (MqttPubAckReasonCode.UnspecifiedError, null, !isV5),
+    };
+
     private static void ApplyOutcome(InterceptingPublishEventArgs e, SessionInfo session, IngestOutcome outcome)
     {
-        switch (outcome.Status)
-        {
-            case IngestStatus.Stored:
-                e.Response.ReasonCode = MqttPubAckReasonCode.Success;
-                break;
-            case IngestStatus.Rejected when session.IsV5:
-                e.Response.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
-                e.Response.ReasonString = Truncate(outcome.Reason ?? "invalid payload", 500);
-                break;
-            case IngestStatus.Rejected:
-                // 3.1.1 has no way to say it: dead-lettered and acked, so the device does not resend it forever.
-                break;
-            default:
-                e.ProcessPublish = false;
-                if (session.IsV5) e.Response.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
-                else e.CloseConnection = true; // no ack: the device resends after reconnecting
-                break;
-        }
+        var (code, reason, close) = AckFor(outcome, session.IsV5);
+        if (outcome.Status == IngestStatus.Unavailable) e.ProcessPublish = false;
+        e.Response.ReasonCode = code;
+        if (reason is not null) e.Response.ReasonString = reason;
+        e.CloseConnection = close;
     }
 
     /// <summary>Holds each telemetry PUBACK in the connection's send loop until its message is committed, then
@@ -303,41 +301,25 @@ internal sealed class MqttBroker(
             return Task.CompletedTask;
         if (!session.PendingAcks.TryPeek(out var head) || head.PacketId != ack.PacketIdentifier) return Task.CompletedTask;
         session.PendingAcks.TryDequeue(out _);
-        return head.Ticket.Task.IsCompleted ? ReleaseCompleted(e, ack, session, head.Ticket.Task.Result) : AwaitAckAsync(e, ack, session, head.Ticket);
+        return ReleaseAsync(e, ack, session, head.Ticket);
     }
 
-    private async Task AwaitAckAsync(InterceptingPacketEventArgs e, MQTTnet.Packets.MqttPubAckPacket ack, SessionInfo session, IngestTicket ticket) =>
-        await ReleaseCompleted(e, ack, session, await ticket.Task.WaitAsync(e.CancellationToken));
-
-    private Task ReleaseCompleted(InterceptingPacketEventArgs e, MQTTnet.Packets.MqttPubAckPacket ack, SessionInfo session, IngestOutcome outcome)
+    private async Task ReleaseAsync(InterceptingPacketEventArgs e, MQTTnet.Packets.MqttPubAckPacket ack, SessionInfo session, IngestTicket ticket)
     {
-        switch (outcome.Status)
+        var (code, reason, close) = AckFor(await ticket.Task.WaitAsync(e.CancellationToken), session.IsV5);
+        if (!close)
         {
-            case IngestStatus.Stored:
-                break;
-            case IngestStatus.Rejected when session.IsV5:
-                ack.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
-                ack.ReasonString = Truncate(outcome.Reason ?? "invalid payload", 500);
-                break;
-            case IngestStatus.Rejected:
-                break; // 3.1.1: dead-lettered and acked (see ApplyOutcome)
-            default:
-                if (session.IsV5)
-                {
-                    ack.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
-                    break;
-                }
-                // 3.1.1: no ack; close the connection so the device resends after reconnecting.
-                e.ProcessPacket = false;
-                var clientId = e.ClientId;
-                _ = Task.Run(async () =>
-                {
-                    try { await _server!.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.UnspecifiedError }); }
-                    catch (Exception ex) { log.LogDebug(ex, "Client {ClientId} was already gone", clientId); }
-                });
-                break;
+            ack.ReasonCode = code;
+            if (reason is not null) ack.ReasonString = reason;
+            return;
         }
-        return Task.CompletedTask;
+        e.ProcessPacket = false;
+        var clientId = e.ClientId;
+        _ = Task.Run(async () =>
+        {
+            try { await _server!.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.UnspecifiedError }); }
+            catch (Exception ex) { log.LogDebug(ex, "Client {ClientId} was already gone", clientId); }
+        });
     }
 
     /// <summary>Acks a device's state report or command response: PUBACK 0x99 with the reason on 5.0; 3.1.1 is acked either way.</summary>

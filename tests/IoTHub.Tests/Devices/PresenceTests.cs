@@ -124,6 +124,29 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_device_reconnecting_hundreds_of_times_has_each_connection_closed_and_its_history_capped()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        const int cycles = ListConnectionsCap + 5;
+        for (var i = 0; i < cycles; i++)
+        {
+            using var client = await Hub.ConnectAsync(id, token);
+            await client.DisconnectAsync();
+        }
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "offline", "the device is offline");
+
+        using var admin = await Hub.AdminAsync();
+        await WaitFor.ConditionAsync(async () =>
+        {
+            var page = await admin.GetJsonAsync($"/api/v1/devices/{id}/connections?limit=500");
+            var items = page["items"]!.AsArray();
+            return items.Count == ListConnectionsCap && page["next"] is null && items.All(r => r!["disconnectedAt"] is not null);
+        }, $"the newest {ListConnectionsCap} connections are kept, every one closed", TimeSpan.FromSeconds(20));
+    }
+
+    private const int ListConnectionsCap = 500;
+
+    [Test]
     public async Task A_device_silent_for_twice_its_report_interval_is_flagged_inactive()
     {
         using var admin = await Hub.AdminAsync();

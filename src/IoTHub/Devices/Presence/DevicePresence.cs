@@ -210,7 +210,7 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
         {
             try
             {
-                await WriteAsync(batch, ct);
+                await WriteAsync(batch, scopes, ct);
                 return;
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
@@ -221,7 +221,7 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
                     var failed = new List<PresenceEvent>();
                     foreach (var e in batch)
                     {
-                        try { await WriteAsync([e], ct); }
+                        try { await WriteAsync([e], scopes, ct); }
                         catch (Exception one) when (one is not OperationCanceledException) { failed.Add(e); }
                     }
                     if (failed.Count < batch.Count)
@@ -241,42 +241,135 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
         }
     }
 
-    private async Task WriteAsync(IReadOnlyList<PresenceEvent> batch, CancellationToken ct)
+    /// <summary>One transaction for the batch, in a constant number of statements on PostgreSQL (a connect storm of
+    /// thousands of devices is a handful of round trips, not a few per device).</summary>
+    private static async Task WriteAsync(IReadOnlyList<PresenceEvent> batch, IServiceScopeFactory scopes, CancellationToken ct)
     {
+        var plan = PresencePlan.From(batch);
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+        db.ChangeTracker.AutoDetectChangesEnabled = false;
+        var npgsql = db.Database.IsNpgsql();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
-        var connectedDevices = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var e in batch)
+
+        // Connections that were open before this batch; the batch's own connections were closed in memory.
+        foreach (var round in plan.CloseRounds)
         {
-            await db.Set<Device>().Where(d => d.Id == e.DeviceId)
-                .ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, e.Online).SetProperty(d => d.LastSeen, e.LastSeen), ct);
-            if (e.IsConnect)
+            if (npgsql)
             {
-                db.Add(new DeviceConnection
-                {
-                    DeviceId = e.DeviceId, ClientId = e.ClientId, Protocol = e.Protocol ?? "", RemoteAddress = e.RemoteAddress, ConnectedAt = e.At,
-                });
-                await db.SaveChangesAsync(ct);
-                connectedDevices.Add(e.DeviceId);
-                continue;
+                var devices = round.Select(c => c.DeviceId).ToArray();
+                var clients = round.Select(c => c.ClientId).ToArray();
+                var at = round.Select(c => c.At).ToArray();
+                var reasons = round.Select(c => c.Reason).ToArray();
+                await db.Database.ExecuteSqlInterpolatedAsync($"""
+                    UPDATE device_connections AS c SET disconnected_at = u.at, disconnect_reason = u.reason
+                    FROM unnest({devices}::text[], {clients}::text[], {at}::bigint[], {reasons}::text[]) AS u(device, client, at, reason)
+                    WHERE c.id = (SELECT max(o.id) FROM device_connections o
+                                  WHERE o.device_id = u.device AND o.client_id = u.client AND o.disconnected_at IS NULL)
+                    """, ct);
             }
-            var open = await db.Set<DeviceConnection>().Where(c => c.DeviceId == e.DeviceId && c.ClientId == e.ClientId && c.DisconnectedAt == null)
-                .OrderByDescending(c => c.Id).Select(c => (long?)c.Id).FirstOrDefaultAsync(ct);
-            if (open is { } row)
+            else
             {
-                await db.Set<DeviceConnection>().Where(c => c.Id == row)
-                    .ExecuteUpdateAsync(s => s.SetProperty(c => c.DisconnectedAt, e.At).SetProperty(c => c.DisconnectReason, e.Reason), ct);
+                foreach (var c in round)
+                {
+                    var open = db.Set<DeviceConnection>().Where(o => o.DeviceId == c.DeviceId && o.ClientId == c.ClientId && o.DisconnectedAt == null);
+                    await db.Set<DeviceConnection>().Where(o => o.Id == open.Max(x => (long?)x.Id))
+                        .ExecuteUpdateAsync(s => s.SetProperty(o => o.DisconnectedAt, c.At).SetProperty(o => o.DisconnectReason, c.Reason), ct);
+                }
             }
         }
-        foreach (var deviceId in connectedDevices)
+
+        if (plan.NewConnections.Count > 0)
         {
-            var oldest = await db.Set<DeviceConnection>().Where(c => c.DeviceId == deviceId).OrderByDescending(c => c.Id)
-                .Skip(ListConnectionsHandler.KeptPerDevice).Select(c => (long?)c.Id).FirstOrDefaultAsync(ct);
-            if (oldest is { } cut) await db.Set<DeviceConnection>().Where(c => c.DeviceId == deviceId && c.Id <= cut).ExecuteDeleteAsync(ct);
+            db.AddRange(plan.NewConnections);
+            db.ChangeTracker.DetectChanges();
+            await db.SaveChangesAsync(ct);
+        }
+
+        // Each device ends the batch as its last event left it.
+        if (npgsql)
+        {
+            var ids = plan.Devices.Keys.ToArray();
+            var online = plan.Devices.Values.Select(v => v.Online).ToArray();
+            var seen = plan.Devices.Values.Select(v => v.LastSeen).ToArray();
+            await db.Database.ExecuteSqlInterpolatedAsync($"""
+                UPDATE devices AS d SET online = u.online, last_seen = u.seen
+                FROM unnest({ids}::text[], {online}::boolean[], {seen}::bigint[]) AS u(id, online, seen)
+                WHERE d.id = u.id
+                """, ct);
+        }
+        else
+        {
+            foreach (var (id, (online, lastSeen)) in plan.Devices)
+            {
+                await db.Set<Device>().Where(d => d.Id == id)
+                    .ExecuteUpdateAsync(s => s.SetProperty(d => d.Online, online).SetProperty(d => d.LastSeen, lastSeen), ct);
+            }
+        }
+
+        // History is capped per device; only devices that went over the cap are trimmed.
+        if (plan.NewConnections.Count > 0)
+        {
+            var connected = plan.NewConnections.Select(c => c.DeviceId).Distinct().ToList();
+            var over = await db.Set<DeviceConnection>().Where(c => connected.Contains(c.DeviceId)).GroupBy(c => c.DeviceId)
+                .Where(g => g.Count() > ListConnectionsHandler.KeptPerDevice).Select(g => g.Key).ToListAsync(ct);
+            foreach (var deviceId in over)
+            {
+                var oldest = await db.Set<DeviceConnection>().Where(c => c.DeviceId == deviceId).OrderByDescending(c => c.Id)
+                    .Skip(ListConnectionsHandler.KeptPerDevice).Select(c => (long?)c.Id).FirstOrDefaultAsync(ct);
+                if (oldest is { } cut) await db.Set<DeviceConnection>().Where(c => c.DeviceId == deviceId && c.Id <= cut).ExecuteDeleteAsync(ct);
+            }
         }
         await tx.CommitAsync(ct);
-        db.ChangeTracker.Clear();
+    }
+}
+
+/// <summary>What a batch of presence events does to the database, worked out in memory and in event order: the
+/// final state of each device, the new connection rows (closed already when their disconnect is in the same batch),
+/// and the closes of rows opened before the batch, in rounds so that one statement never closes one key twice.</summary>
+internal sealed class PresencePlan
+{
+    public readonly record struct Close(string DeviceId, string ClientId, long At, string? Reason);
+
+    public Dictionary<string, (bool Online, long LastSeen)> Devices { get; } = new(StringComparer.Ordinal);
+    public List<DeviceConnection> NewConnections { get; } = new();
+    public List<List<Close>> CloseRounds { get; } = new();
+
+    public static PresencePlan From(IReadOnlyList<PresenceEvent> batch)
+    {
+        var plan = new PresencePlan();
+        var open = new Dictionary<(string, string), List<DeviceConnection>>();
+        var closes = new Dictionary<(string, string), int>();
+        foreach (var e in batch)
+        {
+            plan.Devices[e.DeviceId] = (e.Online, e.LastSeen);
+            var key = (e.DeviceId, e.ClientId);
+            if (e.IsConnect)
+            {
+                var row = new DeviceConnection
+                {
+                    DeviceId = e.DeviceId, ClientId = e.ClientId, Protocol = e.Protocol ?? "", RemoteAddress = e.RemoteAddress, ConnectedAt = e.At,
+                };
+                plan.NewConnections.Add(row);
+                if (!open.TryGetValue(key, out var rows)) open[key] = rows = new List<DeviceConnection>();
+                rows.Add(row);
+                continue;
+            }
+            // A disconnect closes the newest open connection of that device and client id, as the database would.
+            if (open.TryGetValue(key, out var pending) && pending.Count > 0)
+            {
+                var row = pending[^1];
+                pending.RemoveAt(pending.Count - 1);
+                row.DisconnectedAt = e.At;
+                row.DisconnectReason = e.Reason;
+                continue;
+            }
+            var n = closes.GetValueOrDefault(key);
+            closes[key] = n + 1;
+            if (plan.CloseRounds.Count == n) plan.CloseRounds.Add(new List<Close>());
+            plan.CloseRounds[n].Add(new Close(e.DeviceId, e.ClientId, e.At, e.Reason));
+        }
+        return plan;
     }
 }
 

@@ -55,8 +55,10 @@ public static class ConnectivityModule
 }
 
 /// <summary>MQTTnet's hosted server starts fire-and-forget: ready only once it really has.</summary>
-internal sealed class BrokerHealthCheck(MqttServer server) : IHealthCheck
+internal sealed class BrokerHealthCheck(MqttServer server, MqttBroker broker) : IHealthCheck
 {
+    // MqttServer.IsStarted turns true before the listeners are wired; Started completes after.
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(server.IsStarted ? HealthCheckResult.Healthy("MQTT broker started") : HealthCheckResult.Unhealthy("MQTT broker not started"));
+        Task.FromResult(server.IsStarted && broker.Started.IsCompleted
+            ? HealthCheckResult.Healthy("MQTT broker started") : HealthCheckResult.Unhealthy("MQTT broker not started"));
 }

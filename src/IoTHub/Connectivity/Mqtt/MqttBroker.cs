@@ -45,9 +45,21 @@ internal sealed class MqttBroker(
 
     public MqttServer? Server => _server;
 
+    // MQTTnet's hosted server starts on ApplicationStarted, after Kestrel already accepts connections, and its
+    // IsStarted is true before its listeners are wired (retained messages load first). This completes only once they are.
+    private readonly TaskCompletionSource _started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes when the broker takes connections.</summary>
+    public Task Started => _started.Task;
+
     public void Attach(MqttServer server)
     {
         _server = server;
+        server.StartedAsync += _ =>
+        {
+            _started.TrySetResult();
+            return Task.CompletedTask;
+        };
         server.ValidatingConnectionAsync += ValidateConnectionAsync;
         server.ClientConnectedAsync += ClientConnectedAsync;
         server.ClientDisconnectedAsync += ClientDisconnectedAsync;

@@ -12,7 +12,7 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Mqtt;
 
-internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, ILogger<MqttConnectionGuard> log)
+internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, ILogger<MqttConnectionGuard> log)
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
 
@@ -29,6 +29,20 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, ILogger
         }
         try
         {
+            if (!broker.Started.IsCompleted)
+            {
+                // Kestrel listens before the broker has started: a device connecting in that moment (a fleet
+                // reconnecting to a restarted hub) waits for it rather than being dropped by MQTTnet half-started.
+                try
+                {
+                    await broker.Started.WaitAsync(TimeSpan.FromSeconds(o.ConnectTimeoutSeconds), connection.ConnectionClosed);
+                }
+                catch (Exception ex) when (ex is TimeoutException or OperationCanceledException)
+                {
+                    connection.Abort(new ConnectionAbortedException("the broker is not started"));
+                    return;
+                }
+            }
             var input = new PacketSizeGuard(connection.Transport.Input, o.MaxPacketBytes, connection, log);
             connection.Transport = new GuardedPipe(input, connection.Transport.Output);
             await next(connection);

@@ -30,6 +30,7 @@ public static class ConnectivityModule
         server.WriterBufferSize = 256;
         server.WriterBufferSizeMax = 4096;
         services.AddHostedMqttServer(server);
+        services.AddHostedService<BrokerShutdown>();
         services.AddMqttConnectionHandler();
         services.AddConnections();
         services.AddHealthChecks().AddCheck<BrokerHealthCheck>("broker", tags: ["ready"]);
@@ -61,4 +62,33 @@ internal sealed class BrokerHealthCheck(MqttServer server, MqttBroker broker) : 
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(server.IsStarted && broker.Started.IsCompleted
             ? HealthCheckResult.Healthy("MQTT broker started") : HealthCheckResult.Unhealthy("MQTT broker not started"));
+}
+
+/// <summary>Disconnects every MQTT client as soon as the host begins to stop, before any hosted service stops.
+/// MQTTnet's hosted server stops last (it was registered first), and until then Kestrel, which stops first, waits for
+/// its open MQTT connections to close: the whole shutdown timeout went by and the pipeline could not drain. Messages
+/// already taken are still committed; their devices, disconnected before the PUBACK, resend them and the store keeps
+/// one copy.</summary>
+internal sealed class BrokerShutdown(MqttServer server, ILogger<BrokerShutdown> log) : IHostedLifecycleService
+{
+    public async Task StoppingAsync(CancellationToken cancellationToken)
+    {
+        if (!server.IsStarted) return;
+        var clients = (await server.GetClientsAsync()).Count;
+        await server.StopAsync(new MqttServerStopOptions
+        {
+            DefaultClientDisconnectOptions = new MqttServerClientDisconnectOptions
+            {
+                ReasonCode = MQTTnet.Protocol.MqttDisconnectReasonCode.ServerShuttingDown,
+                ReasonString = "the hub is stopping",
+            },
+        });
+        log.LogInformation("MQTT broker stopped; {Clients} clients disconnected", clients);
+    }
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public Task StoppedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 }

@@ -6,10 +6,32 @@ using MQTTnet;
 
 namespace IoTHub.Tests.Connectivity;
 
-// Kestrel accepts connections before MQTTnet's hosted server has started (it starts on ApplicationStarted). A fleet
-// reconnecting to a restarting hub lands in that moment; MQTTnet used to throw on such a connection and drop it.
-public sealed class BrokerStartupTests
+// Kestrel accepts connections before MQTTnet's hosted server has started (it starts on ApplicationStarted) and stops
+// before it: both edges of the broker's life with devices connected.
+public sealed class BrokerLifecycleTests
 {
+    [Test]
+    public async Task Stopping_the_hub_with_devices_connected_disconnects_them_at_once_and_does_not_wait_out_the_shutdown_timeout()
+    {
+        await using var hub = await HubHost.StartAsync(Store.Sqlite);
+        var (id, token) = await hub.CreateDeviceAsync();
+        using var client = await hub.ConnectAsync(id, token);
+        var reason = new TaskCompletionSource<MqttClientDisconnectReason>(TaskCreationOptions.RunContinuationsAsynchronously);
+        client.DisconnectedAsync += e =>
+        {
+            reason.TrySetResult(e.Reason);
+            return Task.CompletedTask;
+        };
+
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+        await hub.StopAppAsync();
+
+        // It used to take the whole 30 s shutdown timeout (Kestrel waited for the open MQTT connection), after which
+        // the validation workers and the telemetry writer had no time left to drain.
+        Assert.That(watch.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "time to stop");
+        Assert.That(await reason.Task.WaitAsync(TimeSpan.FromSeconds(5)), Is.EqualTo(MqttClientDisconnectReason.ServerShuttingDown));
+    }
+
     [Test]
     public async Task A_device_that_connects_while_the_hub_is_still_starting_is_served_once_the_broker_is_up()
     {

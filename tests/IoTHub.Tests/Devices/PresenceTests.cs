@@ -1,6 +1,7 @@
 using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
+using IoTHub.Devices.Presence;
 using IoTHub.Tests.Infrastructure;
 using MQTTnet;
 using MQTTnet.Protocol;
@@ -127,7 +128,7 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
     public async Task A_device_reconnecting_hundreds_of_times_has_each_connection_closed_and_its_history_capped()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        const int cycles = ListConnectionsCap + 5;
+        const int cycles = ListConnectionsHandler.KeptPerDevice + 5;
         for (var i = 0; i < cycles; i++)
         {
             using var client = await Hub.ConnectAsync(id, token);
@@ -140,11 +141,9 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         {
             var page = await admin.GetJsonAsync($"/api/v1/devices/{id}/connections?limit=500");
             var items = page["items"]!.AsArray();
-            return items.Count == ListConnectionsCap && page["next"] is null && items.All(r => r!["disconnectedAt"] is not null);
-        }, $"the newest {ListConnectionsCap} connections are kept, every one closed", TimeSpan.FromSeconds(20));
+            return items.Count == ListConnectionsHandler.KeptPerDevice && page["next"] is null && items.All(r => r!["disconnectedAt"] is not null);
+        }, $"the newest {ListConnectionsHandler.KeptPerDevice} connections are kept, every one closed", TimeSpan.FromSeconds(20));
     }
-
-    private const int ListConnectionsCap = 500;
 
     [Test]
     public async Task A_device_silent_for_twice_its_report_interval_is_flagged_inactive()

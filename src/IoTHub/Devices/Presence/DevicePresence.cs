@@ -251,7 +251,6 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
         var plan = PresencePlan.From(batch);
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-        db.ChangeTracker.AutoDetectChangesEnabled = false;
         var npgsql = db.Database.IsNpgsql();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
 
@@ -285,7 +284,6 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
         if (plan.NewConnections.Count > 0)
         {
             db.AddRange(plan.NewConnections);
-            db.ChangeTracker.DetectChanges();
             await db.SaveChangesAsync(ct);
         }
 
@@ -418,13 +416,27 @@ internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFact
             {
                 // One statement for the whole fleet: a statement per device would hold the rows it has updated
                 // through a thousand round trips, and every connect and disconnect (which update the same rows) would wait.
-                var ids = changed.Select(c => c.DeviceId).ToArray();
-                var seen = changed.Select(c => c.LastSeen).ToArray();
-                await db.Database.ExecuteSqlInterpolatedAsync($"""
-                    UPDATE devices AS d SET last_seen = u.seen
-                    FROM unnest({ids}::text[], {seen}::bigint[]) AS u(id, seen)
-                    WHERE d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < u.seen)
-                    """, ct);
+                if (changed.Count > 0)
+                {
+                    var ids = changed.Select(c => c.DeviceId).ToArray();
+                    var seen = changed.Select(c => c.LastSeen).ToArray();
+                    await db.Database.ExecuteSqlInterpolatedAsync($"""
+                        UPDATE devices AS d SET last_seen = u.seen
+                        FROM unnest({ids}::text[], {seen}::bigint[]) AS u(id, seen)
+                        WHERE d.id = u.id AND (d.last_seen IS NULL OR d.last_seen < u.seen)
+                        """, ct);
+                }
+                if (drifts.Count > 0)
+                {
+                    var ids = drifts.Select(c => c.DeviceId).ToArray();
+                    var drift = drifts.Select(c => c.DriftMs).ToArray();
+                    var flagged = drifts.Select(c => c.Flagged).ToArray();
+                    await db.Database.ExecuteSqlInterpolatedAsync($"""
+                        UPDATE devices AS d SET clock_drift_ms = u.drift, clock_drift_flagged = u.flagged
+                        FROM unnest({ids}::text[], {drift}::bigint[], {flagged}::boolean[]) AS u(id, drift, flagged)
+                        WHERE d.id = u.id
+                        """, ct);
+                }
             }
             else
             {
@@ -434,20 +446,6 @@ internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFact
                     await db.Set<Device>().Where(d => d.Id == id && (d.LastSeen == null || d.LastSeen < seen))
                         .ExecuteUpdateAsync(s => s.SetProperty(d => d.LastSeen, seen), ct);
                 }
-            }
-            if (db.Database.IsNpgsql() && drifts.Count > 0)
-            {
-                var ids = drifts.Select(c => c.DeviceId).ToArray();
-                var drift = drifts.Select(c => c.DriftMs).ToArray();
-                var flagged = drifts.Select(c => c.Flagged).ToArray();
-                await db.Database.ExecuteSqlInterpolatedAsync($"""
-                    UPDATE devices AS d SET clock_drift_ms = u.drift, clock_drift_flagged = u.flagged
-                    FROM unnest({ids}::text[], {drift}::bigint[], {flagged}::boolean[]) AS u(id, drift, flagged)
-                    WHERE d.id = u.id
-                    """, ct);
-            }
-            else
-            {
                 foreach (var (id, drift, flagged) in drifts)
                 {
                     await db.Set<Device>().Where(d => d.Id == id)

@@ -1,5 +1,7 @@
 using IoTHub.Connectivity.Http;
 using IoTHub.Connectivity.Mqtt;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using MQTTnet.AspNetCore;
@@ -48,7 +50,16 @@ public static class ConnectivityModule
     public static IEndpointRouteBuilder MapConnectivity(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         var path = app.ServiceProvider.GetRequiredService<IOptions<MqttOptions>>().Value.WebSocketPath;
-        if (!string.IsNullOrEmpty(path)) app.MapMqtt(path);
+        if (!string.IsNullOrEmpty(path))
+        {
+            // MQTTnet's MapMqtt, plus the connection guard the TCP and TLS listeners have: without it a WebSocket client
+            // could declare a 256 MB packet (MQTTnet buffers until it has all of it), skip CONNECT, or open unlimited
+            // connections from one address. WebSockets only: MQTT has no use for the SSE and long-polling fallbacks.
+            var guard = app.ServiceProvider.GetRequiredService<MqttConnectionGuard>();
+            var ws = new HttpConnectionDispatcherOptions { Transports = HttpTransportType.WebSockets };
+            ws.WebSockets.SubProtocolSelector = MqttSubProtocolSelector.SelectSubProtocol;
+            app.MapConnections(path, ws, b => b.Use(guard.Wrap).UseConnectionHandler<MqttConnectionHandler>());
+        }
         IngestTelemetryOverHttp.Map(api);
         DeviceStateOverHttp.Map(api);
         return app;

@@ -133,7 +133,10 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
         c.Open();
         using (var pragma = c.CreateCommand())
         {
-            pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000;";
+            // cache_size: SQLite's default page cache is 2 MB, while one batch touches the newest index page of every
+            // series and three rollup pages: past a few thousand series each commit re-read them from the OS. 64 MB holds
+            // them: 13,900 → 16,000 msg/s over a 40 s run with 1,000 devices (3,000 series).
+            pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536;";
             pragma.ExecuteNonQuery();
         }
         _insertPoint = Prepare(c, "INSERT INTO telemetry (series_id, ts, kind, number, text, device_ts) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING", 6);

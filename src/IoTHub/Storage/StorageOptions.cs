@@ -12,9 +12,12 @@ public sealed class StorageOptions
     /// <summary><c>Sqlite</c> (embedded default, file under <c>DataDirectory</c>) or <c>Postgres</c> (<c>ConnectionStrings:Postgres</c>).</summary>
     public StorageProvider Provider { get; set; } = StorageProvider.Sqlite;
 
-    /// <summary>A batch commits when it holds this many points...</summary>
+    /// <summary>A batch commits when it holds this many points... Under light load batches close on the linger time long
+    /// before this; only a backlog fills them, and then larger batches are cheaper per point (each commit rewrites every
+    /// index and rollup page it touched, once per series rather than once per message): 30,000 measured +35 % on SQLite
+    /// and +10 % on PostgreSQL over 5,000 with 1,000 devices, at a lower p99.</summary>
     [Range(1, 100_000)]
-    public int BatchMaxPoints { get; set; } = 5_000;
+    public int BatchMaxPoints { get; set; } = 30_000;
 
     /// <summary>...or this many milliseconds after its first message arrived, whichever comes first.</summary>
     [Range(0, 1_000)]

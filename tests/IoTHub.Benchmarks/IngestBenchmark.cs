@@ -177,7 +177,9 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         new(host, port, null, "mqtt", qos, 0, duration, DeviceModel.Thermostat, credentials, InFlight: inFlight);
 
     /// <summary>The same load, unmeasured, so that every contender is measured with its code compiled and optimised
-    /// (.NET's tiered JIT recompiles hot methods during the first seconds) and its buffers and pools grown.</summary>
+    /// and its buffers and pools grown. 20 s by default: `dotnet-counters` on the hub showed its tiered JIT busy for
+    /// ~25 s after start under this load (17 s of compile time, a fifth of the hub's CPU in `perf`), so a 5 s warm-up
+    /// measured the JIT as much as the hub.</summary>
     private async Task WarmUpAsync(IReadOnlyList<SimDevice> fleet, string host, int port, int qos, bool credentials)
     {
         if (warmup <= TimeSpan.Zero) return;

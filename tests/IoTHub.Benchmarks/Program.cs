@@ -1,4 +1,4 @@
-// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 5] [--only reference,bare,postgres,sqlite]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20] [--only reference,bare,postgres,sqlite]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
@@ -17,7 +17,7 @@ switch (mode)
         var postgres = PostgresAdmin;
         return await new IngestBenchmark(int.Parse(options.GetValueOrDefault("devices", "1000")),
             TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", "10"), System.Globalization.CultureInfo.InvariantCulture)),
-            TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("warmup", "5"), System.Globalization.CultureInfo.InvariantCulture)),
+            TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("warmup", "20"), System.Globalization.CultureInfo.InvariantCulture)),
             int.Parse(options.GetValueOrDefault("inflight", "10")), postgres,
             options.GetValueOrDefault("only", "").Split(',', StringSplitOptions.RemoveEmptyEntries)).RunAsync();
     case "query":

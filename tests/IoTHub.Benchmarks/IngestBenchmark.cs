@@ -130,11 +130,11 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
 
         var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"ref-{i}", "")).ToList();
         await WarmUpAsync(fleet, "127.0.0.1", port, qos: 0, credentials: false);
-        var warmedUp = await DrainedAsync(() => Interlocked.Read(ref stored), Stopwatch.StartNew());
+        var warmedUp = await DrainedAsync(() => Interlocked.Read(ref stored), Stopwatch.StartNew(), warmup);
         var sw = Stopwatch.StartNew();
         var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 0, credentials: false), CancellationToken.None);
         // QoS 0 gives no acks: the rate is what reached PostgreSQL, counted until the subscriber has drained the backlog.
-        var (last, lastChange) = await DrainedAsync(() => Interlocked.Read(ref stored) - warmedUp.Count, sw);
+        var (last, lastChange) = await DrainedAsync(() => Interlocked.Read(ref stored) - warmedUp.Count, sw, duration);
         buffer.Writer.TryComplete();
         await writer;
         mosquitto.Kill();
@@ -187,12 +187,14 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         Console.WriteLine($"  warm-up: {load}");
     }
 
-    /// <summary>Waits until <paramref name="count"/> has not moved for a second; returns it and when it last moved.</summary>
-    private async Task<(long Count, TimeSpan LastChange)> DrainedAsync(Func<long> count, Stopwatch sw)
+    /// <summary>Waits until <paramref name="count"/> has not moved for a second; returns it and when it last moved.
+    /// Bounded by four times the load's <paramref name="length"/> (plus 10 s): QoS 0 has no backpressure, so the
+    /// broker's backlog can take longer to drain than the load took to send.</summary>
+    private static async Task<(long Count, TimeSpan LastChange)> DrainedAsync(Func<long> count, Stopwatch sw, TimeSpan length)
     {
         var last = count();
         var lastChange = sw.Elapsed;
-        while (sw.Elapsed - lastChange < TimeSpan.FromSeconds(1) && sw.Elapsed < duration * 4 + TimeSpan.FromSeconds(10))
+        while (sw.Elapsed - lastChange < TimeSpan.FromSeconds(1) && sw.Elapsed < length * 4 + TimeSpan.FromSeconds(10))
         {
             await Task.Delay(100);
             var now = count();

@@ -161,8 +161,11 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}"))["inactive"]!.GetValue<bool>(), "the device is flagged inactive");
         var listed = await admin.GetJsonAsync($"/api/v1/devices?search={id}");
         Assert.That(listed["items"]![0]!["inactive"]!.GetValue<bool>(), Is.True);
+        var filtered = await admin.GetJsonAsync($"/api/v1/devices?search={id}&status=inactive");
+        Assert.That(filtered["items"]!.AsArray().Select(d => d!["id"]!.GetValue<string>()), Is.EqualTo(new[] { id }), "the inactive filter finds it");
 
         Assert.That((await device.PostAsync($"/api/v1/devices/{id}/telemetry", Json.Body("""{"t": 2}"""))).IsSuccessStatusCode);
         Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}"))["inactive"]!.GetValue<bool>(), Is.False, "reporting again clears the flag");
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices?search={id}&status=inactive"))["items"]!.AsArray(), Is.Empty, "and the filter drops it");
     }
 }

@@ -9,33 +9,92 @@ namespace IoTHub.Devices.ListDevices;
 /// <summary>Keyset-paged by id: the cursor is the last id of the previous page.</summary>
 public sealed record ListDevicesQuery(string? Search, string? Status, string? Tag, string? Profile, string? Cursor, int Limit) : IRequest<Page<DeviceView>>;
 
-internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, TimeProvider time) : IRequestHandler<ListDevicesQuery, Page<DeviceView>>
+/// <summary>How many devices match the same filters as <see cref="ListDevicesQuery"/>.</summary>
+public sealed record CountDevicesQuery(string? Search, string? Status, string? Tag, string? Profile) : IRequest<int>;
+
+internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, TimeProvider time)
+    : IRequestHandler<ListDevicesQuery, Page<DeviceView>>, IRequestHandler<CountDevicesQuery, int>
 {
-    public static readonly string[] Statuses = ["online", "offline", "never"];
+    public static readonly string[] Statuses = ["online", "offline", "never", "inactive"];
+
+    /// <summary>Rows read per round while scanning for inactive devices (decided in memory: see <see cref="DeviceView"/>).</summary>
+    private const int ScanChunk = 500;
 
     public async ValueTask<Page<DeviceView>> Handle(ListDevicesQuery q, CancellationToken ct)
     {
-        var devices = db.Set<Device>().AsNoTracking().AsQueryable();
-        if (!string.IsNullOrWhiteSpace(q.Search))
+        var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
+        var devices = Filtered(q.Search, q.Status, q.Tag, q.Profile, intervals);
+        var now = time.NowMs();
+        if (q.Status != "inactive")
         {
-            var s = q.Search.Trim().ToLowerInvariant();
+            if (q.Cursor is { Length: > 0 } after) devices = devices.Where(d => string.Compare(d.Id, after) > 0);
+            var page = await devices.OrderBy(d => d.Id).Take(q.Limit + 1).ToListAsync(ct);
+            var items = page.Take(q.Limit).Select(d => DeviceView.Of(d, presence, intervals, now)).ToList();
+            return new Page<DeviceView>(items, page.Count > q.Limit ? items[^1].Id : null);
+        }
+        var found = new List<DeviceView>(q.Limit + 1);
+        await foreach (var view in InactiveAsync(devices, q.Cursor, intervals, now, ct))
+        {
+            found.Add(view);
+            if (found.Count > q.Limit) break;
+        }
+        var shown = found.Take(q.Limit).ToList();
+        return new Page<DeviceView>(shown, found.Count > q.Limit ? shown[^1].Id : null);
+    }
+
+    public async ValueTask<int> Handle(CountDevicesQuery q, CancellationToken ct)
+    {
+        var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
+        var devices = Filtered(q.Search, q.Status, q.Tag, q.Profile, intervals);
+        if (q.Status != "inactive") return await devices.CountAsync(ct);
+        var n = 0;
+        await foreach (var _ in InactiveAsync(devices, null, intervals, time.NowMs(), ct)) n++;
+        return n;
+    }
+
+    private IQueryable<Device> Filtered(string? search, string? status, string? tag, string? profile, IReadOnlyDictionary<string, int> intervals)
+    {
+        var devices = db.Set<Device>().AsNoTracking().AsQueryable();
+        if (!string.IsNullOrWhiteSpace(search))
+        {
+            var s = search.Trim().ToLowerInvariant();
             devices = devices.Where(d => d.Id.ToLower().Contains(s) || (d.Name != null && d.Name.ToLower().Contains(s)));
         }
-        devices = q.Status switch
+        var withInterval = intervals.Keys.ToList();
+        devices = status switch
         {
             "online" => devices.Where(d => d.Online),
             "offline" => devices.Where(d => !d.Online && d.LastSeen != null),
             "never" => devices.Where(d => !d.Online && d.LastSeen == null),
+            // Candidates only: the stored lastSeen lags the live one by up to a minute (and is still empty for a device
+            // first heard from over HTTP since), so the final word is DeviceView's, in memory.
+            "inactive" => devices.Where(d => d.ProfileId != null && withInterval.Contains(d.ProfileId)),
             _ => devices,
         };
-        if (!string.IsNullOrWhiteSpace(q.Tag)) devices = devices.Where(d => d.Tags.Contains("," + q.Tag + ","));
-        if (!string.IsNullOrWhiteSpace(q.Profile)) devices = devices.Where(d => d.ProfileId == q.Profile);
-        if (q.Cursor is { Length: > 0 } after) devices = devices.Where(d => string.Compare(d.Id, after) > 0);
-        var page = await devices.OrderBy(d => d.Id).Take(q.Limit + 1).ToListAsync(ct);
-        var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
-        var now = time.NowMs();
-        var items = page.Take(q.Limit).Select(d => DeviceView.Of(d, presence, intervals, now)).ToList();
-        return new Page<DeviceView>(items, page.Count > q.Limit ? items[^1].Id : null);
+        if (!string.IsNullOrWhiteSpace(tag)) devices = devices.Where(d => d.Tags.Contains("," + tag + ","));
+        if (!string.IsNullOrWhiteSpace(profile)) devices = devices.Where(d => d.ProfileId == profile);
+        return devices;
+    }
+
+    /// <summary>The inactive devices among <paramref name="candidates"/> after <paramref name="cursor"/>, in id order,
+    /// read a chunk at a time so that neither the fleet nor a page of it is held at once.</summary>
+    private async IAsyncEnumerable<DeviceView> InactiveAsync(IQueryable<Device> candidates, string? cursor, IReadOnlyDictionary<string, int> intervals,
+        long now, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken ct)
+    {
+        var after = cursor;
+        while (true)
+        {
+            var from = after;
+            var chunk = await (from is { Length: > 0 } ? candidates.Where(d => string.Compare(d.Id, from) > 0) : candidates)
+                .OrderBy(d => d.Id).Take(ScanChunk).ToListAsync(ct);
+            foreach (var d in chunk)
+            {
+                var view = DeviceView.Of(d, presence, intervals, now);
+                if (view.Inactive) yield return view;
+            }
+            if (chunk.Count < ScanChunk) yield break;
+            after = chunk[^1].Id;
+        }
     }
 
     public static void Map(RouteGroupBuilder api) =>

@@ -290,6 +290,23 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
         Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.Success), ack.ReasonString);
     }
 
+    [Test]
+    public async Task A_200_KB_message_over_websocket_is_acked()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = new MqttClientFactory().CreateMqttClient();
+        var options = new MqttClientOptionsBuilder()
+            .WithWebSocketServer(o => o.WithUri($"ws://127.0.0.1:{Hub.BaseAddress.Port}/mqtt"))
+            .WithCredentials(id, token).WithClientId(id + "-ws-big").Build();
+        await client.ConnectAsync(options);
+        // Valid JSON of ~200 KB (under the 256 KB packet and payload limits): one string metric padded out.
+        var json = "{\"note\": \"" + new string('x', 200 * 1024) + "\"}";
+
+        var ack = await client.PublishAsync(Telemetry(id, json)).WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.That(ack.ReasonCode, Is.AnyOf(MqttClientPublishReasonCode.Success, MqttClientPublishReasonCode.PayloadFormatInvalid), "acked, stored or dead-lettered");
+    }
+
     private async Task<List<System.Text.Json.Nodes.JsonNode?>> DeadLettersAsync(string deviceId)
     {
         using var admin = await Hub.AdminAsync();

@@ -14,8 +14,8 @@ public sealed class StorageOptions
 
     /// <summary>A batch commits when it holds this many points... Under light load batches close on the linger time long
     /// before this; only a backlog fills them, and then larger batches are cheaper per point (each commit rewrites every
-    /// index and rollup page it touched, once per series rather than once per message): 30,000 measured +35 % on SQLite
-    /// and +10 % on PostgreSQL over 5,000 with 1,000 devices, at a lower p99.</summary>
+    /// index and rollup page it touched, once per series rather than once per message): 30,000 measured +40 % on SQLite
+    /// and +14 % on PostgreSQL over 5,000 with 1,000 devices, at a lower p99 (docs/benchmarks.md).</summary>
     [Range(1, 100_000)]
     public int BatchMaxPoints { get; set; } = 30_000;
 

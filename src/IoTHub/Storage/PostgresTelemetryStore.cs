@@ -1,6 +1,11 @@
-// PostgreSQL bulk writer: binary COPY of the batch into temporary staging tables, then one statement that
-// inserts the new raw rows (duplicates skipped by the primary key), folds exactly those rows into the three
-// rollup tables and advances each series' latest value, all in the batch's transaction.
+// PostgreSQL bulk writer, one transaction per batch, two ways:
+// - fast (the usual case): binary COPY of the raw rows straight into `telemetry`, and of the batch's rollups and
+//   latest values, folded in memory, into staging tables; one statement then upserts those. Any duplicate (a resend
+//   after a lost ack) makes COPY fail on the primary key, and the whole transaction rolls back.
+// - checked (after such a failure, for the next batches): COPY into staging, then one statement that inserts the new
+//   raw rows skipping duplicates, folds exactly those rows into the rollups and advances the latest values.
+// Both keep the rollups equal to a GROUP BY over the stored raw rows. The fast way spares PostgreSQL the duplicate
+// check, the RETURNING set and the SQL aggregation: ~45 % of its work on a 15,000-point batch timed by hand.
 using IoTHub.Contracts;
 using Npgsql;
 using NpgsqlTypes;
@@ -12,9 +17,15 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
     private readonly SeriesCache _series = new();
     private readonly List<string> _missingDevices = new();
     private readonly List<string> _missingMetrics = new();
+    private readonly BatchFold _fold = new();
     private NpgsqlConnection? _connection;
+    private int _checkedBatches;
+
+    /// <summary>Batches that take the checked way after a duplicate: a device that resends usually resends several.</summary>
+    internal const int CheckedAfterDuplicate = 20;
 
     private static readonly string FoldSql = BuildFoldSql();
+    private static readonly string UpsertStagedSql = BuildUpsertStagedSql();
 
     public async Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
     {
@@ -36,29 +47,124 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
     private async Task CommitCoreAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
     {
         var c = await OpenAsync(ct);
+        if (_checkedBatches == 0)
+        {
+            try
+            {
+                await CommitFastAsync(c, batch, committed, ct);
+                return;
+            }
+            catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
+            {
+                // Some point of the batch is stored already (or twice in it); the transaction has rolled back.
+                _series.Rollback();
+                committed.Clear();
+                _checkedBatches = CheckedAfterDuplicate;
+                WriterMetrics.DuplicateRetries.Add(1);
+            }
+        }
+        else
+        {
+            _checkedBatches--;
+        }
+        await CommitCheckedAsync(c, batch, committed, ct);
+    }
+
+    private async Task CommitFastAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
+    {
         await using var tx = await c.BeginTransactionAsync(ct);
         await ResolveSeriesAsync(c, batch, ct);
-
+        _fold.Clear();
         var points = 0;
-        var deadLetters = 0;
-        await using (var copy = await c.BeginBinaryImportAsync("COPY stage (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct))
+        await using (var copy = await c.BeginBinaryImportAsync("COPY telemetry (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct))
         {
             foreach (var m in batch)
             {
-                if (m.RejectReason is not null) { deadLetters++; continue; }
+                if (m.RejectReason is not null) continue;
                 for (var i = 0; i < m.PointCount; i++)
                 {
-                    var p = m.Points![i];
+                    ref readonly var p = ref m.Points![i];
                     _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
                     if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
-                    // Synchronous writes: they only fill Npgsql's buffer (flushing when full), without a state machine per value.
+                    _fold.Add(sid, p);
+                    WritePoint(copy, sid, p);
+                    points++;
+                }
+            }
+            await copy.CompleteAsync(ct);
+        }
+        if (points > 0)
+        {
+            await using (var copy = await c.BeginBinaryImportAsync("COPY stage_rollup (res, series_id, bucket, count, sum, min, max, last_ts, last) FROM STDIN (FORMAT BINARY)", ct))
+            {
+                for (short r = 0; r < _fold.Rollups.Length; r++)
+                {
+                    foreach (var ((series, bucket), acc) in _fold.Rollups[r])
+                    {
+                        copy.StartRow();
+                        copy.Write(r, NpgsqlDbType.Smallint);
+                        copy.Write(series, NpgsqlDbType.Bigint);
+                        copy.Write(bucket, NpgsqlDbType.Bigint);
+                        copy.Write(acc.Count, NpgsqlDbType.Bigint);
+                        copy.Write(acc.Sum, NpgsqlDbType.Double);
+                        copy.Write(acc.Min, NpgsqlDbType.Double);
+                        copy.Write(acc.Max, NpgsqlDbType.Double);
+                        copy.Write(acc.LastTs, NpgsqlDbType.Bigint);
+                        copy.Write(acc.Last, NpgsqlDbType.Double);
+                    }
+                }
+                await copy.CompleteAsync(ct);
+            }
+            await using (var copy = await c.BeginBinaryImportAsync("COPY stage_latest (series_id, ts, kind, number, text) FROM STDIN (FORMAT BINARY)", ct))
+            {
+                foreach (var (series, p) in _fold.Latest)
+                {
                     copy.StartRow();
-                    copy.Write(sid, NpgsqlDbType.Bigint);
+                    copy.Write(series, NpgsqlDbType.Bigint);
                     copy.Write(p.TimestampMs, NpgsqlDbType.Bigint);
                     copy.Write((short)p.Kind, NpgsqlDbType.Smallint);
                     if (p.Kind == ValueKind.Text) copy.WriteNull(); else copy.Write(p.Number, NpgsqlDbType.Double);
                     if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
-                    if (p.DeviceTimestampMs is { } dts) copy.Write(dts, NpgsqlDbType.Bigint); else copy.WriteNull();
+                }
+                await copy.CompleteAsync(ct);
+            }
+            await using var upsert = new NpgsqlCommand(UpsertStagedSql, c, tx);
+            await upsert.ExecuteNonQueryAsync(ct);
+        }
+        await WriteDeadLettersAsync(c, batch, ct);
+        await tx.CommitAsync(ct);
+        _series.Commit();
+    }
+
+    private static void WritePoint(NpgsqlBinaryImporter copy, long seriesId, in TelemetryPoint p)
+    {
+        // Synchronous writes: they only fill Npgsql's buffer (flushing when full), without a state machine per value.
+        copy.StartRow();
+        copy.Write(seriesId, NpgsqlDbType.Bigint);
+        copy.Write(p.TimestampMs, NpgsqlDbType.Bigint);
+        copy.Write((short)p.Kind, NpgsqlDbType.Smallint);
+        if (p.Kind == ValueKind.Text) copy.WriteNull(); else copy.Write(p.Number, NpgsqlDbType.Double);
+        if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
+        if (p.DeviceTimestampMs is { } dts) copy.Write(dts, NpgsqlDbType.Bigint); else copy.WriteNull();
+    }
+
+    private async Task CommitCheckedAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
+    {
+        await using var tx = await c.BeginTransactionAsync(ct);
+        await ResolveSeriesAsync(c, batch, ct);
+
+        var points = 0;
+        await using (var copy = await c.BeginBinaryImportAsync("COPY stage (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            foreach (var m in batch)
+            {
+                if (m.RejectReason is not null) continue;
+                for (var i = 0; i < m.PointCount; i++)
+                {
+                    ref readonly var p = ref m.Points![i];
+                    _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
+                    if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
+                    WritePoint(copy, sid, p);
                     points++;
                 }
             }
@@ -69,7 +175,16 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
             await using var fold = new NpgsqlCommand(FoldSql, c, tx);
             await fold.ExecuteNonQueryAsync(ct);
         }
-        if (deadLetters > 0)
+        await WriteDeadLettersAsync(c, batch, ct);
+        await tx.CommitAsync(ct);
+        _series.Commit();
+    }
+
+    private async Task WriteDeadLettersAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)
+    {
+        var any = false;
+        foreach (var m in batch) any |= m.RejectReason is not null;
+        if (any)
         {
             await using var copy = await c.BeginBinaryImportAsync("COPY dead_letters (device_id, received_at, protocol, reason, payload, payload_size) FROM STDIN (FORMAT BINARY)", ct);
             foreach (var m in batch)
@@ -85,8 +200,6 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
             }
             await copy.CompleteAsync(ct);
         }
-        await tx.CommitAsync(ct);
-        _series.Commit();
     }
 
     private async Task ResolveSeriesAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)
@@ -129,6 +242,8 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         await c.OpenAsync(ct);
         await using (var cmd = new NpgsqlCommand("""
             CREATE TEMP TABLE IF NOT EXISTS stage (series_id bigint, ts bigint, kind smallint, number double precision, text text, device_ts bigint) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS stage_rollup (res smallint, series_id bigint, bucket bigint, count bigint, sum double precision, min double precision, max double precision, last_ts bigint, last double precision) ON COMMIT DELETE ROWS;
+            CREATE TEMP TABLE IF NOT EXISTS stage_latest (series_id bigint, ts bigint, kind smallint, number double precision, text text) ON COMMIT DELETE ROWS;
             SET synchronous_commit = on;
             """, c))
         {
@@ -136,6 +251,34 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         }
         _connection = c;
         return c;
+    }
+
+    /// <summary>The merge of a batch's rollup into a stored one: rollups are mergeable, so batches and hubs combine.</summary>
+    private const string MergeRollup = """
+        ON CONFLICT (series_id, bucket) DO UPDATE SET
+          count = t.count + excluded.count, sum = t.sum + excluded.sum,
+          min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max),
+          last = CASE WHEN excluded.last_ts >= t.last_ts THEN excluded.last ELSE t.last END,
+          last_ts = GREATEST(t.last_ts, excluded.last_ts)
+        """;
+
+    private const string AdvanceLatest = "WHERE s.id = x.series_id AND (s.last_ts IS NULL OR s.last_ts <= x.ts)";
+
+    private static string BuildUpsertStagedSql()
+    {
+        var rollups = string.Join(",\n", Enumerable.Range(0, 3).Select(r => $"""
+            r{r} AS (
+              INSERT INTO {Resolution.Tables[r]} AS t (series_id, bucket, count, sum, min, max, last_ts, last)
+              SELECT series_id, bucket, count, sum, min, max, last_ts, last FROM stage_rollup WHERE res = {r}
+              {MergeRollup}
+            )
+            """));
+        return $"""
+            WITH {rollups}
+            UPDATE series s SET last_ts = x.ts, last_kind = x.kind, last_number = x.number, last_text = x.text
+            FROM stage_latest x
+            {AdvanceLatest}
+            """;
     }
 
     private static string BuildFoldSql()
@@ -146,11 +289,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
               SELECT series_id, ts - (ts % {Resolution.WidthsMs[r]}), count(*), sum(number), min(number), max(number), max(ts),
                      (max(ARRAY[ts::float8, number]))[2]
               FROM ins WHERE kind = 0 GROUP BY 1, 2
-              ON CONFLICT (series_id, bucket) DO UPDATE SET
-                count = t.count + excluded.count, sum = t.sum + excluded.sum,
-                min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max),
-                last = CASE WHEN excluded.last_ts >= t.last_ts THEN excluded.last ELSE t.last END,
-                last_ts = GREATEST(t.last_ts, excluded.last_ts)
+              {MergeRollup}
             )
             """));
         return $"""
@@ -163,7 +302,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
             {rollups}
             UPDATE series s SET last_ts = x.ts, last_kind = x.kind, last_number = x.number, last_text = x.text
             FROM (SELECT DISTINCT ON (series_id) series_id, ts, kind, number, text FROM ins ORDER BY series_id, ts DESC) x
-            WHERE s.id = x.series_id AND (s.last_ts IS NULL OR s.last_ts <= x.ts)
+            {AdvanceLatest}
             """;
     }
 

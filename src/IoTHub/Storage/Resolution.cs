@@ -1,3 +1,5 @@
+using IoTHub.Contracts;
+
 namespace IoTHub.Storage;
 
 /// <summary>The three rollup resolutions: 1 minute, 1 hour, 1 day (UTC buckets).</summary>
@@ -34,6 +36,32 @@ internal struct RollupAccumulator
         }
         Count++;
         Sum += value;
+    }
+}
+
+/// <summary>One batch's new points folded in memory: per resolution a rollup per (series, bucket) for numbers, and
+/// each series' latest point of any kind. Used for the rows a store knows it has really inserted, so that the
+/// rollups it upserts from this stay equal to a GROUP BY over the raw rows.</summary>
+internal sealed class BatchFold
+{
+    public Dictionary<(long Series, long Bucket), RollupAccumulator>[] Rollups { get; } = [new(), new(), new()];
+    public Dictionary<long, TelemetryPoint> Latest { get; } = new();
+
+    public void Clear()
+    {
+        foreach (var r in Rollups) r.Clear();
+        Latest.Clear();
+    }
+
+    public void Add(long seriesId, in TelemetryPoint p)
+    {
+        if (!Latest.TryGetValue(seriesId, out var latest) || latest.TimestampMs <= p.TimestampMs) Latest[seriesId] = p;
+        if (p.Kind != ValueKind.Number) return;
+        for (var r = 0; r < Rollups.Length; r++)
+        {
+            ref var acc = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(Rollups[r], (seriesId, Resolution.BucketOf(p.TimestampMs, r)), out _);
+            acc.Add(p.TimestampMs, p.Number);
+        }
     }
 }
 

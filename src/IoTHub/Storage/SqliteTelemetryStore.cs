@@ -1,6 +1,5 @@
 // SQLite bulk writer: one connection, prepared statements, one transaction per batch. Rollups are folded in
 // memory for the rows that were really inserted (not duplicates) and upserted in the same transaction.
-using System.Runtime.InteropServices;
 using IoTHub.Contracts;
 using Microsoft.Data.Sqlite;
 
@@ -9,8 +8,7 @@ namespace IoTHub.Storage;
 internal sealed class SqliteTelemetryStore(string connectionString, int deadLetterPayloadLimit) : ITelemetryStore, IDisposable
 {
     private readonly SeriesCache _series = new();
-    private readonly Dictionary<(long Series, long Bucket), RollupAccumulator>[] _rollups = [new(), new(), new()];
-    private readonly Dictionary<long, TelemetryPoint> _latest = new();
+    private readonly BatchFold _fold = new();
     private SqliteConnection? _connection;
     private SqliteCommand? _insertPoint, _insertSeries, _selectSeries, _updateLatest, _insertDeadLetter;
     private readonly SqliteCommand?[] _upsertRollup = new SqliteCommand?[3];
@@ -37,8 +35,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
         var connection = Open();
         using var tx = connection.BeginTransaction();
         foreach (var cmd in Commands()) cmd.Transaction = tx;
-        foreach (var r in _rollups) r.Clear();
-        _latest.Clear();
+        _fold.Clear();
 
         foreach (var message in batch)
         {
@@ -59,22 +56,15 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
                 insert.Parameters[4].Value = (object?)p.Text ?? DBNull.Value;
                 insert.Parameters[5].Value = p.DeviceTimestampMs is { } dts ? dts : DBNull.Value;
                 if (insert.ExecuteNonQuery() == 0) continue; // a resent point: stored once, counted once
-                if (!_latest.TryGetValue(seriesId, out var latest) || latest.TimestampMs <= p.TimestampMs) _latest[seriesId] = p;
-                if (p.Kind != ValueKind.Number) continue;
-                committed.Add(new CommittedPoint(seriesId, message.Source.DeviceId, p.Metric, p.TimestampMs));
-                for (var r = 0; r < 3; r++)
-                {
-                    var key = (seriesId, Resolution.BucketOf(p.TimestampMs, r));
-                    ref var acc = ref CollectionsMarshal.GetValueRefOrAddDefault(_rollups[r], key, out _);
-                    acc.Add(p.TimestampMs, p.Number);
-                }
+                _fold.Add(seriesId, p);
+                if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(seriesId, message.Source.DeviceId, p.Metric, p.TimestampMs));
             }
         }
 
         for (var r = 0; r < 3; r++)
         {
             var upsert = _upsertRollup[r]!;
-            foreach (var ((series, bucket), acc) in _rollups[r])
+            foreach (var ((series, bucket), acc) in _fold.Rollups[r])
             {
                 upsert.Parameters[0].Value = series;
                 upsert.Parameters[1].Value = bucket;
@@ -87,7 +77,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
                 upsert.ExecuteNonQuery();
             }
         }
-        foreach (var (series, p) in _latest)
+        foreach (var (series, p) in _fold.Latest)
         {
             var u = _updateLatest!;
             u.Parameters[0].Value = series;

@@ -25,6 +25,7 @@ internal static class WriterMetrics
     public static readonly System.Diagnostics.Metrics.Counter<long> Points = HubMeter.Meter.CreateCounter<long>("iothub_telemetry_points_total", description: "Telemetry points committed");
     public static readonly System.Diagnostics.Metrics.Counter<long> DeadLetters = HubMeter.Meter.CreateCounter<long>("iothub_dead_letters_total", description: "Messages dead-lettered");
     public static readonly System.Diagnostics.Metrics.Counter<long> Batches = HubMeter.Meter.CreateCounter<long>("iothub_commit_batches_total", description: "Write batches committed");
+    public static readonly System.Diagnostics.Metrics.Counter<long> DuplicateRetries = HubMeter.Meter.CreateCounter<long>("iothub_commit_duplicate_retries_total", description: "PostgreSQL batches written again the checked way because a point in them was already stored (a resend)");
     public static readonly System.Diagnostics.Metrics.Counter<long> Failures = HubMeter.Meter.CreateCounter<long>("iothub_commit_failures_total", description: "Failed commit attempts (retried)");
 }
 

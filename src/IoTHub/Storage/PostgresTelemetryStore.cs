@@ -22,7 +22,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
     private int _checkedBatches;
 
     /// <summary>Batches that take the checked way after a duplicate: a device that resends usually resends several.</summary>
-    internal const int CheckedAfterDuplicate = 20;
+    private const int CheckedAfterDuplicate = 20;
 
     private static readonly string FoldSql = BuildFoldSql();
     private static readonly string UpsertStagedSql = BuildUpsertStagedSql();
@@ -75,24 +75,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         await using var tx = await c.BeginTransactionAsync(ct);
         await ResolveSeriesAsync(c, batch, ct);
         _fold.Clear();
-        var points = 0;
-        await using (var copy = await c.BeginBinaryImportAsync("COPY telemetry (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct))
-        {
-            foreach (var m in batch)
-            {
-                if (m.RejectReason is not null) continue;
-                for (var i = 0; i < m.PointCount; i++)
-                {
-                    ref readonly var p = ref m.Points![i];
-                    _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
-                    if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
-                    _fold.Add(sid, p);
-                    WritePoint(copy, sid, p);
-                    points++;
-                }
-            }
-            await copy.CompleteAsync(ct);
-        }
+        var points = await CopyPointsAsync(c, "telemetry", batch, committed, _fold, ct);
         if (points > 0)
         {
             await using (var copy = await c.BeginBinaryImportAsync("COPY stage_rollup (res, series_id, bucket, count, sum, min, max, last_ts, last) FROM STDIN (FORMAT BINARY)", ct))
@@ -117,15 +100,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
             }
             await using (var copy = await c.BeginBinaryImportAsync("COPY stage_latest (series_id, ts, kind, number, text) FROM STDIN (FORMAT BINARY)", ct))
             {
-                foreach (var (series, p) in _fold.Latest)
-                {
-                    copy.StartRow();
-                    copy.Write(series, NpgsqlDbType.Bigint);
-                    copy.Write(p.TimestampMs, NpgsqlDbType.Bigint);
-                    copy.Write((short)p.Kind, NpgsqlDbType.Smallint);
-                    if (p.Kind == ValueKind.Text) copy.WriteNull(); else copy.Write(p.Number, NpgsqlDbType.Double);
-                    if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
-                }
+                foreach (var (series, p) in _fold.Latest) WritePoint(copy, series, p, withDeviceTime: false);
                 await copy.CompleteAsync(ct);
             }
             await using var upsert = new NpgsqlCommand(UpsertStagedSql, c, tx);
@@ -136,7 +111,32 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         _series.Commit();
     }
 
-    private static void WritePoint(NpgsqlBinaryImporter copy, long seriesId, in TelemetryPoint p)
+    /// <summary>COPYs the batch's valid points into <paramref name="table"/> (and folds them into <paramref name="fold"/>
+    /// when given); returns how many.</summary>
+    private async Task<int> CopyPointsAsync(NpgsqlConnection c, string table, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed,
+        BatchFold? fold, CancellationToken ct)
+    {
+        var points = 0;
+        await using var copy = await c.BeginBinaryImportAsync($"COPY {table} (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct);
+        foreach (var m in batch)
+        {
+            if (m.RejectReason is not null) continue;
+            for (var i = 0; i < m.PointCount; i++)
+            {
+                ref readonly var p = ref m.Points![i];
+                _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
+                if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
+                fold?.Add(sid, p);
+                WritePoint(copy, sid, p, withDeviceTime: true);
+                points++;
+            }
+        }
+        await copy.CompleteAsync(ct);
+        return points;
+    }
+
+    /// <summary>One row of (series_id, ts, kind, number, text[, device_ts]).</summary>
+    private static void WritePoint(NpgsqlBinaryImporter copy, long seriesId, in TelemetryPoint p, bool withDeviceTime)
     {
         // Synchronous writes: they only fill Npgsql's buffer (flushing when full), without a state machine per value.
         copy.StartRow();
@@ -145,6 +145,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         copy.Write((short)p.Kind, NpgsqlDbType.Smallint);
         if (p.Kind == ValueKind.Text) copy.WriteNull(); else copy.Write(p.Number, NpgsqlDbType.Double);
         if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
+        if (!withDeviceTime) return;
         if (p.DeviceTimestampMs is { } dts) copy.Write(dts, NpgsqlDbType.Bigint); else copy.WriteNull();
     }
 
@@ -152,24 +153,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
     {
         await using var tx = await c.BeginTransactionAsync(ct);
         await ResolveSeriesAsync(c, batch, ct);
-
-        var points = 0;
-        await using (var copy = await c.BeginBinaryImportAsync("COPY stage (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct))
-        {
-            foreach (var m in batch)
-            {
-                if (m.RejectReason is not null) continue;
-                for (var i = 0; i < m.PointCount; i++)
-                {
-                    ref readonly var p = ref m.Points![i];
-                    _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
-                    if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
-                    WritePoint(copy, sid, p);
-                    points++;
-                }
-            }
-            await copy.CompleteAsync(ct);
-        }
+        var points = await CopyPointsAsync(c, "stage", batch, committed, null, ct);
         if (points > 0)
         {
             await using var fold = new NpgsqlCommand(FoldSql, c, tx);

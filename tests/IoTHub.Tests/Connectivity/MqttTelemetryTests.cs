@@ -279,11 +279,7 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
     public async Task Telemetry_over_websocket_is_stored()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        using var client = new MqttClientFactory().CreateMqttClient();
-        var options = new MqttClientOptionsBuilder()
-            .WithWebSocketServer(o => o.WithUri($"ws://127.0.0.1:{Hub.BaseAddress.Port}/mqtt"))
-            .WithCredentials(id, token).WithClientId(id + "-ws").Build();
-        await client.ConnectAsync(options);
+        using var client = await ConnectOverWebSocketAsync(id, token);
 
         var ack = await client.PublishAsync(Telemetry(id, """{"temperature": 19}"""));
 
@@ -294,17 +290,22 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
     public async Task A_200_KB_message_over_websocket_is_acked()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        using var client = new MqttClientFactory().CreateMqttClient();
-        var options = new MqttClientOptionsBuilder()
-            .WithWebSocketServer(o => o.WithUri($"ws://127.0.0.1:{Hub.BaseAddress.Port}/mqtt"))
-            .WithCredentials(id, token).WithClientId(id + "-ws-big").Build();
-        await client.ConnectAsync(options);
+        using var client = await ConnectOverWebSocketAsync(id, token);
         // Valid JSON of ~200 KB (under the 256 KB packet and payload limits): one string metric padded out.
         var json = "{\"note\": \"" + new string('x', 200 * 1024) + "\"}";
 
         var ack = await client.PublishAsync(Telemetry(id, json)).WaitAsync(TimeSpan.FromSeconds(15));
 
         Assert.That(ack.ReasonCode, Is.AnyOf(MqttClientPublishReasonCode.Success, MqttClientPublishReasonCode.PayloadFormatInvalid), "acked, stored or dead-lettered");
+    }
+
+    private async Task<IMqttClient> ConnectOverWebSocketAsync(string id, string token)
+    {
+        var client = new MqttClientFactory().CreateMqttClient();
+        await client.ConnectAsync(new MqttClientOptionsBuilder()
+            .WithWebSocketServer(o => o.WithUri($"ws://127.0.0.1:{Hub.BaseAddress.Port}/mqtt"))
+            .WithCredentials(id, token).WithClientId(id + "-ws").Build());
+        return client;
     }
 
     private async Task<List<System.Text.Json.Nodes.JsonNode?>> DeadLettersAsync(string deviceId)

@@ -53,6 +53,12 @@ internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProv
             if (await db.Set<Device>().AsNoTracking().AnyAsync(d => d.Id == id, ct)) return new CreateDeviceResult(null, Conflict: true);
             throw;
         }
+        finally
+        {
+            // One scope may create thousands of devices (a CSV import): left tracked, each would be checked again by
+            // every later SaveChanges, and one that failed to insert would be retried by it.
+            db.Entry(device).State = EntityState.Detached;
+        }
         if (r.Profile is not null) await mediator.Publish(new DeviceProfileAssigned(id, r.Profile), ct);
         return new CreateDeviceResult(new CreatedDevice(id, r.Name, token, r.Profile, device.TagList, UnixTime.ToDateTime(device.CreatedAt)), false);
     }

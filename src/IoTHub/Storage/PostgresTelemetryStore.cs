@@ -51,7 +51,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         {
             try
             {
-                await CommitFastAsync(c, batch, committed, ct);
+                await CommitBatchAsync(c, batch, committed, checkDuplicates: false, ct);
                 return;
             }
             catch (PostgresException ex) when (ex.SqlState == PostgresErrorCodes.UniqueViolation)
@@ -67,48 +67,65 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         {
             _checkedBatches--;
         }
-        await CommitCheckedAsync(c, batch, committed, ct);
+        await CommitBatchAsync(c, batch, committed, checkDuplicates: true, ct);
     }
 
-    private async Task CommitFastAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
+    /// <summary>One batch in one transaction: the fast way (<paramref name="checkDuplicates"/> false) COPYs points straight
+    /// into `telemetry` and merges the rollups folded here; the checked way stages them and lets SQL skip duplicates and fold.</summary>
+    private async Task CommitBatchAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed,
+        bool checkDuplicates, CancellationToken ct)
     {
         await using var tx = await c.BeginTransactionAsync(ct);
         await ResolveSeriesAsync(c, batch, ct);
         _fold.Clear();
-        var points = await CopyPointsAsync(c, "telemetry", batch, committed, _fold, ct);
+        var points = await CopyPointsAsync(c, checkDuplicates ? "stage" : "telemetry", batch, committed, checkDuplicates ? null : _fold, ct);
         if (points > 0)
         {
-            await using (var copy = await c.BeginBinaryImportAsync("COPY stage_rollup (res, series_id, bucket, count, sum, min, max, last_ts, last) FROM STDIN (FORMAT BINARY)", ct))
-            {
-                for (short r = 0; r < _fold.Rollups.Length; r++)
-                {
-                    foreach (var ((series, bucket), acc) in _fold.Rollups[r])
-                    {
-                        copy.StartRow();
-                        copy.Write(r, NpgsqlDbType.Smallint);
-                        copy.Write(series, NpgsqlDbType.Bigint);
-                        copy.Write(bucket, NpgsqlDbType.Bigint);
-                        copy.Write(acc.Count, NpgsqlDbType.Bigint);
-                        copy.Write(acc.Sum, NpgsqlDbType.Double);
-                        copy.Write(acc.Min, NpgsqlDbType.Double);
-                        copy.Write(acc.Max, NpgsqlDbType.Double);
-                        copy.Write(acc.LastTs, NpgsqlDbType.Bigint);
-                        copy.Write(acc.Last, NpgsqlDbType.Double);
-                    }
-                }
-                await copy.CompleteAsync(ct);
-            }
-            await using (var copy = await c.BeginBinaryImportAsync("COPY stage_latest (series_id, ts, kind, number, text) FROM STDIN (FORMAT BINARY)", ct))
-            {
-                foreach (var (series, p) in _fold.Latest) WritePoint(copy, series, p, withDeviceTime: false);
-                await copy.CompleteAsync(ct);
-            }
-            await using var upsert = new NpgsqlCommand(UpsertStagedSql, c, tx);
-            await upsert.ExecuteNonQueryAsync(ct);
+            if (checkDuplicates) await FoldStagedAsync(c, tx, ct);
+            else await MergeFoldAsync(c, tx, ct);
         }
         await WriteDeadLettersAsync(c, batch, ct);
         await tx.CommitAsync(ct);
         _series.Commit();
+    }
+
+    /// <summary>Inserts the staged points that are new, folds exactly those into the rollups and advances the latest values.</summary>
+    private static async Task FoldStagedAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using var fold = new NpgsqlCommand(FoldSql, c, tx);
+        await fold.ExecuteNonQueryAsync(ct);
+    }
+
+    /// <summary>Stages the batch's folded rollups and latest values and merges them in one statement.</summary>
+    private async Task MergeFoldAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct)
+    {
+        await using (var copy = await c.BeginBinaryImportAsync("COPY stage_rollup (res, series_id, bucket, count, sum, min, max, last_ts, last) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            for (short r = 0; r < _fold.Rollups.Length; r++)
+            {
+                foreach (var ((series, bucket), acc) in _fold.Rollups[r])
+                {
+                    copy.StartRow();
+                    copy.Write(r, NpgsqlDbType.Smallint);
+                    copy.Write(series, NpgsqlDbType.Bigint);
+                    copy.Write(bucket, NpgsqlDbType.Bigint);
+                    copy.Write(acc.Count, NpgsqlDbType.Bigint);
+                    copy.Write(acc.Sum, NpgsqlDbType.Double);
+                    copy.Write(acc.Min, NpgsqlDbType.Double);
+                    copy.Write(acc.Max, NpgsqlDbType.Double);
+                    copy.Write(acc.LastTs, NpgsqlDbType.Bigint);
+                    copy.Write(acc.Last, NpgsqlDbType.Double);
+                }
+            }
+            await copy.CompleteAsync(ct);
+        }
+        await using (var copy = await c.BeginBinaryImportAsync("COPY stage_latest (series_id, ts, kind, number, text) FROM STDIN (FORMAT BINARY)", ct))
+        {
+            foreach (var (series, p) in _fold.Latest) WritePoint(copy, series, p, withDeviceTime: false);
+            await copy.CompleteAsync(ct);
+        }
+        await using var upsert = new NpgsqlCommand(UpsertStagedSql, c, tx);
+        await upsert.ExecuteNonQueryAsync(ct);
     }
 
     /// <summary>COPYs the batch's valid points into <paramref name="table"/> (and folds them into <paramref name="fold"/>
@@ -147,21 +164,6 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
         if (!withDeviceTime) return;
         if (p.DeviceTimestampMs is { } dts) copy.Write(dts, NpgsqlDbType.Bigint); else copy.WriteNull();
-    }
-
-    private async Task CommitCheckedAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
-    {
-        await using var tx = await c.BeginTransactionAsync(ct);
-        await ResolveSeriesAsync(c, batch, ct);
-        var points = await CopyPointsAsync(c, "stage", batch, committed, null, ct);
-        if (points > 0)
-        {
-            await using var fold = new NpgsqlCommand(FoldSql, c, tx);
-            await fold.ExecuteNonQueryAsync(ct);
-        }
-        await WriteDeadLettersAsync(c, batch, ct);
-        await tx.CommitAsync(ct);
-        _series.Commit();
     }
 
     private async Task WriteDeadLettersAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)

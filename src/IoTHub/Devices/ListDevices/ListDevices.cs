@@ -44,9 +44,11 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
 
     public async ValueTask<int> Handle(CountDevicesQuery q, CancellationToken ct)
     {
+        // Report intervals only decide "inactive"; the devices page counts twice on every refresh, mostly without it.
+        if (q.Status != "inactive")
+            return await Filtered(q.Search, q.Status, q.Tag, q.Profile, System.Collections.ObjectModel.ReadOnlyDictionary<string, int>.Empty).CountAsync(ct);
         var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
         var devices = Filtered(q.Search, q.Status, q.Tag, q.Profile, intervals);
-        if (q.Status != "inactive") return await devices.CountAsync(ct);
         var n = 0;
         await foreach (var _ in InactiveAsync(devices, null, intervals, time.NowMs(), ct)) n++;
         return n;

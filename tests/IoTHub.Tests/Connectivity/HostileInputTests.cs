@@ -75,7 +75,7 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
     public async Task Over_websocket_a_publish_claiming_256_MB_closes_that_connection_at_once()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        using var ws = await OpenMqttWebSocketAsync();
+        using var ws = await RawMqtt.OpenWebSocketAsync(Hub.BaseAddress);
         await ws.SendAsync(RawMqtt.Connect("ws-big-" + id, id, token), System.Net.WebSockets.WebSocketMessageType.Binary, true, CancellationToken.None);
         var connack = new byte[4];
         var read = await ws.ReceiveAsync(connack, CancellationToken.None);
@@ -84,46 +84,16 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
         await ws.SendAsync(new byte[] { 0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0, 5, (byte)'h', (byte)'e', (byte)'l', (byte)'l', (byte)'o' },
             System.Net.WebSockets.WebSocketMessageType.Binary, true, CancellationToken.None);
 
-        Assert.That(await ClosedByPeerAsync(ws, TimeSpan.FromSeconds(5)), Is.True, "the hub closes the WebSocket instead of buffering 256 MB");
+        Assert.That(await RawMqtt.ClosedByPeerAsync(ws, TimeSpan.FromSeconds(5)), Is.True, "the hub closes the WebSocket instead of buffering 256 MB");
         await AnotherDeviceStillWorksAsync();
     }
 
     [Test]
     public async Task Over_websocket_a_publish_before_connect_closes_the_connection()
     {
-        using var ws = await OpenMqttWebSocketAsync();
+        using var ws = await RawMqtt.OpenWebSocketAsync(Hub.BaseAddress);
         await ws.SendAsync(new byte[] { 0x30, 0x02, 0x00, 0x01 }, System.Net.WebSockets.WebSocketMessageType.Binary, true, CancellationToken.None);
-        Assert.That(await ClosedByPeerAsync(ws, TimeSpan.FromSeconds(5)), Is.True);
-    }
-
-    private async Task<System.Net.WebSockets.ClientWebSocket> OpenMqttWebSocketAsync()
-    {
-        var ws = new System.Net.WebSockets.ClientWebSocket();
-        ws.Options.AddSubProtocol("mqtt");
-        await ws.ConnectAsync(new Uri($"ws://127.0.0.1:{Hub.BaseAddress.Port}/mqtt"), CancellationToken.None);
-        return ws;
-    }
-
-    private static async Task<bool> ClosedByPeerAsync(System.Net.WebSockets.ClientWebSocket ws, TimeSpan within)
-    {
-        using var timeout = new CancellationTokenSource(within);
-        var buffer = new byte[1024];
-        try
-        {
-            while (true)
-            {
-                var r = await ws.ReceiveAsync(buffer, timeout.Token);
-                if (r.MessageType == System.Net.WebSockets.WebSocketMessageType.Close) return true;
-            }
-        }
-        catch (System.Net.WebSockets.WebSocketException)
-        {
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
+        Assert.That(await RawMqtt.ClosedByPeerAsync(ws, TimeSpan.FromSeconds(5)), Is.True);
     }
 
     [TestCase(new byte[] { 0x10, 0xFF, 0xFF, 0xFF, 0xFF, 0x01 }, TestName = "A remaining length of five bytes")]

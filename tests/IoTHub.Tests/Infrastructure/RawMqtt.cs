@@ -2,6 +2,7 @@
 // and connections from another loopback address.
 using System.Net;
 using System.Net.Sockets;
+using System.Net.WebSockets;
 using System.Text;
 
 namespace IoTHub.Tests.Infrastructure;
@@ -43,6 +44,37 @@ public static class RawMqtt
         var tcp = new TcpClient(new IPEndPoint(IPAddress.Parse(from), 0));
         await tcp.ConnectAsync(IPAddress.Loopback, port);
         return tcp;
+    }
+
+    /// <summary>A raw WebSocket to the hub's MQTT-over-WebSocket endpoint (subprotocol <c>mqtt</c>).</summary>
+    public static async Task<ClientWebSocket> OpenWebSocketAsync(Uri hub, string path = "/mqtt")
+    {
+        var ws = new ClientWebSocket();
+        ws.Options.AddSubProtocol("mqtt");
+        await ws.ConnectAsync(new Uri($"ws://{hub.Host}:{hub.Port}{path}"), CancellationToken.None);
+        return ws;
+    }
+
+    /// <summary>True when the peer closed (or reset) the WebSocket within the timeout.</summary>
+    public static async Task<bool> ClosedByPeerAsync(ClientWebSocket ws, TimeSpan timeout)
+    {
+        var buffer = new byte[1024];
+        using var cts = new CancellationTokenSource(timeout);
+        try
+        {
+            while (true)
+            {
+                if ((await ws.ReceiveAsync(buffer, cts.Token)).MessageType == WebSocketMessageType.Close) return true;
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+        catch (WebSocketException)
+        {
+            return true;
+        }
     }
 
     /// <summary>True when the peer closed (or reset) the connection within the timeout.</summary>

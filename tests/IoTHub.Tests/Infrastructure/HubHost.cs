@@ -131,6 +131,12 @@ public sealed class HubHost : IAsyncDisposable
     {
         using var http = Anonymous();
         var response = await http.PostAsJsonAsync("/api/v1/auth/token", new { username, password });
+        for (var retry = 0; retry < 3 && response.StatusCode == HttpStatusCode.TooManyRequests; retry++)
+        {
+            // As a real client does: the rate limits' own tests spend the anonymous budget of this address.
+            await Task.Delay(response.Headers.RetryAfter?.Delta ?? TimeSpan.FromSeconds(1));
+            response = await http.PostAsJsonAsync("/api/v1/auth/token", new { username, password });
+        }
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), await response.Content.ReadAsStringAsync());
         return (await response.Content.ReadFromJsonAsync<TokenResponse>())!.Token;
     }

@@ -1,5 +1,10 @@
-// Request rates for the REST API (ASP.NET Core's rate limiter): a token bucket per API key, per user, and per
-// client address for callers without credentials. Device endpoints are limited per device by Connectivity.
+// Request rates for the REST API (ASP.NET Core's rate limiter): a sliding one-second window per API key, per user,
+// and per client address for callers without credentials. Device endpoints are limited per device by Connectivity.
+//
+// Not a token bucket: .NET's TokenBucketRateLimiter, replenished by the partitioned limiter's 100 ms heartbeat, does
+// not move its replenishment clock while the bucket is full, so the first heartbeat after an idle client drains it
+// refills the whole bucket at once: a burst of twice the limit (11 password guesses in 0.6 s with a limit of 5). A
+// sliding window counts what it let through in the last second and gives a permit back only when it leaves it.
 using System.ComponentModel.DataAnnotations;
 using System.Security.Claims;
 using System.Threading.RateLimiting;
@@ -8,7 +13,7 @@ using Microsoft.AspNetCore.RateLimiting;
 
 namespace IoTHub.Gateway.RateLimits;
 
-/// <summary>Section <c>RateLimits</c>: requests per second (bursts up to the same number).</summary>
+/// <summary>Section <c>RateLimits</c>: requests per second, counted over a sliding window (a burst spends the whole second's budget).</summary>
 public sealed class RateLimitOptions
 {
     public const string SectionName = "RateLimits";
@@ -43,9 +48,11 @@ internal static class ApiRateLimits
                     "user" => ("u:" + http.User.FindFirstValue("sub"), limits.UserRequestsPerSecond),
                     _ => ("a:" + http.Connection.RemoteIpAddress, limits.AnonymousRequestsPerSecond),
                 };
-                return RateLimitPartition.GetTokenBucketLimiter(key, _ => new TokenBucketRateLimiterOptions
+                // Four segments of 250 ms: the heartbeat (every 100 ms) moves the window on at the first beat 250 ms
+                // after the last move, so a second's window lasts 1.0-1.2 s, never less.
+                return RateLimitPartition.GetSlidingWindowLimiter(key, _ => new SlidingWindowRateLimiterOptions
                 {
-                    TokenLimit = perSecond, TokensPerPeriod = perSecond, ReplenishmentPeriod = TimeSpan.FromSeconds(1),
+                    PermitLimit = perSecond, Window = TimeSpan.FromSeconds(1), SegmentsPerWindow = 4,
                     QueueLimit = 0, AutoReplenishment = true,
                 });
             });

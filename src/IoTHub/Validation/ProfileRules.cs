@@ -28,12 +28,14 @@ internal sealed class CompiledProfile(TelemetryProfile profile)
             return;
         }
         if (p.Kind != ValueKind.Number) return;
-        var unit = rule.Unit is { Length: > 0 } u ? " " + u : "";
         if (rule.Min is { } min && p.Number < min)
-            (errors ??= []).Add(new FieldError(p.Metric, $"{F(p.Number)} is below the minimum {F(min)}{unit} of profile '{Profile.Id}'"));
+            (errors ??= []).Add(new FieldError(p.Metric, $"{F(p.Number)} is below the minimum {F(min)}{Unit(rule)} of profile '{Profile.Id}'"));
         if (rule.Max is { } max && p.Number > max)
-            (errors ??= []).Add(new FieldError(p.Metric, $"{F(p.Number)} is above the maximum {F(max)}{unit} of profile '{Profile.Id}'"));
+            (errors ??= []).Add(new FieldError(p.Metric, $"{F(p.Number)} is above the maximum {F(max)}{Unit(rule)} of profile '{Profile.Id}'"));
     }
+
+    // Only for an error's text: a valid point allocates nothing here.
+    private static string Unit(MetricRule rule) => rule.Unit is { Length: > 0 } u ? " " + u : "";
 
     public bool Declares(string metric) => Rules.ContainsKey(metric);
 

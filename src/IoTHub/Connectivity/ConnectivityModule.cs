@@ -2,6 +2,7 @@ using IoTHub.Connectivity.Http;
 using IoTHub.Connectivity.Mqtt;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Connections;
+using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 using MQTTnet.AspNetCore;
@@ -33,6 +34,12 @@ public static class ConnectivityModule
         server.WriterBufferSizeMax = 4096;
         services.AddHostedMqttServer(server);
         services.AddHostedService<BrokerShutdown>();
+        // Kestrel's socket transport reads up to 1 MiB ahead of what a connection's reader has consumed. When the store
+        // is slower than the devices, that is where their messages wait: 200 devices flooding held ~235 MB of pinned
+        // buffers. The largest packet plus 64 KiB is enough for MQTTnet to see any whole packet it may receive (and for
+        // HTTP, whose request line and headers are limited to 40 KB); beyond it TCP pushes back on the device.
+        services.AddOptions<SocketTransportOptions>().Configure<IOptions<MqttOptions>>((o, mqtt) =>
+            o.MaxReadBufferSize = mqtt.Value.MaxPacketBytes + 64 * 1024);
         services.AddMqttConnectionHandler();
         services.AddConnections();
         services.AddHealthChecks().AddCheck<BrokerHealthCheck>("broker", tags: ["ready"]);

@@ -30,7 +30,7 @@ public sealed class MqttOptions
     public int ConnectTimeoutSeconds { get; set; } = 10;
 
     /// <summary>Largest MQTT packet (fixed header's remaining length) on the TCP and TLS listeners; a connection declaring
-    /// a larger one is closed before any of it is buffered.</summary>
+    /// a larger one is closed before any of it is buffered. A connection's socket reads at most this plus 64 KiB ahead.</summary>
     [Range(1024, 256 * 1024 * 1024)]
     public int MaxPacketBytes { get; set; } = 256 * 1024;
 

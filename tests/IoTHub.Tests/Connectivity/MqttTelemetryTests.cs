@@ -299,6 +299,21 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
         Assert.That(ack.ReasonCode, Is.AnyOf(MqttClientPublishReasonCode.Success, MqttClientPublishReasonCode.PayloadFormatInvalid), "acked, stored or dead-lettered");
     }
 
+    [Test]
+    public async Task A_message_just_under_the_256_KB_packet_limit_over_tcp_is_acked()
+    {
+        // The socket transport buffers at most Mqtt:MaxPacketBytes + 64 KiB unread per connection: a whole packet of the
+        // largest allowed size must still fit, or the connection would stall waiting for bytes it refuses to read.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token);
+        var json = "{\"note\": \"" + new string('x', 256 * 1024 - 200) + "\"}";
+
+        var ack = await client.PublishAsync(Telemetry(id, json)).WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.That(ack.ReasonCode, Is.AnyOf(MqttClientPublishReasonCode.Success, MqttClientPublishReasonCode.PayloadFormatInvalid), "acked, stored or dead-lettered");
+        Assert.That(client.IsConnected, Is.True);
+    }
+
     private async Task<IMqttClient> ConnectOverWebSocketAsync(string id, string token)
     {
         var client = new MqttClientFactory().CreateMqttClient();

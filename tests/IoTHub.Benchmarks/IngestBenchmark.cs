@@ -144,17 +144,13 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
 
     private async Task<LoadResult> BareMqttnetAsync()
     {
-        Console.WriteLine("bare MQTTnet server ...");
+        Console.WriteLine("bare MQTTnet server (its own process) ...");
         var port = HubProcess.FreePort();
-        var server = new MqttServerFactory().CreateMqttServer(new MqttServerOptionsBuilder().WithDefaultEndpoint().WithDefaultEndpointPort(port)
-            .WithDefaultEndpointBoundIPAddress(IPAddress.Loopback).Build());
-        await server.StartAsync();
+        await using var server = await BareServer.StartAsync(port);
         var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"bare-{i}", "")).ToList();
         await WarmUpAsync(fleet, "127.0.0.1", port, qos: 1, credentials: false);
         var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 1, credentials: false), CancellationToken.None);
-        await server.StopAsync();
-        server.Dispose();
-        Console.WriteLine($"  {load}");
+        Console.WriteLine($"  {load}; server RSS {Machine.RssMiB(server.Pid):0} MiB");
         return load;
     }
 

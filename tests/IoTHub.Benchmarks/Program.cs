@@ -10,6 +10,10 @@ var mode = args.FirstOrDefault() ?? "ingest";
 var options = args.Skip(1).Chunk(2).Where(p => p.Length == 2).ToDictionary(p => p[0].TrimStart('-'), p => p[1]);
 switch (mode)
 {
+    case "bare-server":
+        // The bare MQTTnet contender of `ingest`, run in its own process as the hub runs in its own: the load generator's
+        // GC and thread pool do not share the server's.
+        return await BareServer.RunAsync(int.Parse(options["port"]));
     case "micro":
         BenchmarkRunner.Run<DecodeBenchmarks>(args: args.Skip(1).ToArray());
         return 0;

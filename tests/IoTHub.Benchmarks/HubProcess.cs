@@ -83,6 +83,17 @@ internal sealed class HubProcess : IAsyncDisposable
         return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
     }
 
+    /// <summary>Drops a contender's database and checkpoints, so that the next contender does not share the server with
+    /// the last one's aftermath: millions of fresh rows make PostgreSQL autovacuum and flush them for minutes (a PostgreSQL
+    /// run right after the reference measured 16,400 msg/s, and 28,200 alone).</summary>
+    public static async Task QuietAsync(string admin, string name)
+    {
+        await using var c = new NpgsqlConnection(admin);
+        await c.OpenAsync();
+        await using (var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c)) await drop.ExecuteNonQueryAsync();
+        await using (var checkpoint = new NpgsqlCommand("CHECKPOINT", c) { CommandTimeout = 300 }) await checkpoint.ExecuteNonQueryAsync();
+    }
+
     public static int FreePort()
     {
         using var l = new TcpListener(IPAddress.Loopback, 0);

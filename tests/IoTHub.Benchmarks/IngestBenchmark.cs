@@ -139,6 +139,7 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         await writer;
         mosquitto.Kill();
         Console.WriteLine($"  {load}; {last:N0} rows stored in {lastChange.TotalSeconds:0.0} s ({load.Sent - last:N0} lost)");
+        await HubProcess.QuietAsync(postgresAdmin, "iothub_bench_reference");
         return new ReferenceResult(load, last, last / lastChange.TotalSeconds);
     }
 
@@ -158,13 +159,18 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
     {
         Console.WriteLine($"IoTHub on {provider} ...");
         var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, "iothub_bench_hub") : null;
-        await using var hub = await HubProcess.StartAsync(provider, postgres);
-        using var client = new HttpClient { BaseAddress = hub.BaseAddress };
-        var bearer = await Provisioning.LoginAsync(client, "admin", HubProcess.Password, CancellationToken.None);
-        var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
-        await WarmUpAsync(fleet, "127.0.0.1", hub.MqttPort, qos: 1, credentials: true);
-        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true), CancellationToken.None);
-        var rss = Machine.RssMiB(hub.Pid);
+        LoadResult load;
+        double rss;
+        await using (var hub = await HubProcess.StartAsync(provider, postgres))
+        {
+            using var client = new HttpClient { BaseAddress = hub.BaseAddress };
+            var bearer = await Provisioning.LoginAsync(client, "admin", HubProcess.Password, CancellationToken.None);
+            var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
+            await WarmUpAsync(fleet, "127.0.0.1", hub.MqttPort, qos: 1, credentials: true);
+            load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true), CancellationToken.None);
+            rss = Machine.RssMiB(hub.Pid);
+        }
+        if (postgres is not null) await HubProcess.QuietAsync(postgresAdmin, "iothub_bench_hub");
         Console.WriteLine($"  {load}; hub RSS {rss:0} MiB");
         return (load, rss);
     }

@@ -1,6 +1,6 @@
 // One run, one machine, one load generator and the same payloads for every contender:
 //   reference  mosquitto (Debian's) + a minimal subscriber that batch-COPYs each message into PostgreSQL (QoS 0)
-//   bare       an MQTTnet server with no processing (the library's ceiling), QoS 1
+//   bare       an MQTTnet server with no processing (the library's ceiling), QoS 1, in its own process (BareServer)
 //   IoTHub     on PostgreSQL and on SQLite, QoS 1, every ack after commit
 // Throughput is what reached durable storage per second (for bare MQTTnet: acks per second).
 using System.Buffers;
@@ -11,7 +11,6 @@ using System.Threading.Channels;
 using IoTHub.Simulator;
 using MQTTnet;
 using MQTTnet.Protocol;
-using MQTTnet.Server;
 using Npgsql;
 using NpgsqlTypes;
 

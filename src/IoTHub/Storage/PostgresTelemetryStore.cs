@@ -99,29 +99,30 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
     /// <summary>Stages the batch's folded rollups and latest values and merges them in one statement.</summary>
     private async Task MergeFoldAsync(NpgsqlConnection c, NpgsqlTransaction tx, CancellationToken ct)
     {
-        await using (var copy = await c.BeginBinaryImportAsync("COPY stage_rollup (res, series_id, bucket, count, sum, min, max, last_ts, last) FROM STDIN (FORMAT BINARY)", ct))
+        var rollupRow = PgCopyWriter.FixedBytes(2) + 8 * PgCopyWriter.FixedBytes(8); // res, then eight bigints or doubles
+        await using (var copy = await PgCopyWriter.BeginAsync(c, "COPY stage_rollup (res, series_id, bucket, count, sum, min, max, last_ts, last) FROM STDIN (FORMAT BINARY)", ct))
         {
             for (short r = 0; r < _fold.Rollups.Length; r++)
             {
                 foreach (var ((series, bucket), acc) in _fold.Rollups[r])
                 {
-                    copy.StartRow();
-                    copy.Write(r, NpgsqlDbType.Smallint);
-                    copy.Write(series, NpgsqlDbType.Bigint);
-                    copy.Write(bucket, NpgsqlDbType.Bigint);
-                    copy.Write(acc.Count, NpgsqlDbType.Bigint);
-                    copy.Write(acc.Sum, NpgsqlDbType.Double);
-                    copy.Write(acc.Min, NpgsqlDbType.Double);
-                    copy.Write(acc.Max, NpgsqlDbType.Double);
-                    copy.Write(acc.LastTs, NpgsqlDbType.Bigint);
-                    copy.Write(acc.Last, NpgsqlDbType.Double);
+                    await copy.StartRowAsync(9, rollupRow, ct);
+                    copy.Int16(r);
+                    copy.Int64(series);
+                    copy.Int64(bucket);
+                    copy.Int64(acc.Count);
+                    copy.Float64(acc.Sum);
+                    copy.Float64(acc.Min);
+                    copy.Float64(acc.Max);
+                    copy.Int64(acc.LastTs);
+                    copy.Float64(acc.Last);
                 }
             }
             await copy.CompleteAsync(ct);
         }
-        await using (var copy = await c.BeginBinaryImportAsync("COPY stage_latest (series_id, ts, kind, number, text) FROM STDIN (FORMAT BINARY)", ct))
+        await using (var copy = await PgCopyWriter.BeginAsync(c, "COPY stage_latest (series_id, ts, kind, number, text) FROM STDIN (FORMAT BINARY)", ct))
         {
-            foreach (var (series, p) in _fold.Latest) WritePoint(copy, series, p, withDeviceTime: false);
+            foreach (var (series, p) in _fold.Latest) await WritePointAsync(copy, series, p, withDeviceTime: false, ct);
             await copy.CompleteAsync(ct);
         }
         await using var upsert = new NpgsqlCommand(UpsertStagedSql, c, tx);
@@ -134,7 +135,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         BatchFold? fold, CancellationToken ct)
     {
         var points = 0;
-        await using var copy = await c.BeginBinaryImportAsync($"COPY {table} (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct);
+        await using var copy = await PgCopyWriter.BeginAsync(c, $"COPY {table} (series_id, ts, kind, number, text, device_ts) FROM STDIN (FORMAT BINARY)", ct);
         foreach (var m in batch)
         {
             if (m.RejectReason is not null) continue;
@@ -144,7 +145,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
                 _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
                 if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
                 fold?.Add(sid, p);
-                WritePoint(copy, sid, p, withDeviceTime: true);
+                await WritePointAsync(copy, sid, p, withDeviceTime: true, ct);
                 points++;
             }
         }
@@ -152,18 +153,32 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         return points;
     }
 
-    /// <summary>One row of (series_id, ts, kind, number, text[, device_ts]).</summary>
-    private static void WritePoint(NpgsqlBinaryImporter copy, long seriesId, in TelemetryPoint p, bool withDeviceTime)
+    /// <summary>One row of (series_id, ts, kind, number, text[, device_ts]). Completes synchronously unless the
+    /// buffer is full, so a point costs no state machine.</summary>
+    private static ValueTask WritePointAsync(PgCopyWriter copy, long seriesId, TelemetryPoint p, bool withDeviceTime, CancellationToken ct)
     {
-        // Synchronous writes: they only fill Npgsql's buffer (flushing when full), without a state machine per value.
-        copy.StartRow();
-        copy.Write(seriesId, NpgsqlDbType.Bigint);
-        copy.Write(p.TimestampMs, NpgsqlDbType.Bigint);
-        copy.Write((short)p.Kind, NpgsqlDbType.Smallint);
-        if (p.Kind == ValueKind.Text) copy.WriteNull(); else copy.Write(p.Number, NpgsqlDbType.Double);
-        if (p.Text is null) copy.WriteNull(); else copy.Write(p.Text, NpgsqlDbType.Text);
+        var row = PgCopyWriter.FixedBytes(8) * 4 + PgCopyWriter.FixedBytes(2) + PgCopyWriter.TextBytes(p.Text);
+        var start = copy.StartRowAsync(withDeviceTime ? (short)6 : (short)5, row, ct);
+        if (!start.IsCompletedSuccessfully) return WriteAfterFlushAsync(start, copy, seriesId, p, withDeviceTime);
+        WriteFields(copy, seriesId, p, withDeviceTime);
+        return ValueTask.CompletedTask;
+
+        static async ValueTask WriteAfterFlushAsync(ValueTask start, PgCopyWriter copy, long seriesId, TelemetryPoint p, bool withDeviceTime)
+        {
+            await start;
+            WriteFields(copy, seriesId, p, withDeviceTime);
+        }
+    }
+
+    private static void WriteFields(PgCopyWriter copy, long seriesId, in TelemetryPoint p, bool withDeviceTime)
+    {
+        copy.Int64(seriesId);
+        copy.Int64(p.TimestampMs);
+        copy.Int16((short)p.Kind);
+        if (p.Kind == ValueKind.Text) copy.Null(); else copy.Float64(p.Number);
+        if (p.Text is null) copy.Null(); else copy.Text(p.Text);
         if (!withDeviceTime) return;
-        if (p.DeviceTimestampMs is { } dts) copy.Write(dts, NpgsqlDbType.Bigint); else copy.WriteNull();
+        if (p.DeviceTimestampMs is { } dts) copy.Int64(dts); else copy.Null();
     }
 
     private async Task WriteDeadLettersAsync(NpgsqlConnection c, IReadOnlyList<ValidatedTelemetry> batch, CancellationToken ct)

@@ -75,6 +75,38 @@ public sealed class DurabilityTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_message_of_1000_metrics_is_stored_with_every_rollup_and_latest_value()
+    {
+        // 1,000 series: their raw rows, rollups and latest values each fill several of the PostgreSQL writer's COPY
+        // buffers, so every row that starts near a buffer's end is written across a flush.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var ts = DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds();
+        using (var client = await Hub.ConnectAsync(id, token))
+        {
+            foreach (var offset in new[] { 0, 1000 })
+            {
+                var values = string.Join(",", Enumerable.Range(0, 1000).Select(i => $"\"m{i}\": {i + offset}.5"));
+                var ack = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry")
+                    .WithPayload($$$"""{"ts": {{{ts + offset}}}, "values": {{{"{" + values + "}"}}}}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+                Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.Success), ack.ReasonString);
+            }
+        }
+
+        using var admin = await Hub.AdminAsync();
+        var latest = (await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest"))["values"]!.AsArray();
+        Assert.That(latest, Has.Count.EqualTo(1000));
+        Assert.That(latest.Single(v => v!["metric"]!.GetValue<string>() == "m999")!["value"]!.GetValue<double>(), Is.EqualTo(1999.5));
+        var from = Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(ts - 3_600_000).ToString("O"));
+        foreach (var metric in new[] { "m0", "m500", "m999" })
+            foreach (var resolution in new[] { "1m", "1h", "1d" })
+            {
+                var windows = (await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric={metric}&resolution={resolution}&from={from}"))["points"]!.AsArray();
+                Assert.That(windows.Sum(w => w!["count"]!.GetValue<long>()), Is.EqualTo(2), $"{metric} {resolution}");
+                Assert.That(windows.Sum(w => w!["sum"]!.GetValue<double>()), Is.EqualTo(2 * int.Parse(metric[1..]) + 1001.0), $"{metric} {resolution}");
+            }
+    }
+
+    [Test]
     public async Task Rollups_equal_a_group_by_over_the_raw_rows()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

@@ -73,4 +73,17 @@ public sealed class CborTelemetryTests(Store store) : HubFixture(store)
         Assert.That(bad.ReasonString, Does.Contain("malformed CBOR"));
         Assert.That(nan.ReasonString, Does.Contain("NaN"));
     }
+
+    [Test]
+    public async Task A_cbor_string_with_a_nul_character_gets_0x99_with_the_reason()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token);
+
+        var ack = await client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry").WithContentType("application/cbor")
+            .WithPayload(Message(w => { w.WriteTextString("mode"); w.WriteTextString("e\0co"); })).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+
+        Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.PayloadFormatInvalid));
+        Assert.That(ack.ReasonString, Does.Contain("mode").And.Contain("U+0000"));
+    }
 }

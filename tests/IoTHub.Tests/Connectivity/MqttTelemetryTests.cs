@@ -300,6 +300,22 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_string_with_a_nul_character_is_refused_with_its_reason_and_blocks_nothing_after_it()
+    {
+        // PostgreSQL text cannot hold U+0000: stored as it came, it failed the whole batch, retried forever.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token);
+
+        var bad = await client.PublishAsync(Telemetry(id, """{"note": "a\u0000b", "temperature": 19}""")).WaitAsync(TimeSpan.FromSeconds(15));
+        var good = await client.PublishAsync(Telemetry(id, """{"note": "ab", "temperature": 20}""")).WaitAsync(TimeSpan.FromSeconds(15));
+
+        Assert.That(bad.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.PayloadFormatInvalid), bad.ReasonString);
+        Assert.That(bad.ReasonString, Does.Contain("note").And.Contain("U+0000"));
+        Assert.That(good.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.Success), good.ReasonString);
+        Assert.That(await DeadLettersAsync(id), Has.Count.EqualTo(1));
+    }
+
+    [Test]
     public async Task A_message_just_under_the_256_KB_packet_limit_over_tcp_is_acked()
     {
         // The socket transport buffers at most Mqtt:MaxPacketBytes + 64 KiB unread per connection: a whole packet of the

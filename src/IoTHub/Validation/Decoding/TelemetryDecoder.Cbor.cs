@@ -138,6 +138,8 @@ internal sealed partial class TelemetryDecoder
                 var text = reader.ReadTextString();
                 if (Encoding.UTF8.GetByteCount(text) > state.Limits.MaxStringBytes)
                     AddError(ref result, Path(prefix, metric), $"string is longer than {state.Limits.MaxStringBytes} bytes");
+                else if (text.Contains('\0'))
+                    AddError(ref result, Path(prefix, metric), NulInString);
                 else
                     state.Points[state.Count++] = new TelemetryPoint(metric, 0, ValueKind.Text, 0, text);
                 break;

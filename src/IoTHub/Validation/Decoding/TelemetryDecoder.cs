@@ -24,6 +24,9 @@ internal struct DecodeResult
 
 internal sealed partial class TelemetryDecoder(MetricNames names)
 {
+    /// <summary>PostgreSQL's text type cannot hold U+0000, and both stores keep the same data: it is refused on the way in.</summary>
+    internal const string NulInString = "string contains U+0000, which cannot be stored";
+
     private const int MaxErrors = 10;
     private static readonly JsonReaderOptions ReaderOptions = new() { MaxDepth = 4, CommentHandling = JsonCommentHandling.Disallow };
 
@@ -199,6 +202,8 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
                 var text = reader.GetString()!;
                 if (reader.ValueIsEscaped ? Encoding.UTF8.GetByteCount(text) > max : reader.ValueSpan.Length > max)
                     AddError(ref result, Path(prefix, metric), $"string is longer than {max} bytes");
+                else if (reader.ValueIsEscaped && text.Contains('\0')) // JSON has no raw control characters: only "\u0000" makes one
+                    AddError(ref result, Path(prefix, metric), NulInString);
                 else
                     state.Points[state.Count++] = new TelemetryPoint(metric, 0, ValueKind.Text, 0, text);
                 break;

@@ -39,6 +39,7 @@ public static class HubApp
         builder.Services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never;
+            o.SerializerOptions.Converters.Add(new Gateway.Input.NulGuard.StringConverter());
         });
 
         builder.Services.AddStorage(builder.Configuration);

@@ -40,6 +40,7 @@ public static class GatewayModule
 
     public static WebApplication UseGateway(this WebApplication app)
     {
+        app.Use(Input.NulGuard.InvokeAsync);
         app.UseAuthentication();
         // Before authorization, so refused attempts (401, 403, 429) are in the audit log too.
         var audit = app.Services.GetRequiredService<AuditTrail>();

@@ -11,6 +11,21 @@ namespace IoTHub.Tests.Devices;
 public sealed class DeviceApiTests(Store store) : HubFixture(store)
 {
     [Test]
+    public async Task A_nul_character_in_a_json_body_or_a_query_is_a_400_not_a_server_error()
+    {
+        // PostgreSQL text cannot hold U+0000: it reached the database and came back as a 500.
+        using var admin = await Hub.AdminAsync();
+
+        var created = await admin.PostAsync("/api/v1/devices", Json.Body("""{"name": "a\u0000b"}"""));
+        var searched = await admin.GetAsync("/api/v1/devices?search=a%00b");
+
+        Assert.That(created.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), await created.Content.ReadAsStringAsync());
+        Assert.That(searched.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), await searched.Content.ReadAsStringAsync());
+        Assert.That(await searched.Content.ReadAsStringAsync(), Does.Contain("U+0000"));
+        Assert.That((await admin.GetAsync("/api/v1/devices?search=ab")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [Test]
     public async Task Creating_a_device_returns_its_token_once_and_never_again()
     {
         using var admin = await Hub.AdminAsync();

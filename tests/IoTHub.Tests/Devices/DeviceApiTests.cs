@@ -11,6 +11,22 @@ namespace IoTHub.Tests.Devices;
 public sealed class DeviceApiTests(Store store) : HubFixture(store)
 {
     [Test]
+    public async Task A_csv_import_line_with_a_nul_character_is_refused_with_its_reason_and_the_others_are_created()
+    {
+        using var admin = await Hub.AdminAsync();
+        var suffix = Guid.NewGuid().ToString("N")[..8];
+
+        var response = await admin.PostAsync("/api/v1/devices/import",
+            new StringContent($"id,name\nnul-{suffix},a\0b\nok-{suffix},fine\n", System.Text.Encoding.UTF8, "text/csv"));
+        var report = await response.ReadJsonAsync();
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK), report.ToJsonString());
+        Assert.That(report["created"]!.GetValue<int>(), Is.EqualTo(1), report.ToJsonString());
+        Assert.That(report["lines"]!.AsArray().Single(l => !l!["created"]!.GetValue<bool>())!["error"]!.GetValue<string>(), Does.Contain("U+0000"));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/ok-{suffix}")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [Test]
     public async Task A_nul_character_in_a_json_body_or_a_query_is_a_400_not_a_server_error()
     {
         // PostgreSQL text cannot hold U+0000: it reached the database and came back as a 500.

@@ -19,7 +19,8 @@ internal sealed class CreateDeviceValidator : AbstractValidator<CreateDeviceRequ
     public CreateDeviceValidator()
     {
         RuleFor(x => x.Id).Must(id => id is null || Identifier.IsValid(id)).WithMessage($"id must be {Identifier.Rule}");
-        RuleFor(x => x.Name).MaximumLength(200);
+        RuleFor(x => x.Name).MaximumLength(200)
+            .Must(n => n is null || !n.Contains('\0')).WithMessage("name may not contain U+0000"); // a CSV import line is not JSON
         RuleFor(x => x.Profile).Must(p => p is null || Identifier.IsValid(p)).WithMessage($"profile must be {Identifier.Rule}");
         RuleFor(x => x.Tags).Must(t => t is null || t.Count <= 32).WithMessage("at most 32 tags");
         RuleForEach(x => x.Tags).Must(t => Identifier.IsValid(t)).WithMessage($"each tag must be {Identifier.Rule}");

@@ -153,25 +153,11 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
         return points;
     }
 
-    /// <summary>One row of (series_id, ts, kind, number, text[, device_ts]). Completes synchronously unless the
-    /// buffer is full, so a point costs no state machine.</summary>
-    private static ValueTask WritePointAsync(PgCopyWriter copy, long seriesId, TelemetryPoint p, bool withDeviceTime, CancellationToken ct)
+    /// <summary>One row of (series_id, ts, kind, number, text[, device_ts]). Completes synchronously (without an
+    /// allocation) unless the buffer has to be flushed first.</summary>
+    private static async ValueTask WritePointAsync(PgCopyWriter copy, long seriesId, TelemetryPoint p, bool withDeviceTime, CancellationToken ct)
     {
-        var row = PgCopyWriter.FixedBytes(8) * 4 + PgCopyWriter.FixedBytes(2) + PgCopyWriter.TextBytes(p.Text);
-        var start = copy.StartRowAsync(withDeviceTime ? (short)6 : (short)5, row, ct);
-        if (!start.IsCompletedSuccessfully) return WriteAfterFlushAsync(start, copy, seriesId, p, withDeviceTime);
-        WriteFields(copy, seriesId, p, withDeviceTime);
-        return ValueTask.CompletedTask;
-
-        static async ValueTask WriteAfterFlushAsync(ValueTask start, PgCopyWriter copy, long seriesId, TelemetryPoint p, bool withDeviceTime)
-        {
-            await start;
-            WriteFields(copy, seriesId, p, withDeviceTime);
-        }
-    }
-
-    private static void WriteFields(PgCopyWriter copy, long seriesId, in TelemetryPoint p, bool withDeviceTime)
-    {
+        await copy.StartRowAsync(withDeviceTime ? (short)6 : (short)5, PgCopyWriter.FixedBytes(8) * 4 + PgCopyWriter.FixedBytes(2) + PgCopyWriter.TextBytes(p.Text), ct);
         copy.Int64(seriesId);
         copy.Int64(p.TimestampMs);
         copy.Int16((short)p.Kind);

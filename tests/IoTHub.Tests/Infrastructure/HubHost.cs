@@ -164,7 +164,8 @@ public sealed class HubHost : IAsyncDisposable
         var b = new MqttClientOptionsBuilder()
             .WithTcpServer("127.0.0.1", MqttPort)
             .WithProtocolVersion(version)
-            .WithClientId(clientId ?? "test-" + Guid.NewGuid().ToString("N")[..10])
+            // A device's client id is its device id, or starts with it and ':' (README, "Client identifiers").
+            .WithClientId(clientId ?? (user is null or "apikey" ? "test-" : user + ":") + Guid.NewGuid().ToString("N")[..10])
             .WithTimeout(TimeSpan.FromSeconds(20));
         if (user is not null) b = b.WithCredentials(user, password);
         return b.Build();

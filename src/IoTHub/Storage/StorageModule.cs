@@ -1,6 +1,7 @@
 using IoTHub.Contracts;
 using IoTHub.Storage.Retention;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Storage;
@@ -14,7 +15,7 @@ public static class StorageModule
                 "Storage:Provider is Postgres but ConnectionStrings:Postgres (env IOTHUB_ConnectionStrings__Postgres) is empty.")
             .ValidateOnStart();
         services.AddOptions<DataLocation>().Configure(d => d.Directory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data"));
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System); // a test host may bring its own clock
 
         var provider = config.GetValue(StorageOptions.SectionName + ":Provider", StorageProvider.Sqlite);
         if (provider == StorageProvider.Postgres)

@@ -20,9 +20,12 @@ public sealed class RawMqttClient : IDisposable
 
     public NetworkStream Stream => _stream;
 
+    public TcpClient Tcp => _tcp;
+
     /// <summary>Connects and returns the client with the CONNACK's return / reason code.</summary>
     public static async Task<(RawMqttClient Client, byte Code, byte[] ConnAck)> ConnectAsync(int port, string clientId, string user, string password,
-        bool v5 = true, bool cleanStart = true, uint sessionExpiry = 0, ushort keepAlive = 60, ushort? receiveMaximum = null)
+        bool v5 = true, bool cleanStart = true, uint sessionExpiry = 0, ushort keepAlive = 60, ushort? receiveMaximum = null,
+        string? willTopic = null, string? willPayload = null, uint willDelay = 0)
     {
         var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", port);
@@ -33,10 +36,20 @@ public sealed class RawMqttClient : IDisposable
             if (sessionExpiry > 0) props.AddRange([0x11, .. BigEndian(sessionExpiry)]);
             if (receiveMaximum is { } rm) props.AddRange([0x21, (byte)(rm >> 8), (byte)rm]);
         }
-        var flags = (byte)(0b1100_0000 | (cleanStart ? 0b10 : 0));
+        var flags = (byte)(0b1100_0000 | (cleanStart ? 0b10 : 0) | (willTopic is null ? 0 : 0b0000_1100)); // will at QoS 1
         List<byte> body = [0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', v5 ? (byte)5 : (byte)4, flags, (byte)(keepAlive >> 8), (byte)keepAlive];
         if (v5) body.AddRange([.. VarInt(props.Count), .. props]);
-        body.AddRange([.. Str(clientId), .. Str(user), .. Str(password)]);
+        body.AddRange(Str(clientId));
+        if (willTopic is not null)
+        {
+            if (v5)
+            {
+                byte[] willProps = willDelay > 0 ? [0x18, .. BigEndian(willDelay)] : [];
+                body.AddRange([.. VarInt(willProps.Length), .. willProps]);
+            }
+            body.AddRange([.. Str(willTopic), .. Str(willPayload ?? "")]);
+        }
+        body.AddRange([.. Str(user), .. Str(password)]);
         await client.SendAsync(0x10, body.ToArray());
         var (type, connAck) = await client.ReadAsync();
         Assert.That(type >> 4, Is.EqualTo(2), "CONNACK");

@@ -142,6 +142,9 @@ internal sealed class SessionLifecycle(
         }
     }
 
+    /// <summary>Is the session of this client id waiting to expire (its client away)?</summary>
+    public bool IsExpiring(string clientId) => _expiries.ContainsKey(clientId);
+
     private void ScheduleExpiry(string clientId, TimeSpan after)
     {
         var timer = time.CreateTimer(_ => _ = ExpireAsync(clientId), null, after, Timeout.InfiniteTimeSpan);

@@ -46,6 +46,9 @@ internal sealed class WillMessages(TimeProvider time, IHostApplicationLifetime l
         log.LogDebug("Will of client {ClientId} due in {Delay} s", c.ClientId, delay);
     }
 
+    /// <summary>Is a Will of this client id waiting for its delay?</summary>
+    public bool IsPending(string clientId) => _pending.ContainsKey(clientId);
+
     /// <summary>A new connection resumed the session before the delay ran out: its Will is not published.</summary>
     public void SessionResumed(string clientId)
     {

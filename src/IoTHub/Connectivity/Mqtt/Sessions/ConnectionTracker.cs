@@ -1,5 +1,6 @@
 // Which devices have which connections open, the source of presence. Each connection reports "connected" at most once
-// and "disconnected" once after it, in that order, through one ordered queue to the Devices module: MQTTnet can report
+// and "disconnected" once after it, in that order, through an ordered queue to the Devices module (16 queues, a device
+// always on the same one, so a reconnect storm is handled 16 at a time and each device's events in order): MQTTnet can report
 // a connection taken over before it reports it connected (the takeover runs on the new connection's thread while the
 // old one is still sending its CONNACK), and two handlers racing for one device left it "online" for ever. Every
 // 30 seconds the tracker also checks itself against the broker's real connections, and closes what is gone.
@@ -15,11 +16,9 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
     public static readonly TimeSpan ReconcileInterval = TimeSpan.FromSeconds(30);
 
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<long, MqttConnection>> _byDevice = new(StringComparer.Ordinal);
-    private readonly Channel<Mediator.INotification> _events = Channel.CreateBounded<Mediator.INotification>(new BoundedChannelOptions(100_000)
-    {
-        FullMode = BoundedChannelFullMode.Wait,
-        SingleReader = true,
-    });
+    private const int Lanes = 16;
+    private readonly Channel<Mediator.INotification>[] _lanes = Enumerable.Range(0, Lanes).Select(_ =>
+        Channel.CreateBounded<Mediator.INotification>(new BoundedChannelOptions(10_000) { FullMode = BoundedChannelFullMode.Wait, SingleReader = true })).ToArray();
     private MqttServer? _server;
     private Task? _pump;
     private ITimer? _reconcile;
@@ -28,7 +27,7 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
 
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        _pump = Task.Run(PumpAsync, CancellationToken.None);
+        _pump = Task.WhenAll(_lanes.Select(lane => Task.Run(() => PumpAsync(lane), CancellationToken.None)));
         _reconcile = time.CreateTimer(_ => _ = ReconcileAsync(), null, ReconcileInterval, ReconcileInterval);
         return Task.CompletedTask;
     }
@@ -36,7 +35,7 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
     public async Task StopAsync(CancellationToken cancellationToken)
     {
         _reconcile?.Dispose();
-        _events.Writer.TryComplete();
+        foreach (var lane in _lanes) lane.Writer.TryComplete();
         if (_pump is not null) await _pump.WaitAsync(cancellationToken);
     }
 
@@ -45,7 +44,7 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
     {
         if (!c.TryOpen() || c.Principal.DeviceId is not { } device) return;
         _byDevice.GetOrAdd(device, _ => new())[c.Id] = c;
-        await EmitAsync(new DeviceConnected(device, c.ClientId, c.Protocol, c.RemoteAddress, time.GetUtcNow()));
+        await EmitAsync(device, new DeviceConnected(device, c.ClientId, c.Protocol, c.RemoteAddress, time.GetUtcNow()));
     }
 
     /// <summary>The connection is gone; reported once, and only when its "connected" was.</summary>
@@ -57,18 +56,19 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
             live.TryRemove(c.Id, out _);
             if (live.IsEmpty) _byDevice.TryRemove(new KeyValuePair<string, ConcurrentDictionary<long, MqttConnection>>(device, live));
         }
-        await EmitAsync(new DeviceDisconnected(device, c.ClientId, reason, time.GetUtcNow(), sessionKept));
+        await EmitAsync(device, new DeviceDisconnected(device, c.ClientId, reason, time.GetUtcNow(), sessionKept));
     }
 
     /// <summary>The device's open connections.</summary>
     public IReadOnlyCollection<MqttConnection> Of(string deviceId) =>
         _byDevice.TryGetValue(deviceId, out var live) ? live.Values.ToList() : [];
 
-    private async ValueTask EmitAsync(Mediator.INotification n)
+    private async ValueTask EmitAsync(string deviceId, Mediator.INotification n)
     {
+        var lane = _lanes[(uint)string.GetHashCode(deviceId, StringComparison.Ordinal) % Lanes].Writer;
         try
         {
-            if (!_events.Writer.TryWrite(n)) await _events.Writer.WriteAsync(n);
+            if (!lane.TryWrite(n)) await lane.WriteAsync(n);
         }
         catch (ChannelClosedException)
         {
@@ -76,9 +76,9 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
         }
     }
 
-    private async Task PumpAsync()
+    private async Task PumpAsync(Channel<Mediator.INotification> lane)
     {
-        await foreach (var n in _events.Reader.ReadAllAsync()) await modules.PublishAsync(n);
+        await foreach (var n in lane.Reader.ReadAllAsync()) await modules.PublishAsync(n);
     }
 
     /// <summary>Closes every tracked connection that is no longer the live connection of a client in the broker.</summary>

@@ -88,16 +88,26 @@ internal sealed class MqttConnection
 
     // --- lifecycle (any thread) ---
 
-    private int _opened;
-    private int _ended;
+    // 0: connecting; 1: open; 2: ended before it was reported open; 3: closed after it was open. One word, changed by
+    // compare-and-swap: MQTTnet may report a connection taken over (on the new connection's thread) while it is still
+    // reporting it connected, and exactly one of the two must win.
+    private int _state;
 
     /// <summary>Marks the connection open; false when it already ended (a takeover can end it before MQTTnet reports it connected).</summary>
-    public bool TryOpen() => Volatile.Read(ref _ended) == 0 && Interlocked.Exchange(ref _opened, 1) == 0;
+    public bool TryOpen() => Interlocked.CompareExchange(ref _state, 1, 0) == 0;
 
     /// <summary>Marks the connection ended; true only the first time, and only when it was open.</summary>
-    public bool TryEnd() => Interlocked.Exchange(ref _ended, 1) == 0 && Volatile.Read(ref _opened) == 1;
+    public bool TryEnd()
+    {
+        while (true)
+        {
+            var s = Volatile.Read(ref _state);
+            if (s >= 2) return false;
+            if (Interlocked.CompareExchange(ref _state, s == 0 ? 2 : 3, s) == s) return s == 1;
+        }
+    }
 
-    public bool IsEnded => Volatile.Read(ref _ended) == 1;
+    public bool IsEnded => Volatile.Read(ref _state) >= 2;
 
     public string Protocol => IsV5 ? "mqtt5" : "mqtt3";
 }

@@ -19,6 +19,7 @@ public static class GatewayModule
         var dataDirectory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data");
         services.AddDataProtection().SetApplicationName("IoTHub").PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "keys")));
         services.AddSingleton<CredentialVerifier>();
+        services.AddSingleton<LoginThrottle>();
         services.AddSingleton<IAppKeyVerifier>(sp => sp.GetRequiredService<CredentialVerifier>());
         services.AddHostedService<AdminBootstrap>();
         services.AddHostedService<KeyUseRecorder>();

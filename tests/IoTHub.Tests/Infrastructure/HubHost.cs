@@ -56,6 +56,8 @@ public sealed class HubHost : IAsyncDisposable
             // Tests drive single devices far faster than a real one would; the limits' own tests set them low again.
             ["Connectivity:DeviceMessagesPerSecond"] = "1000000",
             ["Connectivity:FailedAuthMaxDelayMilliseconds"] = "50",
+            ["RateLimits:FailedLoginDelayMilliseconds"] = "10",
+            ["RateLimits:FailedLoginMaxDelayMilliseconds"] = "50",
             ["RateLimits:ApiKeyRequestsPerSecond"] = "100000",
             ["RateLimits:UserRequestsPerSecond"] = "100000",
             ["RateLimits:AnonymousRequestsPerSecond"] = "100000",

@@ -1,5 +1,5 @@
 // Through the real host: floods that an outsider can start (connections over the per-address cap, wrong MQTT and
-// HTTP device logins) write a first line and a summary per interval, and the summaries' counts
+// HTTP device logins, wrong passwords) write a first line and a summary per interval, and the summaries' counts
 // add up to exactly what was refused.
 using System.Net;
 using System.Net.Http.Json;
@@ -114,5 +114,20 @@ public sealed class RepeatedLogLinesTests(Store store) : HubFixture(store)
         var overHttp = () => LinesOf($"Refused an HTTP request of device {id} from 127.0.0.1", "HTTP device requests refused", "127.0.0.1");
         await WaitFor.ConditionAsync(() => Counted(overHttp()) == attempts, $"the lines count all {attempts} refused HTTP requests");
         Assert.That(overHttp().First.Count, Is.LessThan(attempts / 2));
+    }
+
+    [Test]
+    public async Task Repeated_wrong_passwords_are_summed_up_per_address()
+    {
+        using var http = Hub.Anonymous();
+        const int attempts = 30;
+        for (var i = 0; i < attempts; i++)
+        {
+            var response = await http.PostAsJsonAsync("/api/v1/auth/token", new { username = "mallory", password = "guess-" + i });
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
+        }
+        var lines = () => LinesOf("Refused the sign-in of mallory from 127.0.0.1", "sign-ins refused", "127.0.0.1");
+        await WaitFor.ConditionAsync(() => Counted(lines()) == attempts, $"the lines count all {attempts} refused sign-ins");
+        Assert.That(lines().First.Count, Is.LessThan(attempts / 2));
     }
 }

@@ -27,6 +27,16 @@ public sealed class RateLimitOptions
     /// <summary>Per client IP address, for requests without credentials (logins, health checks, OpenAPI).</summary>
     [Range(1, 1_000_000)]
     public int AnonymousRequestsPerSecond { get; set; } = 20;
+
+    /// <summary>After a failed sign-in (token endpoint or UI form), the next one for that username and the next one from
+    /// that address wait this long before their password is checked, doubling per further failure; 0 turns it off.</summary>
+    [Range(0, 60_000)]
+    public int FailedLoginDelayMilliseconds { get; set; } = 500;
+
+    /// <summary>The longest such wait. A right password gets in after at most this, however many guesses are made at
+    /// its username; an address whose queued attempts would wait longer gets 429 with Retry-After.</summary>
+    [Range(0, 600_000)]
+    public int FailedLoginMaxDelayMilliseconds { get; set; } = 10_000;
 }
 
 internal static class ApiRateLimits
@@ -36,7 +46,10 @@ internal static class ApiRateLimits
 
     public static IServiceCollection AddApiRateLimits(this IServiceCollection services)
     {
-        services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
+        services.AddOptions<RateLimitOptions>().BindConfiguration(RateLimitOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => o.FailedLoginMaxDelayMilliseconds >= o.FailedLoginDelayMilliseconds,
+                "RateLimits:FailedLoginMaxDelayMilliseconds must be at least RateLimits:FailedLoginDelayMilliseconds")
+            .ValidateOnStart();
         services.AddRateLimiter(o =>
         {
             o.GlobalLimiter = PartitionedRateLimiter.Create<HttpContext, string>(http =>

@@ -91,7 +91,7 @@ public sealed class LogThrottle : IDisposable
     {
         _time = time;
         _maxKeys = options.Value.MaxKeys;
-        _timer = time.CreateTimer(_ => Flush(), null, options.Value.Interval, options.Value.Interval);
+        _timer = time.CreateTimer(_ => FlushQuietly(), null, options.Value.Interval, options.Value.Interval);
     }
 
     /// <summary>Writes the line unless it is a repeat of its kind and key in this interval.</summary>
@@ -190,7 +190,21 @@ public sealed class LogThrottle : IDisposable
     public void Dispose()
     {
         _timer.Dispose();
-        Flush();
+        FlushQuietly();
+    }
+
+    /// <summary>A logger provider that throws (MEL rethrows its providers' exceptions) must not take a timer thread,
+    /// and with it the process, down.</summary>
+    private void FlushQuietly()
+    {
+        try
+        {
+            Flush();
+        }
+        catch (Exception)
+        {
+            // nowhere left to report it
+        }
     }
 
     private sealed class KindState

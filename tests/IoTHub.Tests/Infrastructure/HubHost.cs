@@ -43,7 +43,9 @@ public sealed class HubHost : IAsyncDisposable
     public static async Task<HubHost> StartAsync(Store store, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configure = null)
     {
         var data = Path.Combine(Path.GetTempPath(), "iothub-tests", Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(data);
+        // Private, as the hub makes its data directory (else every start would warn that it made it so).
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(data);
+        else Directory.CreateDirectory(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var postgres = store == Store.Postgres ? await TestPostgres.CreateDatabaseAsync() : null;
         var all = new Dictionary<string, string?>
         {

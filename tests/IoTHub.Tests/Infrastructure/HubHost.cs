@@ -43,7 +43,9 @@ public sealed class HubHost : IAsyncDisposable
     public static async Task<HubHost> StartAsync(Store store, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configure = null)
     {
         var data = Path.Combine(Path.GetTempPath(), "iothub-tests", Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(data);
+        // Private, as the hub makes its data directory (else every start would warn that it made it so).
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(data);
+        else Directory.CreateDirectory(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var postgres = store == Store.Postgres ? await TestPostgres.CreateDatabaseAsync() : null;
         var all = new Dictionary<string, string?>
         {
@@ -56,6 +58,8 @@ public sealed class HubHost : IAsyncDisposable
             // Tests drive single devices far faster than a real one would; the limits' own tests set them low again.
             ["Connectivity:DeviceMessagesPerSecond"] = "1000000",
             ["Connectivity:FailedAuthMaxDelayMilliseconds"] = "50",
+            ["RateLimits:FailedLoginDelayMilliseconds"] = "10",
+            ["RateLimits:FailedLoginMaxDelayMilliseconds"] = "50",
             ["RateLimits:ApiKeyRequestsPerSecond"] = "100000",
             ["RateLimits:UserRequestsPerSecond"] = "100000",
             ["RateLimits:AnonymousRequestsPerSecond"] = "100000",

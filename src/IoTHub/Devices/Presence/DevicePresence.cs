@@ -106,7 +106,7 @@ internal sealed class DevicePresence : IDevicePresence, IDeviceClock
 /// <summary>Takes presence changes from the broker: the in-memory count at once, the database through the journal,
 /// so that a reconnect storm of thousands of devices neither waits for the database on every CONNECT nor opens a
 /// database connection per device.</summary>
-internal sealed class PresenceRecorder(DevicePresence presence, PresenceJournal journal, HubDb db, ILogger<PresenceRecorder> log)
+internal sealed class PresenceRecorder(DevicePresence presence, PresenceJournal journal, HubDb db, LogThrottle lines, ILogger<PresenceRecorder> log)
     : INotificationHandler<DeviceConnected>, INotificationHandler<DeviceDisconnected>, INotificationHandler<DeviceDeleted>
 {
     public async ValueTask Handle(DeviceConnected n, CancellationToken ct)
@@ -114,7 +114,7 @@ internal sealed class PresenceRecorder(DevicePresence presence, PresenceJournal 
         var at = n.At.ToUnixTimeMilliseconds();
         presence.Connected(n.DeviceId, at);
         await journal.AppendAsync(new PresenceEvent(true, n.DeviceId, n.ClientId, at, n.Protocol, n.RemoteAddress, Online: true, LastSeen: at, Reason: null), ct);
-        log.LogInformation("Device {DeviceId} connected over {Protocol} from {Remote} as {ClientId}", n.DeviceId, n.Protocol, n.RemoteAddress, n.ClientId);
+        lines.Write(log, PresenceLines.Connected, n.DeviceId, n.DeviceId, n.Protocol, n.RemoteAddress, n.ClientId);
     }
 
     public async ValueTask Handle(DeviceDisconnected n, CancellationToken ct)
@@ -123,7 +123,7 @@ internal sealed class PresenceRecorder(DevicePresence presence, PresenceJournal 
         var remaining = presence.Disconnected(n.DeviceId, at);
         var lastSeen = presence.LastSeen(n.DeviceId) ?? at;
         await journal.AppendAsync(new PresenceEvent(false, n.DeviceId, n.ClientId, at, null, null, Online: remaining > 0, LastSeen: lastSeen, n.Reason), ct);
-        log.LogInformation("Device {DeviceId} disconnected ({Reason}); {Remaining} connections left", n.DeviceId, n.Reason, remaining);
+        lines.Write(log, PresenceLines.Disconnected, n.DeviceId, n.DeviceId, n.Reason, remaining);
     }
 
     public async ValueTask Handle(DeviceDeleted n, CancellationToken ct)

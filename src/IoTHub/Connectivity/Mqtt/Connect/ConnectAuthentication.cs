@@ -24,6 +24,7 @@ internal sealed class ConnectAuthentication(
     StoredSessions stored,
     ModuleBridge modules,
     IOptions<MqttOptions> options,
+    LogThrottle lines,
     ILogger<ConnectAuthentication> log)
 {
     public const string AppUserName = "apikey";
@@ -146,7 +147,7 @@ internal sealed class ConnectAuthentication(
         {
             e.ReasonCode = MqttConnectReasonCode.NotAuthorized;
             e.ReasonString = "device is disabled";
-            log.LogWarning("Refused MQTT connection of disabled device {DeviceId} from {Remote}", identity.DeviceId, e.RemoteEndPoint);
+            lines.Write(log, RefusalLines.DisabledDevice, identity.DeviceId, identity.DeviceId, e.RemoteEndPoint);
             return null;
         }
         return MqttPrincipal.Device(identity.DeviceId);
@@ -163,7 +164,7 @@ internal sealed class ConnectAuthentication(
     private async Task RefuseCredentialsAsync(ValidatingConnectionEventArgs e, string why)
     {
         var delay = throttle.Failed(e.RemoteEndPoint);
-        log.LogWarning("Refused MQTT connection of {UserName} from {Remote}: {Why}", MqttText.Printable(e.UserName), e.RemoteEndPoint, why);
+        lines.Write(log, RefusalLines.MqttLogin, LogThrottle.AddressOf(e.RemoteEndPoint), MqttText.Printable(e.UserName), e.RemoteEndPoint, why);
         await Task.Delay(delay, e.CancellationToken);
         e.ReasonCode = MqttConnectReasonCode.BadUserNameOrPassword;
     }
@@ -172,7 +173,7 @@ internal sealed class ConnectAuthentication(
     {
         e.ReasonCode = code;
         if (e.ProtocolVersion == MqttProtocolVersion.V500) e.ReasonString = why;
-        log.LogWarning("Refused MQTT connection of {UserName} with client id {ClientId} from {Remote}: {Why}",
+        lines.Write(log, RefusalLines.MqttClientId, LogThrottle.AddressOf(e.RemoteEndPoint),
             MqttText.Printable(e.UserName), MqttText.Printable(e.ClientId), e.RemoteEndPoint, why);
     }
 

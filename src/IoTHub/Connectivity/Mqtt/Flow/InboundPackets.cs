@@ -16,7 +16,7 @@ using MQTTnet.Server;
 
 namespace IoTHub.Connectivity.Mqtt.Flow;
 
-internal sealed class InboundPackets(IOptions<MqttOptions> options, ILogger<InboundPackets> log)
+internal sealed class InboundPackets(IOptions<MqttOptions> options, IoTHub.Contracts.LogThrottle lines, ILogger<InboundPackets> log)
 {
     private MqttServer? _server;
 
@@ -130,7 +130,7 @@ internal sealed class InboundPackets(IOptions<MqttOptions> options, ILogger<Inbo
     {
         e.ProcessPacket = false;
         MqttMetrics.ProtocolErrors.Add(1);
-        log.LogWarning("Closing the MQTT connection of client {ClientId}: {Reason}", MqttText.Printable(c.ClientId), reason);
+        lines.Write(log, RefusalLines.ProtocolError, c.ClientId, MqttText.Printable(c.ClientId), reason);
         Disconnect(_server, c, code, reason, log);
     }
 

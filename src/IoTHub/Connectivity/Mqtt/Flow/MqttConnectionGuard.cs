@@ -17,7 +17,7 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Mqtt.Flow;
 
-internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, ILogger<MqttConnectionGuard> log)
+internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, IoTHub.Contracts.LogThrottle lines, ILogger<MqttConnectionGuard> log)
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
 
@@ -28,7 +28,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
         if (address is not null && _perAddress.AddOrUpdate(address, 1, (_, n) => n + 1) > o.MaxConnectionsPerAddress)
         {
             Release(address);
-            log.LogWarning("Refused an MQTT connection from {Remote}: more than {Max} connections from that address", address, o.MaxConnectionsPerAddress);
+            lines.Write(log, RefusalLines.AddressCap, address.ToString(), address, o.MaxConnectionsPerAddress);
             connection.Abort(new ConnectionAbortedException("too many connections from this address"));
             return;
         }
@@ -50,7 +50,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
             }
             var wire = new WireState();
             connection.Items[WireState.Key] = wire;
-            var input = new PacketGuard(connection.Transport.Input, connection.Transport.Output, o, wire, connection, log);
+            var input = new PacketGuard(connection.Transport.Input, connection.Transport.Output, o, wire, connection, lines, log);
             connection.Transport = new GuardedPipe(input, connection.Transport.Output);
             await next(connection);
         }
@@ -72,7 +72,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
     }
 
     /// <summary>Passes the transport's bytes through unchanged while walking the MQTT fixed headers in them.</summary>
-    private sealed class PacketGuard(PipeReader inner, PipeWriter output, MqttOptions o, WireState wire, ConnectionContext connection, ILogger log) : PipeReader
+    private sealed class PacketGuard(PipeReader inner, PipeWriter output, MqttOptions o, WireState wire, ConnectionContext connection, IoTHub.Contracts.LogThrottle lines, ILogger log) : PipeReader
     {
         private readonly int _maxPacketBytes = o.MaxPacketBytes;
         private readonly long _packetTimeoutMs = o.PacketTimeoutSeconds * 1000L;
@@ -115,7 +115,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
                 // The output is completed, not aborted: an abort resets the socket and the client may never read the CONNACK.
                 await output.WriteAsync(connAck, cancellationToken);
                 await output.CompleteAsync();
-                log.LogWarning("Refused the MQTT connection from {Remote}: an empty client id without clean session [MQTT-3.1.3-8]", connection.RemoteEndPoint);
+                lines.Write(log, RefusalLines.EmptyClientId, IoTHub.Contracts.LogThrottle.AddressOf(connection.RemoteEndPoint), connection.RemoteEndPoint);
                 throw new ConnectionAbortedException("MQTT CONNECT refused: an empty client id without clean session");
             }
             return result;
@@ -263,7 +263,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
 
         private void Refuse(string what)
         {
-            log.LogWarning("Closed the MQTT connection from {Remote}: it sent {What}", connection.RemoteEndPoint, what);
+            lines.Write(log, RefusalLines.Packet, IoTHub.Contracts.LogThrottle.AddressOf(connection.RemoteEndPoint), connection.RemoteEndPoint, what);
             connection.Abort(new ConnectionAbortedException("MQTT packet refused: " + what));
             throw new ConnectionAbortedException("MQTT packet refused: " + what);
         }

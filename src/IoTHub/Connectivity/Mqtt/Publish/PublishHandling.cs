@@ -21,6 +21,7 @@ internal sealed class PublishHandling(
     SharedSubscriptions shared,
     IOptions<MqttOptions> options,
     TimeProvider time,
+    LogThrottle lines,
     ILogger<PublishHandling> log)
 {
     /// <summary>PUBACK reason 0x96 "message rate too high", which the contract names (MQTTnet's enum has no member for it).</summary>
@@ -116,7 +117,7 @@ internal sealed class PublishHandling(
                 }
             }
             await _server.InjectApplicationMessage(new InjectedMqttApplicationMessage(message) { SenderClientId = c.ClientId });
-            log.LogInformation("Published the Will of client {ClientId} on {Topic}", MqttText.Printable(c.ClientId), MqttText.Printable(message.Topic));
+            lines.Write(log, RefusalLines.WillPublished, c.ClientId, MqttText.Printable(c.ClientId), MqttText.Printable(message.Topic));
         }
         catch (Exception ex)
         {
@@ -130,7 +131,7 @@ internal sealed class PublishHandling(
     {
         if (error is null) return true;
         e.ProcessPublish = false;
-        log.LogWarning("Refused {Topic} from device {DeviceId}: {Why}", MqttText.Printable(e.ApplicationMessage.Topic), session.DeviceId, MqttText.Printable(error));
+        lines.Write(log, RefusalLines.DeviceMessage, session.DeviceId, MqttText.Printable(e.ApplicationMessage.Topic), session.DeviceId, MqttText.Printable(error));
         if (!session.IsV5) return false;
         e.Response.ReasonCode = MqttPubAckReasonCode.PayloadFormatInvalid;
         e.Response.ReasonString = MqttText.Truncate(error, 500);
@@ -140,7 +141,7 @@ internal sealed class PublishHandling(
     private void Deny(InterceptingPublishEventArgs e, SessionInfo session, string why)
     {
         e.ProcessPublish = false;
-        log.LogWarning("Refused publish of client {ClientId}: {Why}", MqttText.Printable(e.ClientId), MqttText.Printable(why));
+        lines.Write(log, RefusalLines.Publish, e.ClientId, MqttText.Printable(e.ClientId), MqttText.Printable(why));
         if (session.IsV5)
         {
             e.Response.ReasonCode = MqttPubAckReasonCode.NotAuthorized;

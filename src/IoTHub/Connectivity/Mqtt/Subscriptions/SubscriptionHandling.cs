@@ -17,6 +17,7 @@ internal sealed class SubscriptionHandling(
     ModuleBridge modules,
     IOptions<MqttOptions> options,
     TimeProvider time,
+    LogThrottle lines,
     ILogger<SubscriptionHandling> log)
 {
     public Task InterceptAsync(InterceptingSubscriptionEventArgs e)
@@ -51,7 +52,7 @@ internal sealed class SubscriptionHandling(
         e.ProcessSubscription = false;
         e.Response.ReasonCode = code;
         e.Response.ReasonString = why;
-        log.LogWarning("Refused subscription of client {ClientId} to {Filter}: {Why}", MqttText.Printable(e.ClientId), MqttText.Printable(e.TopicFilter.Topic), why);
+        lines.Write(log, RefusalLines.Subscription, e.ClientId, MqttText.Printable(e.ClientId), MqttText.Printable(e.TopicFilter.Topic), why);
     }
 
     public Task SubscribedAsync(ClientSubscribedTopicEventArgs e)

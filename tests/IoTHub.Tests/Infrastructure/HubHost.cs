@@ -183,11 +183,24 @@ public sealed class HubHost : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A free port below Linux's ephemeral range (32768-60999): a hub restarted on the same port must find it
+    /// free again, and a port the kernel hands out for outgoing connections (to PostgreSQL, to the hub) could be taken
+    /// in the meantime.</summary>
     public static int FreeTcpPort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                using var l = new TcpListener(IPAddress.Loopback, port);
+                l.Start();
+                return port;
+            }
+            catch (SocketException) when (attempt < 100)
+            {
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()

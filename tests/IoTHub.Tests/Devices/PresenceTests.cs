@@ -125,6 +125,21 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_connection_closed_by_the_hub_stopping_says_so_in_the_history()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token);
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+
+        await Hub.RestartAsync();
+
+        using var admin = await Hub.AdminAsync();
+        var row = (await admin.GetJsonAsync($"/api/v1/devices/{id}/connections"))["items"]!.AsArray().Single()!;
+        Assert.That(row["disconnectReason"]!.GetValue<string>(), Is.EqualTo("server shutting down"));
+        Assert.That(await StatusAsync(id), Is.EqualTo("offline"));
+    }
+
+    [Test]
     public async Task A_device_reconnecting_hundreds_of_times_has_each_connection_closed_and_its_history_capped()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

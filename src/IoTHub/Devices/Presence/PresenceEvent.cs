@@ -1,4 +1,3 @@
-
 namespace IoTHub.Devices.Presence;
 
 /// <summary>A connect or disconnect as the database records it (online flag, last seen, connection history).</summary>

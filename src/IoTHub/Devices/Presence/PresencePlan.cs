@@ -1,4 +1,3 @@
-
 namespace IoTHub.Devices.Presence;
 
 /// <summary>What a batch of presence events does to the database, worked out in memory and in event order: the

@@ -36,11 +36,7 @@ public static class HubApp
             o.GenerateTypesAsInternal = true;
         });
         builder.Services.AddProblemDetails();
-        builder.Services.ConfigureHttpJsonOptions(o =>
-        {
-            o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never;
-            o.SerializerOptions.Converters.Add(new Gateway.Input.NulGuard.StringConverter());
-        });
+        builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never);
 
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddDevices(builder.Configuration);
@@ -52,7 +48,7 @@ public static class HubApp
         builder.Services.AddObservability(builder.Configuration);
         builder.Services.AddWeb(builder.Configuration);
         builder.Services.AddHttpContextAccessor();
-        builder.WebHost.ConfigureHubListeners(builder.Configuration);
+        builder.WebHost.UseConnectivityListeners(builder.Configuration);
         // The listeners above already honour --urls; clearing the setting stops Kestrel warning that it "overrides" them.
         builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, "");
 

@@ -75,6 +75,9 @@ public static class ConnectivityModule
         return services;
     }
 
+    /// <summary>Kestrel's listeners: HTTP on <c>--urls</c>, MQTT on <c>Mqtt:Port</c>, and with a certificate MQTT over TLS and HTTPS.</summary>
+    public static IWebHostBuilder UseConnectivityListeners(this IWebHostBuilder web, IConfiguration config) => web.ConfigureHubListeners(config);
+
     public static WebApplication UseConnectivity(this WebApplication app)
     {
         app.UseWebSockets();

@@ -5,7 +5,7 @@ using MQTTnet.AspNetCore;
 
 namespace IoTHub.Connectivity;
 
-public static class Listeners
+internal static class Listeners
 {
     public const string DefaultUrls = "http://0.0.0.0:8080";
 

@@ -15,6 +15,8 @@ public static class GatewayModule
 {
     public static IServiceCollection AddGateway(this IServiceCollection services, IConfiguration config)
     {
+        // U+0000 in any JSON string of a request body is a 400 (PostgreSQL text cannot hold it).
+        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new Input.NulGuard.StringConverter()));
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName);
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         var dataDirectory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data");

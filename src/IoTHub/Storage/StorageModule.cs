@@ -85,9 +85,3 @@ public static class StorageModule
         return $"Data Source={file};Cache=Private;Pooling=True;Default Timeout=30";
     }
 }
-
-/// <summary>The resolved <c>DataDirectory</c> (default <c>./data</c>).</summary>
-public sealed class DataLocation
-{
-    public string Directory { get; set; } = "data";
-}

@@ -1,8 +1,8 @@
 // The data-protection keys sign and encrypt the UI's cookies and antiforgery tokens: whoever reads them can forge a
 // signed-in admin. ASP.NET Core's file repository creates its folder and key files with the process's default modes
 // (0755 / 0644 under the usual umask); this one keeps the folder 0700 and makes each key file 0600 as it is stored.
+using IoTHub.Contracts;
 using System.Xml.Linq;
-using IoTHub.Storage;
 using Microsoft.AspNetCore.DataProtection.Repositories;
 
 namespace IoTHub.Gateway.Auth;

@@ -76,6 +76,18 @@ public sealed class MqttOptions
     [Range(1, int.MaxValue)]
     public int MaxSessionExpirySeconds { get; set; } = 7 * 24 * 3600;
 
+    /// <summary>Sessions one device may hold at once (connected or persistent); one more is refused with CONNACK 0x97.</summary>
+    [Range(1, 10_000)]
+    public int MaxSessionsPerDevice { get; set; } = 8;
+
+    /// <summary>Sessions one API key (or all anonymous clients together) may hold at once; one more is refused with 0x97.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxSessionsPerApiKey { get; set; } = 1000;
+
+    /// <summary>Subscriptions one session may hold; more are refused in SUBACK (0x97 quota exceeded, 3.1.1 0x80).</summary>
+    [Range(1, 100_000)]
+    public int MaxSubscriptionsPerSession { get; set; } = 100;
+
     /// <summary>Messages queued for one session (QoS 1 and 2 while its client is away or slow); more are refused and
     /// counted in <c>iothub_mqtt_session_queue_refused_total</c>.</summary>
     [Range(1, 1_000_000)]

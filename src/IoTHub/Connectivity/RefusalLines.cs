@@ -13,8 +13,8 @@ internal static class RefusalLines
     public static readonly LogKind<EndPoint?, string> Packet = new(LogLevel.Warning, "MQTT connections closed for a refused packet",
         "Closed the MQTT connection from {Remote}: it sent {What}");
 
-    public static readonly LogKind<EndPoint?> EmptyClientId = new(LogLevel.Warning, "MQTT connections refused for an empty client id",
-        "Refused the MQTT connection from {Remote}: an empty client id without clean session [MQTT-3.1.3-8]");
+    public static readonly LogKind<EndPoint?, string> ConnectRefused = new(LogLevel.Warning, "MQTT CONNECTs refused at the wire",
+        "Refused the MQTT connection from {Remote}: {Why}");
 
     public static readonly LogKind<string, EndPoint?, string> MqttLogin = new(LogLevel.Warning, "MQTT logins refused",
         "Refused MQTT connection of {UserName} from {Remote}: {Why}");

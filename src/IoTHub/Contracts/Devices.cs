@@ -30,6 +30,9 @@ public sealed record DeviceDisconnected(string DeviceId, string ClientId, string
 
 public sealed record DeviceDeleted(string DeviceId) : INotification;
 
+/// <summary>A device was registered (by the API, the UI or a CSV import).</summary>
+public sealed record DeviceCreated(string DeviceId) : INotification;
+
 /// <summary>Token rotated, device disabled or deleted: live connections must be dropped.</summary>
 public sealed record DeviceCredentialsRevoked(string DeviceId) : INotification;
 

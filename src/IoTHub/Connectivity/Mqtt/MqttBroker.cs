@@ -129,13 +129,18 @@ internal sealed class MqttBroker(
     public Task DisconnectDeviceAsync(string deviceId) =>
         sessions.EndSessionsOfAsync(MqttPrincipal.Device(deviceId), deleteSessions: false, "credentials revoked");
 
+    /// <summary>A new device takes back the client ids of its namespace from whoever held them.</summary>
+    public Task DeviceCreatedAsync(string deviceId) => sessions.DeviceCreatedAsync(deviceId);
+
     /// <summary>Ends every session of a principal that no longer exists (device deleted, API key revoked).</summary>
     public Task EndSessionsAsync(MqttPrincipal principal) => sessions.EndSessionsOfAsync(principal, deleteSessions: true, "credentials revoked");
 }
 
 internal sealed class DisconnectOnRevoke(MqttBroker broker)
-    : INotificationHandler<DeviceCredentialsRevoked>, INotificationHandler<DeviceDeleted>, INotificationHandler<ApiKeyRevoked>
+    : INotificationHandler<DeviceCredentialsRevoked>, INotificationHandler<DeviceDeleted>, INotificationHandler<ApiKeyRevoked>, INotificationHandler<DeviceCreated>
 {
+    public async ValueTask Handle(DeviceCreated n, CancellationToken ct) => await broker.DeviceCreatedAsync(n.DeviceId);
+
     public async ValueTask Handle(DeviceCredentialsRevoked n, CancellationToken ct) => await broker.DisconnectDeviceAsync(n.DeviceId);
 
     public async ValueTask Handle(DeviceDeleted n, CancellationToken ct) => await broker.EndSessionsAsync(MqttPrincipal.Device(n.DeviceId));

@@ -27,6 +27,9 @@ internal static class MqttInternals
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_session")]
     public static extern ref MqttSession Session(MqttSessionStatus status);
 
+    [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_clientSessionsManager")]
+    public static extern ref MqttClientSessionsManager SessionsManager(MqttServer server);
+
     [UnsafeAccessor(UnsafeAccessorKind.Field, Name = "_connection")]
     public static extern ref ConnectionContext Connection(MqttConnectionContext channel);
 }

@@ -61,6 +61,7 @@ internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProv
             db.Entry(device).State = EntityState.Detached;
         }
         if (r.Profile is not null) await mediator.Publish(new DeviceProfileAssigned(id, r.Profile), ct);
+        await mediator.Publish(new DeviceCreated(id), ct);
         return new CreateDeviceResult(new CreatedDevice(id, r.Name, token, r.Profile, device.TagList, UnixTime.ToDateTime(device.CreatedAt)), false);
     }
 

@@ -302,12 +302,77 @@ public sealed class SessionTests(Store store) : HubFixture(store)
 
         var first = await ReadPublishAsync(raw);
         var second = await ReadPublishAsync(raw);
-        Assert.That(async () => await raw.ReadAsync(TimeSpan.FromMilliseconds(700)), Throws.InstanceOf<OperationCanceledException>(),
-            "a third PUBLISH waits for an acknowledgement [MQTT-3.3.4-9]");
+        // The quota is used up: the hub still answers everything else [MQTT-4.9.0-3], but sends no third PUBLISH.
+        await raw.SendAsync(0xC0, []); // PINGREQ
+        var (type, _) = await raw.ReadAsync(TimeSpan.FromSeconds(3));
+        Assert.That(type >> 4, Is.EqualTo(13), "PINGRESP, not a third PUBLISH [MQTT-3.3.4-9]");
+        await raw.SendAsync(0x82, [0, 2, 0, .. RawMqttClient.Str(topic + "/more"), 1]);
+        Assert.That((await raw.ReadAsync(TimeSpan.FromSeconds(3))).Type >> 4, Is.EqualTo(9), "SUBACK while the quota is used up");
+        Assert.That(async () => await raw.ReadAsync(TimeSpan.FromMilliseconds(700)), Throws.InstanceOf<OperationCanceledException>());
         var id = PacketIdOf(first.Body, topic);
         await raw.SendAsync(0x40, [(byte)(id >> 8), (byte)id]);
         var third = await ReadPublishAsync(raw);
         Assert.That(PacketIdOf(third.Body, topic), Is.Not.EqualTo(PacketIdOf(second.Body, topic)));
+        Assert.That(third.Type & 0x08, Is.Zero, "held back, not resent: DUP 0");
+    }
+
+    [Test]
+    public async Task A_message_held_back_by_receive_maximum_is_delivered_after_a_reconnect_without_dup()
+    {
+        var key = await Hub.CreateApiKeyAsync("operator");
+        var topic = $"apps/{Guid.NewGuid():N}/x";
+        var clientId = "rm2-" + Guid.NewGuid().ToString("N")[..6];
+        var (raw, _, _) = await RawMqttClient.ConnectAsync(Hub.MqttPort, clientId, "apikey", key, v5: true, cleanStart: false, sessionExpiry: 300, receiveMaximum: 1);
+        await raw.SendAsync(0x82, [0, 1, 0, .. RawMqttClient.Str(topic), 1]);
+        await raw.ReadUntilAsync(9);
+        using var publisher = await Hub.ConnectAsync("apikey", key);
+        await publisher.PublishAsync(Message(topic, "m0"));
+        await publisher.PublishAsync(Message(topic, "m1"));
+        await ReadPublishAsync(raw); // m0, never acknowledged; m1 is held back
+        raw.Abort();
+
+        var (again, _, _) = await RawMqttClient.ConnectAsync(Hub.MqttPort, clientId, "apikey", key, v5: true, cleanStart: false, sessionExpiry: 300, receiveMaximum: 10);
+        using var _ = again;
+        var redelivered = new List<(byte Type, byte[] Body)> { await ReadPublishAsync(again), await ReadPublishAsync(again) };
+        var byPayload = redelivered.ToDictionary(p => Encoding.UTF8.GetString(p.Body[^2..]), p => p.Type & 0x08);
+        Assert.That(byPayload["m0"], Is.EqualTo(0x08), "m0 was sent: DUP 1");
+        Assert.That(byPayload["m1"], Is.Zero, "m1 never was: DUP 0 [MQTT-3.3.1-1]");
+    }
+
+    [Test]
+    public async Task A_qos2_packet_id_refused_with_an_error_pubrec_is_free_for_the_next_message()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (device, _, _) = await RawMqttClient.ConnectAsync(Hub.MqttPort, id, id, token);
+        using var _ = device;
+        await device.PublishAsync($"devices/{id}/telemetry", """{"temperature": 21.5,""", qos: 2, packetId: 7); // not JSON
+        Assert.That((await device.ReadUntilAsync(5))[2], Is.EqualTo(0x99), "PUBREC 0x99 ends that exchange");
+        await device.PublishAsync($"devices/{id}/telemetry", """{"qos2": 1}""", qos: 2, packetId: 7);
+        var pubRec = await device.ReadUntilAsync(5);
+        Assert.That(pubRec.Length < 3 || pubRec[2] == 0, Is.True, "a new message under the freed id");
+        await device.PubRelAsync(7);
+        await device.ReadUntilAsync(7);
+        using var admin = await Hub.AdminAsync();
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest"))["values"]!.AsArray()
+            .Any(v => v!["metric"]!.GetValue<string>() == "qos2"), "the second message is stored [MQTT 5 §4.3.3]");
+    }
+
+    [Test]
+    public async Task Reason_strings_are_left_out_when_the_client_asks_for_no_problem_information_or_they_would_not_fit()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        foreach (var options in new Action<MqttClientOptionsBuilder>[] { b => b.WithRequestProblemInformation(false), b => b.WithMaximumPacketSize(40) })
+        {
+            using var client = new MqttClientFactory().CreateMqttClient();
+            var b = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", Hub.MqttPort).WithProtocolVersion(MqttProtocolVersion.V500)
+                .WithClientId(id + ":" + Guid.NewGuid().ToString("N")[..6]).WithCredentials(id, token);
+            options(b);
+            await client.ConnectAsync(b.Build());
+            var ack = await client.PublishAsync(Message($"devices/{id}/telemetry", """{"temperature": 21.5, "humidity": """)); // not JSON
+            Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.PayloadFormatInvalid));
+            Assert.That(ack.ReasonString, Is.Null.Or.Empty, "[MQTT-3.1.2-29], [MQTT-3.1.2-25]");
+            Assert.That(client.IsConnected, Is.True);
+        }
     }
 
     [Test]

@@ -34,6 +34,21 @@ internal static class ClientIdRules
         return Identifier.IsValid(head) ? head.ToString() : null;
     }
 
+    /// <summary>Does the id hold a control character (U+0000 makes the packet malformed, [MQTT-1.5.4-2]), a replacement
+    /// character (what invalid UTF-8 decodes to, [MQTT-1.5.4-1]) or half a surrogate pair?</summary>
+    public static bool HasUnprintable(string clientId)
+    {
+        for (var i = 0; i < clientId.Length; i++)
+        {
+            var ch = clientId[i];
+            if (char.IsControl(ch) || ch == '\uFFFD' || char.IsLowSurrogate(ch)) return true;
+            if (!char.IsHighSurrogate(ch)) continue;
+            if (i + 1 >= clientId.Length || !char.IsLowSurrogate(clientId[i + 1])) return true;
+            i++;
+        }
+        return false;
+    }
+
     /// <summary>A fresh client id for a client that sent an empty one.</summary>
     public static string Assign(MqttPrincipal principal) =>
         (principal.DeviceId is { } device ? device + DeviceSuffixSeparator : "app~") + Secret.New()[..16];

@@ -52,6 +52,11 @@ internal sealed class ConnectAuthentication(
             clientId = ClientIdRules.Assign(principal);
             SetClientId(e, packet, isV5, clientId);
         }
+        else if (ClientIdRules.HasUnprintable(clientId))
+        {
+            Refuse(e, MqttConnectReasonCode.ClientIdentifierNotValid, "client id contains a control character or invalid UTF-8");
+            return;
+        }
         else if (clientId.Length > o.MaxClientIdLength)
         {
             Refuse(e, MqttConnectReasonCode.ClientIdentifierNotValid, $"client id longer than {o.MaxClientIdLength} characters");
@@ -63,10 +68,17 @@ internal sealed class ConnectAuthentication(
             return;
         }
 
-        if (!owners.TryClaim(clientId, principal))
+        switch (owners.TryClaim(clientId, principal))
         {
-            Refuse(e, MqttConnectReasonCode.ClientIdentifierNotValid, "client id is in use by another principal's session");
-            return;
+            case ClaimOutcome.OwnedByAnother:
+                Refuse(e, MqttConnectReasonCode.ClientIdentifierNotValid, "client id is in use by another principal's session");
+                return;
+            case ClaimOutcome.TooManySessions:
+                // 3.1.1 has no "quota exceeded": MQTTnet would turn it into 0x01, so it says 0x03 server unavailable.
+                Refuse(e, isV5 ? MqttConnectReasonCode.QuotaExceeded : MqttConnectReasonCode.ServerUnavailable, principal.IsDevice
+                    ? $"a device may hold at most {o.MaxSessionsPerDevice} sessions (Mqtt:MaxSessionsPerDevice)"
+                    : $"an API key may hold at most {o.MaxSessionsPerApiKey} sessions (Mqtt:MaxSessionsPerApiKey)");
+                return;
         }
 
         WillMessage? will = null;
@@ -99,7 +111,8 @@ internal sealed class ConnectAuthentication(
             ServerKeepAlive = isV5 ? packet.KeepAlivePeriod : (ushort)0,
             RemoteAddress = e.RemoteEndPoint?.ToString(),
             Will = will,
-            SendQuota = isV5 ? new SemaphoreSlim(packet.ReceiveMaximum == 0 ? ushort.MaxValue : packet.ReceiveMaximum) : null,
+            SendQuota = isV5 ? (packet.ReceiveMaximum == 0 ? ushort.MaxValue : packet.ReceiveMaximum) : -1,
+            RequestProblemInformation = !isV5 || packet.RequestProblemInformation,
             ClientMaximumPacketSize = isV5 ? packet.MaximumPacketSize : 0,
             Wire = (e.ChannelAdapter as MqttConnectionContext) is { } channel ? WireState.Of(MqttInternals.Connection(channel)) : null,
             ResumesStoredSession = !packet.CleanSession && stored.Has(clientId, principal),
@@ -131,6 +144,11 @@ internal sealed class ConnectAuthentication(
         {
             if (options.Value.AllowAnonymous && string.IsNullOrEmpty(e.Password)) return MqttPrincipal.Anonymous;
             await RefuseCredentialsAsync(e, "no credentials");
+            return null;
+        }
+        if (!Identifier.IsValid(e.UserName))
+        {
+            await RefuseCredentialsAsync(e, "not a device id");
             return null;
         }
         // A registered client certificate (MQTT over TLS) identifies the device without its token; otherwise the token does.

@@ -32,16 +32,18 @@ internal sealed class InboundPackets(IOptions<MqttOptions> options, IoTHub.Contr
                 Publish(e, session, c, publish);
                 break;
             case MqttPubRelPacket rel:
-                lock (session.AwaitingRelease) session.AwaitingRelease.Remove(rel.PacketIdentifier);
+                bool known;
+                lock (session.AwaitingRelease) known = session.AwaitingRelease.Remove(rel.PacketIdentifier);
+                if (!known && c.IsV5) lock (c.UnknownReleases) c.UnknownReleases.Add(rel.PacketIdentifier); // PUBCOMP 0x92
                 break;
             case MqttPubAckPacket ack:
-                FreeSendQuota(c, ack.PacketIdentifier);
+                SendQuota.Acknowledged(c, ack.PacketIdentifier, log);
                 break;
             case MqttPubCompPacket comp:
-                FreeSendQuota(c, comp.PacketIdentifier);
+                SendQuota.Acknowledged(c, comp.PacketIdentifier, log);
                 break;
             case MqttPubRecPacket rec when (int)rec.ReasonCode >= 0x80:
-                FreeSendQuota(c, rec.PacketIdentifier);
+                SendQuota.Acknowledged(c, rec.PacketIdentifier, log);
                 break;
             case MqttSubscribePacket subscribe:
                 Subscribe(e, c, subscribe);
@@ -86,6 +88,22 @@ internal sealed class InboundPackets(IOptions<MqttOptions> options, IoTHub.Contr
             ProtocolError(e, c, MqttDisconnectReasonCode.ProtocolError, "a PUBLISH without a topic name or topic alias");
             return;
         }
+        var topic = string.IsNullOrEmpty(publish.Topic) ? c.TopicAliases[publish.TopicAlias] : publish.Topic;
+        if (topic.AsSpan().IndexOfAny('+', '#') >= 0)
+        {
+            ProtocolError(e, c, MqttDisconnectReasonCode.TopicNameInvalid, "a topic name may not contain wildcards [MQTT-3.3.2-2]");
+            return;
+        }
+        if (topic.AsSpan().IndexOfAny('\0', '\uFFFD') >= 0)
+        {
+            ProtocolError(e, c, MqttDisconnectReasonCode.MalformedPacket, "a topic name with U+0000 or invalid UTF-8 [MQTT-1.5.4-1], [MQTT-1.5.4-2]");
+            return;
+        }
+        if (publish.QualityOfServiceLevel > MqttQualityOfServiceLevel.AtMostOnce && publish.PacketIdentifier == 0)
+        {
+            ProtocolError(e, c, MqttDisconnectReasonCode.ProtocolError, "a QoS 1 or 2 PUBLISH needs a non-zero packet identifier [MQTT-2.2.1-3]");
+            return;
+        }
 
         c.InboundPacketId = publish.PacketIdentifier;
         c.InboundIsResend = false;
@@ -109,20 +127,22 @@ internal sealed class InboundPackets(IOptions<MqttOptions> options, IoTHub.Contr
         }
         foreach (var filter in subscribe.TopicFilters)
         {
-            if (SharedFilter.Parse(filter.Topic, out _) is not { } shared) continue;
+            if (filter.QualityOfServiceLevel > MqttQualityOfServiceLevel.ExactlyOnce)
+            {
+                ProtocolError(e, c, MqttDisconnectReasonCode.MalformedPacket, "a SUBSCRIBE asking for QoS 3 [MQTT-3-8.3-4]");
+                return;
+            }
+            if (!filter.Topic.StartsWith(SharedFilter.Prefix, StringComparison.Ordinal)) continue;
             if (filter.NoLocal)
             {
                 ProtocolError(e, c, MqttDisconnectReasonCode.ProtocolError, "No Local on a shared subscription [MQTT-3.8.3-4]");
                 return;
             }
-            filter.Topic = shared.Internal;
+            // Valid or not: MQTTnet refuses every $share filter as "not supported"; in the internal form the hub's own
+            // subscription check sees it, and refuses a malformed one as an invalid filter.
+            filter.Topic = SharedFilter.InternalPrefix + filter.Topic[SharedFilter.Prefix.Length..];
         }
         c.SubscriptionIdentifier = subscribe.SubscriptionIdentifier;
-    }
-
-    private static void FreeSendQuota(MqttConnection c, ushort packetId)
-    {
-        if (c.OutboundInFlight.TryRemove(packetId, out _)) c.SendQuota?.Release();
     }
 
     /// <summary>Drops the packet and closes the connection: DISCONNECT with the reason on 5.0, a plain close on 3.1.1.</summary>

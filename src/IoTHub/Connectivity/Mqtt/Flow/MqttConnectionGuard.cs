@@ -115,13 +115,14 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
                 // The output is completed, not aborted: an abort resets the socket and the client may never read the CONNACK.
                 await output.WriteAsync(connAck, cancellationToken);
                 await output.CompleteAsync();
-                lines.Write(log, RefusalLines.EmptyClientId, IoTHub.Contracts.LogThrottle.AddressOf(connection.RemoteEndPoint), connection.RemoteEndPoint);
-                throw new ConnectionAbortedException("MQTT CONNECT refused: an empty client id without clean session");
+                lines.Write(log, RefusalLines.ConnectRefused, IoTHub.Contracts.LogThrottle.AddressOf(connection.RemoteEndPoint), connection.RemoteEndPoint, _refuseWhy ?? "");
+                throw new ConnectionAbortedException("MQTT CONNECT refused: " + _refuseWhy);
             }
             return result;
         }
 
         private byte[]? _refuseConnect;
+        private string? _refuseWhy;
 
         public override bool TryRead(out ReadResult result)
         {
@@ -204,9 +205,15 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
                 reader.Advance(nameLength);
                 if (!reader.TryRead(out var level) || !reader.TryRead(out var flags) || !reader.TryReadBigEndian(out short _)) return;
                 wire.ProtocolLevel = level;
+                if (level is not (3 or 4 or 5))
+                {
+                    // An unsupported protocol level gets CONNACK 0x01 in the 3.1.1 format, which every version reads [MQTT-3.1.2-2].
+                    (_refuseConnect, _refuseWhy) = ([0x20, 0x02, 0x00, 0x01], $"protocol level {level}");
+                    return;
+                }
                 // 3.1.1: a zero-byte client id with CleanSession = 0 gets CONNACK 0x02 identifier rejected [MQTT-3.1.3-8].
                 if (level == 4 && (flags & 0x02) == 0 && reader.TryReadBigEndian(out short idLength) && idLength == 0)
-                    _refuseConnect = [0x20, 0x02, 0x00, 0x02];
+                    (_refuseConnect, _refuseWhy) = ([0x20, 0x02, 0x00, 0x02], "an empty client id without clean session [MQTT-3.1.3-8]");
                 return;
             }
             // 5.0 PUBLISH: topic, packet id when QoS > 0, then the properties.

@@ -54,13 +54,19 @@ internal sealed class OutboundPackets(
                 }
                 Answered(c);
                 break;
-            case MqttPubCompPacket:
+            case MqttPubCompPacket comp:
                 Answered(c);
+                if (c.IsV5)
+                    lock (c.UnknownReleases)
+                        if (c.UnknownReleases.Remove(comp.PacketIdentifier)) comp.ReasonCode = MqttPubCompReasonCode.PacketIdentifierNotFound;
                 break;
             case MqttPubRecPacket rec when (int)rec.ReasonCode >= 0x80:
                 Answered(c);
+                // The exchange ends here: the packet id is free for a new message [MQTT 5 §4.3.3], not a resend to skip.
+                lock (session.AwaitingRelease) session.AwaitingRelease.Remove(rec.PacketIdentifier);
                 break;
         }
+        ProblemInformation(e.Packet, c);
         return Task.CompletedTask;
     }
 
@@ -113,10 +119,39 @@ internal sealed class OutboundPackets(
             ack.ReasonCode = code;
             if (reason is not null) ack.ReasonString = reason;
             Answered(c);
+            ProblemInformation(ack, c);
             return;
         }
         e.ProcessPacket = false;
         InboundPackets.Disconnect(_server, c, MqttDisconnectReasonCode.UnspecifiedError, "the hub could not take the message", log);
+    }
+
+    /// <summary>A Reason String and User Properties are left out of an acknowledgement when the client asked for no problem
+    /// information [MQTT-3.1.2-29], or when they would make it larger than the client's Maximum Packet Size [MQTT-3.1.2-25].</summary>
+    private static void ProblemInformation(MqttPacket packet, MqttConnection c)
+    {
+        if (!c.IsV5) return;
+        var (reason, properties) = packet switch
+        {
+            MqttPubAckPacket p => (p.ReasonString, p.UserProperties),
+            MqttPubRecPacket p => (p.ReasonString, p.UserProperties),
+            MqttPubCompPacket p => (p.ReasonString, p.UserProperties),
+            MqttSubAckPacket p => (p.ReasonString, p.UserProperties),
+            MqttUnsubAckPacket p => (p.ReasonString, p.UserProperties),
+            _ => (null, null),
+        };
+        if (reason is null && properties is not { Count: > 0 }) return;
+        var size = 16 + System.Text.Encoding.UTF8.GetByteCount(reason ?? "") + (properties?.Sum(u => 5 + System.Text.Encoding.UTF8.GetByteCount(u.Name) + u.ValueBuffer.Length) ?? 0)
+            + (packet is MqttSubAckPacket s ? s.ReasonCodes?.Count ?? 0 : packet is MqttUnsubAckPacket u2 ? u2.ReasonCodes?.Count ?? 0 : 0);
+        if (c.RequestProblemInformation && (c.ClientMaximumPacketSize == 0 || size <= c.ClientMaximumPacketSize)) return;
+        switch (packet)
+        {
+            case MqttPubAckPacket p: p.ReasonString = null; p.UserProperties = null; break;
+            case MqttPubRecPacket p: p.ReasonString = null; p.UserProperties = null; break;
+            case MqttPubCompPacket p: p.ReasonString = null; p.UserProperties = null; break;
+            case MqttSubAckPacket p: p.ReasonString = null; p.UserProperties = null; break;
+            case MqttUnsubAckPacket p: p.ReasonString = null; p.UserProperties = null; break;
+        }
     }
 
     private static void Answered(MqttConnection c)
@@ -134,17 +169,22 @@ internal sealed class OutboundPackets(
             var left = deadline - time.NowMs();
             if (left <= 0)
             {
-                await DiscardAsync(e, publish, "expired");
+                await DiscardAsync(e, c, publish, "expired");
                 return;
             }
             publish.MessageExpiryInterval = (uint)((left + 999) / 1000);
         }
         if (c.ClientMaximumPacketSize > 0 && PacketSize.Of(publish) > c.ClientMaximumPacketSize)
         {
-            await DiscardAsync(e, publish, "larger than the client's maximum packet size");
+            await DiscardAsync(e, c, publish, "larger than the client's maximum packet size");
             return;
         }
         if (publish.QualityOfServiceLevel == MqttQualityOfServiceLevel.AtMostOnce) return;
+        if (!SendQuota.TryTake(c, publish))
+        {
+            e.ProcessPacket = false; // held back until the client acknowledges one (SendQuota)
+            return;
+        }
         if (session.Sent.TryGetValue(publish, out var first))
         {
             publish.Dup = true;
@@ -154,15 +194,15 @@ internal sealed class OutboundPackets(
         {
             session.Sent.AddOrUpdate(publish, new System.Runtime.CompilerServices.StrongBox<ushort>(publish.PacketIdentifier));
         }
-        if (c.SendQuota is { } quota && c.OutboundInFlight.TryAdd(publish.PacketIdentifier, 0))
-            await quota.WaitAsync(e.CancellationToken);
+        if (c.SendQuota >= 0) c.OutboundInFlight.TryAdd(publish.PacketIdentifier, 0);
     }
 
     /// <summary>Does not send <paramref name="publish"/>, and takes it out of MQTTnet's unacknowledged messages (which
     /// would resend it on every reconnect) [MQTT-3.3.2-5], [MQTT-3.1.2-25].</summary>
-    private async Task DiscardAsync(InterceptingPacketEventArgs e, MqttPublishPacket publish, string why)
+    private async Task DiscardAsync(InterceptingPacketEventArgs e, MqttConnection c, MqttPublishPacket publish, string why)
     {
         e.ProcessPacket = false;
+        SendQuota.Discarded(c, publish);
         MqttMetrics.Discarded.Add(1);
         log.LogDebug("Discarded a message on {Topic} for client {ClientId}: {Why}", publish.Topic, e.ClientId, why);
         if (publish.QualityOfServiceLevel == MqttQualityOfServiceLevel.AtMostOnce || _server is null) return;

@@ -46,9 +46,30 @@ internal sealed class MqttConnection
     /// <summary>The Will, taken from MQTTnet at CONNECT so that the hub publishes it (takeover, delay, ACL).</summary>
     public WillMessage? Will { get; init; }
 
-    /// <summary>5.0: the client's Receive Maximum (1..65535); the hub never has more QoS 1/2 PUBLISHes unacknowledged
-    /// toward it [MQTT-3.3.4-9]. Null on 3.1.1 (no limit).</summary>
-    public SemaphoreSlim? SendQuota { get; init; }
+    /// <summary>5.0: QoS 1/2 PUBLISHes the hub may still send before the client acknowledges one: its Receive Maximum
+    /// (1..65535) at first [MQTT-3.3.4-9]; -1 on 3.1.1 (no limit). Guarded by <see cref="Flow"/>.</summary>
+    public int SendQuota;
+
+    /// <summary>PUBLISHes held back while <see cref="SendQuota"/> is 0, in order; sent as acknowledgements come in, while every
+    /// other packet keeps flowing [MQTT-4.9.0-3]. Guarded by <see cref="Flow"/>.</summary>
+    public Queue<MQTTnet.Packets.MqttPublishPacket> Deferred { get; } = new();
+
+    /// <summary>A held-back PUBLISH is being sent now (its quota taken already). Guarded by <see cref="Flow"/>.</summary>
+    public MQTTnet.Packets.MqttPublishPacket? Releasing;
+
+    /// <summary>Held-back PUBLISHes are being sent. Guarded by <see cref="Flow"/>.</summary>
+    public bool Draining;
+
+    public Lock Flow { get; } = new();
+
+    /// <summary>MQTTnet's connected client behind this connection, to send held-back PUBLISHes through (set once connected).</summary>
+    public MQTTnet.Server.Internal.MqttConnectedClient? Client { get; set; }
+
+    /// <summary>5.0 Request Problem Information: when false, acknowledgements carry no Reason String [MQTT-3.1.2-29].</summary>
+    public bool RequestProblemInformation { get; init; } = true;
+
+    /// <summary>PUBREL packet ids that matched no QoS 2 message: their PUBCOMP says 0x92 Packet Identifier not found.</summary>
+    public HashSet<ushort> UnknownReleases { get; } = new();
 
     /// <summary>5.0: the client's Maximum Packet Size (0 = none); larger PUBLISHes are not sent to it [MQTT-3.1.2-25].</summary>
     public uint ClientMaximumPacketSize { get; init; }

@@ -49,6 +49,11 @@ internal sealed class SessionLifecycle(
     {
         if (SessionInfo.From(e.SessionItems) is not { } session) return;
         var c = MqttConnection.Of(MqttInternals.ConnectPacket(e)) ?? session.Connection;
+        if (_server is not null)
+        {
+            try { c.Client = MqttInternals.SessionsManager(_server).GetClient(c.ClientId); }
+            catch (InvalidOperationException) { } // taken over already
+        }
         CancelExpiry(c.ClientId);
         if (c.SessionPresent) wills.SessionResumed(c.ClientId);
         else wills.SessionEnded(c.ClientId);
@@ -145,6 +150,31 @@ internal sealed class SessionLifecycle(
 
     /// <summary>Is the session of this client id waiting to expire (its client away)?</summary>
     public bool IsExpiring(string clientId) => _expiries.ContainsKey(clientId);
+
+    /// <summary>A device was created: sessions another principal holds in its namespace (an app that took the id before
+    /// the device existed) end, so that the device can use its own id.</summary>
+    public async Task DeviceCreatedAsync(string deviceId)
+    {
+        if (_server is null) return;
+        foreach (var clientId in owners.HeldByOthersIn(deviceId))
+        {
+            log.LogWarning("Ending the session of client {ClientId}: device {DeviceId} now owns that client id", MqttText.Printable(clientId), deviceId);
+            if (stored.Take(clientId) is not null)
+            {
+                stored.Delete(clientId);
+                owners.Release(clientId, null);
+                continue;
+            }
+            try
+            {
+                await (await _server.GetSessionAsync(clientId)).DeleteAsync();
+            }
+            catch (InvalidOperationException)
+            {
+                // gone already
+            }
+        }
+    }
 
     private void ScheduleExpiry(string clientId, TimeSpan after)
     {

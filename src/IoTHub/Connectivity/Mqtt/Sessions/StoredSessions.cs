@@ -109,7 +109,15 @@ internal sealed class StoredSessions(IServiceScopeFactory scopes, SessionOwnersh
     {
         await _stop.CancelAsync();
         if (_writer is not null) await _writer.WaitAsync(cancellationToken);
-        await FlushAsync(CancellationToken.None); // what the broker's shutdown wrote last
+        try
+        {
+            await FlushAsync(CancellationToken.None); // what the broker's shutdown wrote last
+        }
+        catch (Exception ex)
+        {
+            // The hub stops anyway; those sessions come back as their clients last left them in the database.
+            log.LogWarning(ex, "Could not record the last MQTT session changes at shutdown");
+        }
     }
 
     /// <summary>Is there a restored session for this client id, owned by this principal?</summary>
@@ -179,20 +187,51 @@ internal sealed class StoredSessions(IServiceScopeFactory scopes, SessionOwnersh
             if (_dirty.TryRemove(new KeyValuePair<string, MqttSessionRow?>(id, row))) batch.Add((id, row));
         try
         {
-            await using var scope = scopes.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-            await using var tx = await db.Database.BeginTransactionAsync(ct);
-            var ids = batch.Select(b => b.ClientId).ToList();
-            await db.Set<MqttSessionRow>().Where(r => ids.Contains(r.ClientId)).ExecuteDeleteAsync(ct);
-            db.AddRange(batch.Where(b => b.Row is not null).Select(b => b.Row!));
-            await db.SaveChangesAsync(ct);
-            await tx.CommitAsync(ct);
+            await WriteAsync(batch, ct);
         }
-        catch
+        catch (Exception ex) when (ex is not OperationCanceledException)
         {
-            // Put back what no newer change has replaced, and let the loop retry.
-            foreach (var (id, row) in batch) _dirty.TryAdd(id, row);
-            throw;
+            // One row the database refuses must not hold back every other session's: write them one by one, and drop a
+            // row only when the database itself answers (a failing database keeps everything for the next attempt).
+            var refused = new List<(string ClientId, MqttSessionRow? Row)>();
+            foreach (var item in batch)
+            {
+                try { await WriteAsync([item], ct); }
+                catch (Exception one) when (one is not OperationCanceledException) { refused.Add(item); }
+            }
+            if (refused.Count == 0) return;
+            if (!await DatabaseAnswersAsync(ct))
+            {
+                foreach (var (id, row) in refused) _dirty.TryAdd(id, row); // what no newer change replaced
+                throw;
+            }
+            foreach (var (id, _) in refused)
+                log.LogError(ex, "Dropped the stored state of MQTT session {ClientId}: the database refuses it", MqttText.Printable(id));
+        }
+    }
+
+    private async Task WriteAsync(IReadOnlyList<(string ClientId, MqttSessionRow? Row)> batch, CancellationToken ct)
+    {
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var ids = batch.Select(b => b.ClientId).ToList();
+        await db.Set<MqttSessionRow>().Where(r => ids.Contains(r.ClientId)).ExecuteDeleteAsync(ct);
+        db.AddRange(batch.Where(b => b.Row is not null).Select(b => b.Row!));
+        await db.SaveChangesAsync(ct);
+        await tx.CommitAsync(ct);
+    }
+
+    private async Task<bool> DatabaseAnswersAsync(CancellationToken ct)
+    {
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            return await scope.ServiceProvider.GetRequiredService<HubDb>().Database.CanConnectAsync(ct);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException)
+        {
+            return false;
         }
     }
 }

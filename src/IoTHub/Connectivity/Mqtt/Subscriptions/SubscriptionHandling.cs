@@ -37,6 +37,16 @@ internal sealed class SubscriptionHandling(
             Refuse(e, MqttSubscribeReasonCode.TopicFilterInvalid, $"topic filter longer than {o.MaxTopicLength} characters or deeper than {o.MaxTopicLevels} levels");
             return Task.CompletedTask;
         }
+        if (FilterSyntaxBroken(effective) is { } syntax)
+        {
+            Refuse(e, MqttSubscribeReasonCode.TopicFilterInvalid, syntax);
+            return Task.CompletedTask;
+        }
+        if (!subscriptions.Has(e.ClientId, filter) && subscriptions.Of(e.ClientId).Count >= o.MaxSubscriptionsPerSession)
+        {
+            Refuse(e, MqttSubscribeReasonCode.QuotaExceeded, $"a session may hold at most {o.MaxSubscriptionsPerSession} subscriptions (Mqtt:MaxSubscriptionsPerSession)");
+            return Task.CompletedTask;
+        }
         if (session is { DeviceId: { } device })
         {
             if (sharedFilter is not null)
@@ -45,6 +55,22 @@ internal sealed class SubscriptionHandling(
                 Refuse(e, MqttSubscribeReasonCode.NotAuthorized, $"device may subscribe only to its own downstream topics (devices/{device}/...)");
         }
         return Task.CompletedTask;
+    }
+
+    /// <summary>Why a topic filter is not one (MQTT 5 §4.7.1), or null: '#' only as the whole last level, '+' only as a
+    /// whole level, no U+0000 or invalid UTF-8.</summary>
+    public static string? FilterSyntaxBroken(string filter)
+    {
+        if (filter.Length == 0) return "an empty topic filter";
+        if (filter.AsSpan().IndexOfAny('\0', '\uFFFD') >= 0) return "a topic filter with U+0000 or invalid UTF-8";
+        var levels = filter.Split('/');
+        for (var i = 0; i < levels.Length; i++)
+        {
+            var level = levels[i];
+            if (level.Contains('#') && (level != "#" || i != levels.Length - 1)) return "'#' may only be the whole last level of a filter [MQTT-4.7.1-1]";
+            if (level.Contains('+') && level != "+") return "'+' must be a whole level of a filter [MQTT-4.7.1-2]";
+        }
+        return null;
     }
 
     private void Refuse(InterceptingSubscriptionEventArgs e, MqttSubscribeReasonCode code, string why)

@@ -42,6 +42,7 @@ public static class ConnectivityModule
         services.AddSingleton<ConnectingClients>();
         services.AddSingleton<SessionLifecycle>();
         services.AddSingleton<WillMessages>();
+        services.AddSingleton<BrokerLifetime>();
         services.AddSingleton<StoredSessions>();
         services.AddHostedService(sp => sp.GetRequiredService<StoredSessions>());
         services.AddSingleton<ConnectionTracker>();
@@ -119,11 +120,12 @@ internal sealed class BrokerHealthCheck(MqttServer server, MqttBroker broker) : 
 /// its open MQTT connections to close: the whole shutdown timeout went by and the pipeline could not drain. Messages
 /// already taken are still committed; their devices, disconnected before the PUBACK, resend them and the store keeps
 /// one copy.</summary>
-internal sealed class BrokerShutdown(MqttServer server, ILogger<BrokerShutdown> log) : IHostedLifecycleService
+internal sealed class BrokerShutdown(MqttServer server, ConnectionTracker tracker, BrokerLifetime lifetime, ILogger<BrokerShutdown> log) : IHostedLifecycleService
 {
     public async Task StoppingAsync(CancellationToken cancellationToken)
     {
         if (!server.IsStarted) return;
+        lifetime.Stop(); // disconnects from here on say "server shutting down", and publish no Will
         var clients = (await server.GetClientsAsync()).Count;
         await server.StopAsync(new MqttServerStopOptions
         {
@@ -133,6 +135,9 @@ internal sealed class BrokerShutdown(MqttServer server, ILogger<BrokerShutdown> 
                 ReasonString = "the hub is stopping",
             },
         });
+        // MQTTnet reports each connection's end on that connection's own task, after StopAsync returns: wait (briefly) for
+        // those reports, so that every device's history says "server shutting down" rather than nothing.
+        await tracker.WhenNoneOpenAsync(TimeSpan.FromSeconds(5), cancellationToken);
         log.LogInformation("MQTT broker stopped; {Clients} clients disconnected", clients);
     }
 

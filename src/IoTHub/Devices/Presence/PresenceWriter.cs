@@ -43,7 +43,20 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
 
     public override async Task StopAsync(CancellationToken cancellationToken)
     {
-        journal.Complete(); // what is queued is still written, then the loop ends
+        // What is queued is still written, then the loop ends by itself. Cancelling first (BackgroundService.StopAsync
+        // does) made the last batch's write fail at once: the disconnects of a stopping hub were lost, and the next start
+        // closed those connections as "hub stopped". Cancelled only if the host's shutdown timeout runs out.
+        journal.Complete();
+        if (ExecuteTask is { } loop)
+        {
+            try
+            {
+                await loop.WaitAsync(cancellationToken);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+        }
         await base.StopAsync(cancellationToken);
     }
 

@@ -51,12 +51,21 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
     public async ValueTask ClosedAsync(MqttConnection c, string reason, bool sessionKept)
     {
         if (!c.TryEnd() || c.Principal.DeviceId is not { } device) return;
+        // Queued before the connection leaves the set: a stopping hub waits for the set to empty, then closes the queues.
+        await EmitAsync(device, new DeviceDisconnected(device, c.ClientId, reason, time.GetUtcNow(), sessionKept));
         if (_byDevice.TryGetValue(device, out var live))
         {
             live.TryRemove(c.Id, out _);
             if (live.IsEmpty) _byDevice.TryRemove(new KeyValuePair<string, ConcurrentDictionary<long, MqttConnection>>(device, live));
         }
-        await EmitAsync(device, new DeviceDisconnected(device, c.ClientId, reason, time.GetUtcNow(), sessionKept));
+    }
+
+    /// <summary>Completes once no device connection is open any more, or after <paramref name="timeout"/>.</summary>
+    public async Task WhenNoneOpenAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (!_byDevice.IsEmpty && Environment.TickCount64 < deadline && !ct.IsCancellationRequested)
+            await Task.Delay(20, CancellationToken.None);
     }
 
     /// <summary>The device's open connections.</summary>

@@ -23,7 +23,7 @@ internal sealed class SessionLifecycle(
     SubscriptionHandling subscriptionHandling,
     ModuleBridge modules,
     Microsoft.Extensions.Options.IOptions<MqttOptions> options,
-    IHostApplicationLifetime lifetime,
+    BrokerLifetime lifetime,
     TimeProvider time,
     ILogger<SessionLifecycle> log)
 {
@@ -95,7 +95,7 @@ internal sealed class SessionLifecycle(
         // A 5.0 client may set a new Session Expiry Interval in its DISCONNECT (not from 0, MQTT 5 §3.14.2.2.2).
         if (c.IsV5 && e.SessionExpiryInterval > 0 && expiry > 0) expiry = Math.Min(e.SessionExpiryInterval, (uint)options.Value.MaxSessionExpirySeconds);
         var kept = expiry > 0 && !takeover;
-        var reason = lifetime.ApplicationStopping.IsCancellationRequested ? "server shutting down" : e.DisconnectType switch
+        var reason = lifetime.Stopping ? "server shutting down" : e.DisconnectType switch
         {
             MqttClientDisconnectType.Clean => "clean disconnect",
             MqttClientDisconnectType.Takeover => "taken over by a new connection",

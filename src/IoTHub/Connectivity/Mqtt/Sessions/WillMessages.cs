@@ -8,7 +8,7 @@ using System.Collections.Concurrent;
 
 namespace IoTHub.Connectivity.Mqtt.Sessions;
 
-internal sealed class WillMessages(TimeProvider time, IHostApplicationLifetime lifetime, ILogger<WillMessages> log)
+internal sealed class WillMessages(TimeProvider time, BrokerLifetime lifetime, ILogger<WillMessages> log)
 {
     private sealed class Pending(MqttConnection connection)
     {
@@ -32,7 +32,7 @@ internal sealed class WillMessages(TimeProvider time, IHostApplicationLifetime l
     /// <paramref name="sessionExpirySeconds"/>: how long its session outlives it (the Will waits no longer).</summary>
     public void ConnectionEnded(MqttConnection c, bool wanted, uint sessionExpirySeconds)
     {
-        if (c.Will is not { } will || !wanted || lifetime.ApplicationStopping.IsCancellationRequested) return;
+        if (c.Will is not { } will || !wanted || lifetime.Stopping) return;
         var delay = Math.Min(will.DelaySeconds, sessionExpirySeconds);
         if (delay == 0)
         {

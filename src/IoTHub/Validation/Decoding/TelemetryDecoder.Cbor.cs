@@ -9,10 +9,11 @@ namespace IoTHub.Validation.Decoding;
 
 internal sealed partial class TelemetryDecoder
 {
-    public DecodeResult DecodeCbor(ReadOnlyMemory<byte> payload, long receivedAtMs, in DecodeLimits limits)
+    /// <summary>Decodes a CBOR payload; times and sequence numbers as <see cref="Decode"/>.</summary>
+    public DecodeResult DecodeCbor(ReadOnlyMemory<byte> payload, long receivedAtMs, long firstSequence, in DecodeLimits limits)
     {
         var result = new DecodeResult();
-        if (!TryBegin(payload.Length, receivedAtMs, limits, ref result, out var state)) return result;
+        if (!TryBegin(payload.Length, receivedAtMs, firstSequence, limits, ref result, out var state)) return result;
         try
         {
             var reader = new CborReader(payload, CborConformanceMode.Lax, allowMultipleRootLevelValues: false);
@@ -99,9 +100,7 @@ internal sealed partial class TelemetryDecoder
         reader.ReadEndMap();
         if (hasValues && hasFlat) AddError(ref result, prefix ?? "", "a message with \"values\" may hold only \"ts\" beside it");
         if (state.Count == first && result.Errors is null) AddError(ref result, prefix ?? "", "the message holds no values");
-        var at = ts ?? state.ReceivedAtMs;
-        for (var i = first; i < state.Count; i++) state.Points[i] = state.Points[i] with { TimestampMs = at, DeviceTimestampMs = ts };
-        if (ts is { } t && (state.LatestDeviceTs is null || t > state.LatestDeviceTs)) state.LatestDeviceTs = t;
+        Stamp(ref state, first, ts);
     }
 
     private void ReadCborPoint(CborReader reader, string name, ref State state, ref DecodeResult result, string? prefix)

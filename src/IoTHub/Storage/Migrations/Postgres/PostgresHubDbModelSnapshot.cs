@@ -519,6 +519,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("double precision")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("bigint")
                         .HasColumnName("last_ts");
@@ -558,6 +562,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("double precision")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("bigint")
                         .HasColumnName("last_ts");
@@ -596,6 +604,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                     b.Property<double>("Last")
                         .HasColumnType("double precision")
                         .HasColumnName("last");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
 
                     b.Property<long>("LastTs")
                         .HasColumnType("bigint")
@@ -641,6 +653,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("double precision")
                         .HasColumnName("last_number");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
+
                     b.Property<string>("LastText")
                         .HasColumnType("text")
                         .HasColumnName("last_text");
@@ -673,6 +689,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("ts");
 
+                    b.Property<long>("Seq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("seq");
+
                     b.Property<long?>("DeviceTs")
                         .HasColumnType("bigint")
                         .HasColumnName("device_ts");
@@ -689,7 +709,7 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("text")
                         .HasColumnName("text");
 
-                    b.HasKey("SeriesId", "Ts");
+                    b.HasKey("SeriesId", "Ts", "Seq");
 
                     b.ToTable("telemetry", null, t =>
                         {

@@ -504,6 +504,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("REAL")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("last_ts");
@@ -543,6 +547,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("REAL")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("last_ts");
@@ -581,6 +589,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.Property<double>("Last")
                         .HasColumnType("REAL")
                         .HasColumnName("last");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
 
                     b.Property<long>("LastTs")
                         .HasColumnType("INTEGER")
@@ -624,6 +636,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("REAL")
                         .HasColumnName("last_number");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
+
                     b.Property<string>("LastText")
                         .HasColumnType("TEXT")
                         .HasColumnName("last_text");
@@ -656,6 +672,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("ts");
 
+                    b.Property<long>("Seq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("seq");
+
                     b.Property<long?>("DeviceTs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("device_ts");
@@ -672,7 +692,7 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("text");
 
-                    b.HasKey("SeriesId", "Ts");
+                    b.HasKey("SeriesId", "Ts", "Seq");
 
                     b.ToTable("telemetry", null, t =>
                         {

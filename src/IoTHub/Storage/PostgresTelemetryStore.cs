@@ -4,8 +4,8 @@
 //   after a lost ack) makes COPY fail on the primary key, and the whole transaction rolls back.
 // - checked (after such a failure, for the next batches): COPY into staging, then one statement that inserts the new
 //   raw rows skipping duplicates and returns them; they are folded here like the fast way's and merged the same way.
-// Both keep the rollups equal to a GROUP BY over the stored raw rows, with one fold (BatchFold, where "last" is the
-// greatest (ts, seq)) and one merge statement. The fast way spares PostgreSQL the duplicate check and the RETURNING
+// Both keep the rollups equal to a GROUP BY over the stored raw rows, with one fold (BatchFold, whose sums saturate
+// instead of overflowing) and one merge statement. The fast way spares PostgreSQL the duplicate check and the RETURNING
 // set: ~45 % of its work on a 15,000-point batch timed by hand (then with the fold in SQL).
 using IoTHub.Contracts;
 using Npgsql;
@@ -260,11 +260,11 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
 
     private static string LaterLast => ArrivalOrder.SqlAtOrAfter("excluded.last_ts", "excluded.last_seq", "t.last_ts", "t.last_seq");
 
-    /// <summary>The merge of a batch's rollup into a stored one: rollups are mergeable, so batches and hubs combine;
-    /// "last" follows the greatest (ts, seq).</summary>
+    /// <summary>The merge of a batch's rollup into a stored one: rollups are mergeable, so batches and hubs combine. The
+    /// sum saturates rather than overflow (PostgreSQL would raise 22003); "last" follows the greatest (ts, seq).</summary>
     private static string MergeRollup => $"""
         ON CONFLICT (series_id, bucket) DO UPDATE SET
-          count = t.count + excluded.count, sum = t.sum + excluded.sum,
+          count = t.count + excluded.count, sum = {FiniteAggregates.SqlAdd("t.sum", "excluded.sum")},
           min = LEAST(t.min, excluded.min), max = GREATEST(t.max, excluded.max),
           last = CASE WHEN {LaterLast} THEN excluded.last ELSE t.last END,
           last_seq = CASE WHEN {LaterLast} THEN excluded.last_seq ELSE t.last_seq END,

@@ -1,7 +1,7 @@
 // Time-series reads: raw points or window aggregates from the rollup tables. `auto` picks the finest
 // resolution that answers with at most maxPoints points, so a 30-day chart reads hundreds of rollup rows,
 // not millions of raw ones. Raw points of one millisecond (readings the hub stamped) come in arrival order, and a
-// page never ends inside a millisecond, since `next` is a time.
+// page never ends inside a millisecond, since `next` is a time. Every number in an answer is finite (FiniteAggregates).
 using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
@@ -93,7 +93,8 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
             .ToListAsync(ct);
         DateTimeOffset? next = rows.Count > q.MaxPoints ? UnixTime.ToDateTime(rows[q.MaxPoints].Bucket) : null;
         var points = rows.Take(q.MaxPoints)
-            .Select(r => (object)new WindowPoint(UnixTime.ToDateTime(r.Bucket), r.Count, r.Min, r.Max, r.Sum / r.Count, r.Sum, r.Last)).ToList();
+            .Select(r => (object)new WindowPoint(UnixTime.ToDateTime(r.Bucket), r.Count, FiniteAggregates.Finite(r.Min), FiniteAggregates.Finite(r.Max),
+                FiniteAggregates.Average(r.Sum, r.Count, r.Min, r.Max), FiniteAggregates.Finite(r.Sum), FiniteAggregates.Finite(r.Last))).ToList();
         return new TelemetrySeries(q.DeviceId, q.Metric, resolution, points, next);
     }
 

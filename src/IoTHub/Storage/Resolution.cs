@@ -14,8 +14,8 @@ internal static class Resolution
     private static long Mod(long a, long b) => ((a % b) + b) % b;
 }
 
-/// <summary>Folds points into one window aggregate; mergeable, so batches and hubs combine. "last" is the value of the
-/// greatest (ts, seq).</summary>
+/// <summary>Folds points into one window aggregate; mergeable, so batches and hubs combine. The sum saturates
+/// (<see cref="FiniteAggregates"/>); "last" is the value of the greatest (ts, seq).</summary>
 internal struct RollupAccumulator
 {
     public long Count;
@@ -37,7 +37,7 @@ internal struct RollupAccumulator
             if (ArrivalOrder.AtOrAfter(ts, seq, LastTs, LastSeq)) { LastTs = ts; LastSeq = seq; Last = value; }
         }
         Count++;
-        Sum += value;
+        Sum = FiniteAggregates.Add(Sum, value);
     }
 }
 

@@ -1,5 +1,6 @@
 // SQLite bulk writer: one connection, prepared statements, one transaction per batch. Rollups are folded in
-// memory for the rows that were really inserted (not duplicates) and upserted in the same transaction.
+// memory for the rows that were really inserted (not duplicates) and upserted in the same transaction; their sums
+// saturate at ±double.MaxValue (FiniteAggregates) instead of becoming Infinity.
 using IoTHub.Contracts;
 using Microsoft.Data.Sqlite;
 
@@ -144,7 +145,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
             _upsertRollup[r] = Prepare(c, $"""
                 INSERT INTO {t} (series_id, bucket, count, sum, min, max, last_ts, last_seq, last) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
                 ON CONFLICT (series_id, bucket) DO UPDATE SET
-                  count = {t}.count + excluded.count, sum = {t}.sum + excluded.sum,
+                  count = {t}.count + excluded.count, sum = {FiniteAggregates.SqlAdd($"{t}.sum", "excluded.sum")},
                   min = MIN({t}.min, excluded.min), max = MAX({t}.max, excluded.max),
                   last = CASE WHEN {later} THEN excluded.last ELSE {t}.last END,
                   last_seq = CASE WHEN {later} THEN excluded.last_seq ELSE {t}.last_seq END,

@@ -83,4 +83,25 @@ public sealed class MigrationTests(Store store)
         Assert.That(await ExecuteAsync("INSERT INTO telemetry (series_id, ts, seq, kind, number) VALUES (1, 1000, 77, 0, 9), (1, 1000, 78, 0, 9)"), Is.EqualTo(2),
             "hub-stamped readings of the same millisecond fit beside it");
     }
+
+    [Test]
+    public async Task Rollup_sums_an_older_version_stored_as_infinity_are_clamped_to_the_largest_double()
+    {
+        await MigrateAsync(BeforeSequence);
+        var (inf, nan) = store == Store.Postgres ? ("'Infinity'::float8", "'NaN'::float8") : ("9e999", "-9e999");
+        await ExecuteAsync($"""
+            INSERT INTO series (device_id, metric) VALUES ('d', 'm');
+            INSERT INTO rollup_1m (series_id, bucket, count, sum, min, max, last_ts, last) VALUES (1, 0, 2, {inf}, 1e308, 1.7e308, 1, 1.7e308);
+            INSERT INTO rollup_1h (series_id, bucket, count, sum, min, max, last_ts, last) VALUES (1, 0, 2, -{inf}, -1.7e308, -1e308, 1, -1e308);
+            INSERT INTO rollup_1d (series_id, bucket, count, sum, min, max, last_ts, last) VALUES (1, 0, 2, {nan}, -1.7e308, 1.7e308, 1, 1.7e308);
+            """);
+
+        await MigrateAsync(null);
+
+        await using var db = Context();
+        Assert.That((await db.Set<Rollup1m>().SingleAsync()).Sum, Is.EqualTo(double.MaxValue));
+        Assert.That((await db.Set<Rollup1h>().SingleAsync()).Sum, Is.EqualTo(double.MinValue));
+        Assert.That((await db.Set<Rollup1d>().SingleAsync()).Sum, Is.EqualTo(store == Store.Postgres ? 0 : double.MinValue),
+            "PostgreSQL's NaN (Infinity - Infinity) becomes 0; SQLite cannot hold NaN");
+    }
 }

@@ -18,6 +18,16 @@ namespace IoTHub.Storage.Migrations.Postgres
                 ALTER TABLE telemetry DROP CONSTRAINT "PK_telemetry";
                 ALTER TABLE telemetry ADD CONSTRAINT "PK_telemetry" PRIMARY KEY (series_id, ts, seq);
                 """);
+            // Sums written before they saturated may be infinite (or NaN, from +Infinity and -Infinity): clamp them, so
+            // that the merge never meets a non-finite operand and no answer carries one.
+            foreach (var table in new[] { "rollup_1m", "rollup_1h", "rollup_1d" })
+            {
+                migrationBuilder.Sql($"""
+                    UPDATE {table} SET sum = CASE WHEN sum = 'NaN'::float8 THEN 0 WHEN sum > 0 THEN 1.7976931348623157e308 ELSE -1.7976931348623157e308 END
+                    WHERE sum IN ('Infinity'::float8, '-Infinity'::float8, 'NaN'::float8);
+                    """);
+            }
+
             migrationBuilder.AddColumn<long>(
                 name: "last_seq",
                 table: "series",

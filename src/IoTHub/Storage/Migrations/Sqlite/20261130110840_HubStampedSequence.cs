@@ -29,6 +29,16 @@ namespace IoTHub.Storage.Migrations.Sqlite
                 DROP TABLE telemetry;
                 ALTER TABLE telemetry_new RENAME TO telemetry;
                 """);
+            // Sums written before they saturated may be infinite: clamp them, so that the merge never meets one and no
+            // answer carries one (SQLite keeps no NaN: it stores NULL, which the NOT NULL column refused).
+            foreach (var table in new[] { "rollup_1m", "rollup_1h", "rollup_1d" })
+            {
+                migrationBuilder.Sql($"""
+                    UPDATE {table} SET sum = CASE WHEN sum > 0 THEN 1.7976931348623157e308 ELSE -1.7976931348623157e308 END
+                    WHERE sum > 1.7976931348623157e308 OR sum < -1.7976931348623157e308;
+                    """);
+            }
+
             migrationBuilder.AddColumn<long>(
                 name: "last_seq",
                 table: "series",

@@ -199,7 +199,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
                 await copy.WriteAsync(m.Source.DeviceId, NpgsqlDbType.Text, ct);
                 await copy.WriteAsync(m.Source.ReceivedAtMs, NpgsqlDbType.Bigint, ct);
                 await copy.WriteAsync(m.Source.Protocol.ToString().ToLowerInvariant(), NpgsqlDbType.Text, ct);
-                await copy.WriteAsync(m.RejectReason, NpgsqlDbType.Text, ct);
+                await copy.WriteAsync(SafeText.Storable(m.RejectReason), NpgsqlDbType.Text, ct); // Npgsql refuses a lone surrogate, PostgreSQL U+0000
                 await copy.WriteAsync(DeadLetterPayload.Cap(m.Source.Payload, deadLetterPayloadLimit), NpgsqlDbType.Bytea, ct);
                 await copy.WriteAsync(m.Source.Payload.Length, NpgsqlDbType.Integer, ct);
             }

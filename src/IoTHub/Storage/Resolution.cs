@@ -100,6 +100,7 @@ internal sealed class SeriesCache
 
 internal static class DeadLetterPayload
 {
-    /// <summary>The first <paramref name="limit"/> bytes of a rejected payload: enough to diagnose, bounded in size.</summary>
-    public static byte[] Cap(ReadOnlyMemory<byte> payload, int limit) => payload.Length <= limit ? payload.ToArray() : payload[..limit].ToArray();
+    /// <summary>At most <paramref name="limit"/> bytes of a rejected payload: enough to diagnose, bounded in size, and
+    /// for text not cut inside a UTF-8 character (the API then shows it as text, not base64).</summary>
+    public static byte[] Cap(ReadOnlyMemory<byte> payload, int limit) => SafeText.Utf8Prefix(payload, limit);
 }

@@ -114,7 +114,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
         cmd.Parameters[0].Value = message.Source.DeviceId;
         cmd.Parameters[1].Value = message.Source.ReceivedAtMs;
         cmd.Parameters[2].Value = message.Source.Protocol.ToString().ToLowerInvariant();
-        cmd.Parameters[3].Value = message.RejectReason;
+        cmd.Parameters[3].Value = SafeText.Storable(message.RejectReason!); // as PostgreSQL stores it
         cmd.Parameters[4].Value = DeadLetterPayload.Cap(message.Source.Payload, deadLetterPayloadLimit);
         cmd.Parameters[5].Value = message.Source.Payload.Length;
         cmd.ExecuteNonQuery();

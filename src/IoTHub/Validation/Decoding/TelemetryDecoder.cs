@@ -272,7 +272,7 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
 
     private static string Printable(string s)
     {
-        var cut = s.Length > 64 ? s[..64] + "…" : s;
+        var cut = SafeText.Prefix(s, 64, "…"); // an emoji as the 64th character is kept whole or left out, never halved
         return string.Create(cut.Length, cut, static (span, src) =>
         {
             for (var i = 0; i < src.Length; i++) span[i] = char.IsControl(src[i]) ? '?' : src[i];

@@ -104,6 +104,14 @@ public sealed class SafeTextTests
     }
 
     [Test]
+    public void Site_reason_of_a_database_refusal()
+    {
+        var said = StoreErrors.Describe(new InvalidCastException(new string('!', 296) + Emoji + "\0 and more"), maxChars: 300);
+        Assert.That(IsWellFormed(said) && !said.Contains('\0'), Is.True, said);
+        Assert.That(said, Does.EndWith("…"));
+    }
+
+    [Test]
     public void Site_device_page_payload_preview()
     {
         var shown = IoTHub.Web.Components.Pages.DevicePage.Shorten(new string('{', 119) + Emoji + "}");

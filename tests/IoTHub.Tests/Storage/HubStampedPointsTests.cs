@@ -172,4 +172,37 @@ public sealed class HubStampedPointsTests(Store store) : HubFixture(store)
         }
         Assert.That(seen, Is.EqualTo(Enumerable.Range(1, 13).Select(i => (double)i)));
     }
+
+    [Test]
+    public async Task Raw_pages_end_before_the_millisecond_they_would_cut_or_hold_all_of_it()
+    {
+        // Rows written straight into the store at chosen (ts, seq): 3 readings at T, 6 at T+1, 1 at T+2. Pages of 5:
+        // the first ends before T+1 (3 points), the second is all of T+1 (6 points, more than 5), the third T+2.
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var t = DateTimeOffset.UtcNow.AddMinutes(-30).ToUnixTimeMilliseconds();
+        var rows = new[] { (t, 11L), (t, 12L), (t, 13L) }.Concat(Enumerable.Range(0, 6).Select(i => (t + 1, 20L + i))).Append((t + 2, 0L)).ToList();
+        await using (var c = Store == Store.Postgres
+                         ? (System.Data.Common.DbConnection)new Npgsql.NpgsqlConnection(Hub.PostgresConnectionString)
+                         : new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(Hub.DataDirectory, "iothub.db")}"))
+        {
+            await c.OpenAsync();
+            await using var cmd = c.CreateCommand();
+            cmd.CommandText = $"INSERT INTO series (device_id, metric) VALUES ('{id}', 'q');" + string.Concat(rows.Select((r, i) =>
+                $"INSERT INTO telemetry (series_id, ts, seq, kind, number) SELECT id, {r.Item1}, {r.Item2}, 0, {i + 1} FROM series WHERE device_id = '{id}';"));
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        using var admin = await Hub.AdminAsync();
+        var pages = new List<List<double>>();
+        var from = Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(t - 1000).ToString("O"));
+        for (var page = 0; page < 10; page++)
+        {
+            var raw = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=q&resolution=raw&from={from}&maxPoints=5");
+            pages.Add(raw["points"]!.AsArray().Select(p => p!["value"]!.GetValue<double>()).ToList());
+            if (raw["next"] is not JsonValue next) break;
+            from = Uri.EscapeDataString(next.GetValue<DateTimeOffset>().ToString("O"));
+        }
+        Assert.That(pages.Select(p => p.Count), Is.EqualTo(new[] { 3, 6, 1 }));
+        Assert.That(pages.SelectMany(p => p), Is.EqualTo(Enumerable.Range(1, 10).Select(i => (double)i)), "every point once, by (ts, seq)");
+    }
 }

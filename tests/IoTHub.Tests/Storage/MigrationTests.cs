@@ -65,6 +65,8 @@ public sealed class MigrationTests(Store store)
     public async Task Stored_points_keep_their_key_as_sequence_0_after_the_upgrade()
     {
         await MigrateAsync(BeforeSequence);
+        // On PostgreSQL the rows sit in a daily partition, as PostgresMaintenance creates them: its key changes too.
+        if (store == Store.Postgres) await ExecuteAsync("CREATE TABLE telemetry_19700101 PARTITION OF telemetry FOR VALUES FROM (0) TO (86400000)");
         await ExecuteAsync("""
             INSERT INTO series (device_id, metric, last_ts) VALUES ('d', 'm', 2000);
             INSERT INTO telemetry (series_id, ts, kind, number) VALUES (1, 1000, 0, 1.5), (1, 2000, 0, 2.5);

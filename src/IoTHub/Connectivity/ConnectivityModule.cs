@@ -1,5 +1,10 @@
 using IoTHub.Connectivity.Http;
 using IoTHub.Connectivity.Mqtt;
+using IoTHub.Connectivity.Mqtt.Connect;
+using IoTHub.Connectivity.Mqtt.Flow;
+using IoTHub.Connectivity.Mqtt.Publish;
+using IoTHub.Connectivity.Mqtt.Sessions;
+using IoTHub.Connectivity.Mqtt.Subscriptions;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.AspNetCore.Http.Connections;
 using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
@@ -24,9 +29,33 @@ public static class ConnectivityModule
         services.AddSingleton<MqttBroker>();
         services.AddSingleton<MqttConnectionGuard>();
         services.AddSingleton<DeviceRateLimiter>();
+        services.AddSingleton<ModuleBridge>();
+        services.AddSingleton<ConnectAuthentication>();
+        services.AddSingleton<InboundPackets>();
+        services.AddSingleton<OutboundPackets>();
+        services.AddSingleton<PublishHandling>();
+        services.AddSingleton<TelemetryIngest>();
+        services.AddSingleton<SubscriptionHandling>();
+        services.AddSingleton<SessionSubscriptions>();
+        services.AddSingleton<SharedSubscriptions>();
+        services.AddSingleton<SessionOwnership>();
+        services.AddSingleton<ConnectingClients>();
+        services.AddSingleton<SessionLifecycle>();
+        services.AddSingleton<WillMessages>();
+        services.AddSingleton<StoredSessions>();
+        services.AddHostedService(sp => sp.GetRequiredService<StoredSessions>());
+        services.AddSingleton<ConnectionTracker>();
+        services.AddHostedService(sp => sp.GetRequiredService<ConnectionTracker>());
 
-        var connectTimeout = config.GetValue(MqttOptions.SectionName + ":ConnectTimeoutSeconds", 10);
-        var server = new MqttServerOptionsBuilder().WithoutDefaultEndpoint().WithKeepAlive().WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(connectTimeout)).Build();
+        var mqtt = config.GetSection(MqttOptions.SectionName).Get<MqttOptions>() ?? new MqttOptions();
+        var server = new MqttServerOptionsBuilder().WithoutDefaultEndpoint().WithKeepAlive()
+            .WithDefaultCommunicationTimeout(TimeSpan.FromSeconds(mqtt.ConnectTimeoutSeconds))
+            // Sessions outlive their connections as MQTT says (the hub ends them when they expire: SessionLifecycle).
+            .WithPersistentSessions()
+            .WithMaxPendingMessagesPerClient(mqtt.MaxQueuedMessagesPerSession)
+            // A full queue refuses the newest message (counted) rather than silently dropping the oldest.
+            .WithPendingMessagesOverflowStrategy(MQTTnet.Server.MqttPendingMessagesOverflowStrategy.DropNewMessage)
+            .Build();
         // Each connection has its own packet writer. MQTTnet starts it at 4 KB and keeps whatever it grew to up to 64 KB.
         // A device's outbound packets are mostly PUBACKs of a few bytes: starting small and settling back to 4 KB after a
         // large command saves ~40 MB at 10,000 connections. The writer still grows for any packet that needs it.

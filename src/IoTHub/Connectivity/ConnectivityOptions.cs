@@ -45,6 +45,41 @@ public sealed class MqttOptions
     /// <summary>Most levels (segments between '/') in a topic name or filter.</summary>
     [Range(2, 128)]
     public int MaxTopicLevels { get; set; } = 16;
+
+    /// <summary>A packet must arrive whole within this many seconds of its first byte, or the connection is closed
+    /// (a byte dripped every few seconds would otherwise hold a connection open for ever).</summary>
+    [Range(1, 3600)]
+    public int PacketTimeoutSeconds { get; set; } = 30;
+
+    /// <summary>Longest client identifier accepted, in characters; longer ones get CONNACK 0x85 (3.1.1: 0x02).</summary>
+    [Range(23, 256)]
+    public int MaxClientIdLength { get; set; } = 128;
+
+    /// <summary>MQTT 5 Receive Maximum the hub advertises: QoS 1 and 2 messages a client may have unacknowledged at once;
+    /// one more closes the connection with DISCONNECT 0x93. Telemetry PUBACKs wait for the commit, so a device that
+    /// pipelines messages needs a few; 3.1.1 has no such limit.</summary>
+    [Range(1, 65535)]
+    public int ReceiveMaximum { get; set; } = 100;
+
+    /// <summary>MQTT 5 Topic Alias Maximum the hub advertises (0: clients may not use topic aliases). An alias of 0 or
+    /// above it closes the connection with DISCONNECT 0x94.</summary>
+    [Range(0, 65535)]
+    public int TopicAliasMaximum { get; set; } = 16;
+
+    /// <summary>MQTT 5 clients asking for no keep-alive, or a longer one, are given this (Server Keep Alive); 0 leaves
+    /// the client's. 3.1.1 cannot be told.</summary>
+    [Range(0, 65535)]
+    public int MaxKeepAliveSeconds { get; set; } = 3600;
+
+    /// <summary>Longest a persistent session outlives its connection, in seconds: 3.1.1 sessions without clean session
+    /// last this long, 5.0 Session Expiry Intervals are capped at it (and the client told in CONNACK).</summary>
+    [Range(1, int.MaxValue)]
+    public int MaxSessionExpirySeconds { get; set; } = 7 * 24 * 3600;
+
+    /// <summary>Messages queued for one session (QoS 1 and 2 while its client is away or slow); more are refused and
+    /// counted in <c>iothub_mqtt_session_queue_refused_total</c>.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxQueuedMessagesPerSession { get; set; } = 1000;
 }
 
 /// <summary>Section <c>Connectivity</c>: limits shared by every device protocol.</summary>

@@ -1,5 +1,6 @@
 // Per-device message rate over every protocol: a one-second window per device, counted with interlocked
-// operations on an entry that exists after the device's first message (no lock per message).
+// operations on an entry that exists after the device's first message (no lock per message). A device over its rate
+// is logged once per LogThrottle interval, with the count of what was refused in a summary line.
 using System.Collections.Concurrent;
 using IoTHub.Contracts;
 using Mediator;
@@ -7,7 +8,7 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity;
 
-internal sealed class DeviceRateLimiter(IOptions<ConnectivityOptions> options, TimeProvider time)
+internal sealed class DeviceRateLimiter(IOptions<ConnectivityOptions> options, TimeProvider time, LogThrottle lines, ILogger<DeviceRateLimiter> log)
 {
     private readonly ConcurrentDictionary<string, Window> _windows = new(StringComparer.Ordinal);
 
@@ -17,7 +18,10 @@ internal sealed class DeviceRateLimiter(IOptions<ConnectivityOptions> options, T
     public bool TryAcquire(string deviceId)
     {
         if (!_windows.TryGetValue(deviceId, out var window)) window = _windows.GetOrAdd(deviceId, static _ => new Window());
-        return window.TryTake(time.GetUtcNow().ToUnixTimeMilliseconds() / 1000, options.Value.DeviceMessagesPerSecond);
+        var limit = options.Value.DeviceMessagesPerSecond;
+        if (window.TryTake(time.GetUtcNow().ToUnixTimeMilliseconds() / 1000, limit)) return true;
+        lines.Write(log, RefusalLines.DeviceRate, deviceId, deviceId, limit);
+        return false;
     }
 
     /// <summary>Time left in the current one-second window.</summary>

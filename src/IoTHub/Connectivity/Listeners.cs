@@ -42,7 +42,7 @@ public static class Listeners
             {
                 Action<Microsoft.AspNetCore.Server.Kestrel.Core.ListenOptions> mqtt = l =>
                 {
-                    l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.MqttConnectionGuard>().Wrap(next));
+                    l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.Flow.MqttConnectionGuard>().Wrap(next));
                     l.UseMqtt();
                 };
                 ListenOn(mqttPort, mqtt);
@@ -59,7 +59,7 @@ public static class Listeners
                         ClientCertificateMode = Microsoft.AspNetCore.Server.Kestrel.Https.ClientCertificateMode.AllowCertificate,
                         ClientCertificateValidation = (_, _, _) => true,
                     });
-                    l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.MqttConnectionGuard>().Wrap(next));
+                    l.Use(next => k.ApplicationServices.GetRequiredService<Mqtt.Flow.MqttConnectionGuard>().Wrap(next));
                     l.UseMqtt();
                 });
             }

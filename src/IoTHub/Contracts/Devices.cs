@@ -36,10 +36,16 @@ public sealed record DeviceCredentialsRevoked(string DeviceId) : INotification;
 /// <summary>Does a device exist? For modules that serve per-device data.</summary>
 public sealed record DeviceExists(string DeviceId) : IRequest<bool>;
 
-/// <summary>Checks an app's API key (MQTT username <c>apikey</c>); returns its role, or null.</summary>
+/// <summary>An API key was revoked: its live MQTT connections are dropped and its sessions end.</summary>
+public sealed record ApiKeyRevoked(long KeyId) : INotification;
+
+/// <summary>An app's API key that matched: its id (the principal an MQTT session belongs to) and its role.</summary>
+public sealed record AppKeyIdentity(long KeyId, string Role);
+
+/// <summary>Checks an app's API key (MQTT username <c>apikey</c>); returns the key, or null when unknown or revoked.</summary>
 public interface IAppKeyVerifier
 {
-    ValueTask<string?> RoleOfAsync(string key, CancellationToken ct);
+    ValueTask<AppKeyIdentity?> VerifyAsync(string key, CancellationToken ct);
 }
 
 /// <summary>Endpoint metadata: the endpoint authenticates devices itself (device token as bearer), outside the user/app scheme.</summary>

@@ -6,6 +6,7 @@ using IoTHub.Gateway.Auth;
 using IoTHub.Gateway.Users;
 using IoTHub.Contracts;
 using Microsoft.AspNetCore.DataProtection;
+using Microsoft.AspNetCore.DataProtection.KeyManagement;
 using Microsoft.AspNetCore.Identity;
 
 namespace IoTHub.Gateway;
@@ -17,8 +18,12 @@ public static class GatewayModule
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName);
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         var dataDirectory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data");
-        services.AddDataProtection().SetApplicationName("IoTHub").PersistKeysToFileSystem(new DirectoryInfo(Path.Combine(dataDirectory, "keys")));
+        services.AddDataProtection().SetApplicationName("IoTHub");
+        // As PersistKeysToFileSystem, but the keys (which sign the UI's cookies) are readable by the hub's user only.
+        services.AddOptions<KeyManagementOptions>().Configure<ILoggerFactory>((o, loggers) =>
+            o.XmlRepository = new PrivateKeyRing(dataDirectory, loggers));
         services.AddSingleton<CredentialVerifier>();
+        services.AddSingleton<LoginThrottle>();
         services.AddSingleton<IAppKeyVerifier>(sp => sp.GetRequiredService<CredentialVerifier>());
         services.AddHostedService<AdminBootstrap>();
         services.AddHostedService<KeyUseRecorder>();

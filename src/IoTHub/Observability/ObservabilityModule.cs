@@ -1,4 +1,5 @@
 using System.Text.Json;
+using IoTHub.Contracts;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 
@@ -9,6 +10,10 @@ public static class ObservabilityModule
     public static IServiceCollection AddObservability(this IServiceCollection services, IConfiguration config)
     {
         services.AddHealthChecks();
+        // Lines an outsider can repeat (refused logins, connections, publishes) are written once per interval and key.
+        services.AddOptions<LogThrottleOptions>().BindConfiguration(LogThrottleOptions.SectionName)
+            .ValidateDataAnnotations().ValidateOnStart();
+        services.AddSingleton<LogThrottle>();
         services.AddSingleton<PrometheusExporter>();
         services.AddOpenApi(ApiDescription.Configure);
         return services;

@@ -32,6 +32,20 @@ internal sealed class PrometheusExporter : IDisposable
         _listener.SetMeasurementEventCallback<long>((i, v, tags, _) => Record(i, v, tags, i is ObservableGauge<long>));
         _listener.SetMeasurementEventCallback<double>((i, v, tags, _) => Record(i, v, tags, i is ObservableGauge<double>));
         _listener.Start();
+        PublishEveryInstrument();
+    }
+
+    /// <summary>Instruments are static fields, created when their class is first used; a scrape right after the start
+    /// must still list every series (at zero), or dashboards and alerts on a missing series see nothing.</summary>
+    private static void PublishEveryInstrument()
+    {
+        foreach (var type in typeof(PrometheusExporter).Assembly.GetTypes())
+        {
+            if (type.ContainsGenericParameters) continue;
+            var fields = type.GetFields(System.Reflection.BindingFlags.Static | System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.NonPublic);
+            if (fields.Any(f => typeof(Instrument).IsAssignableFrom(f.FieldType)))
+                System.Runtime.CompilerServices.RuntimeHelpers.RunClassConstructor(type.TypeHandle);
+        }
     }
 
     private void Record(Instrument instrument, double value, ReadOnlySpan<KeyValuePair<string, object?>> tags, bool replace)
@@ -65,11 +79,17 @@ internal sealed class PrometheusExporter : IDisposable
     {
         _listener.RecordObservableInstruments();
         var sb = new StringBuilder();
-        foreach (var group in _totals.GroupBy(t => t.Key.Name).OrderBy(g => g.Key))
+        var measured = _totals.GroupBy(t => t.Key.Name).ToDictionary(g => g.Key);
+        foreach (var name in _instruments.Keys.Union(measured.Keys).Order(StringComparer.Ordinal))
         {
-            var (kind, description) = _instruments.GetValueOrDefault(group.Key, ("counter", null));
-            if (description is not null) sb.Append("# HELP ").Append(group.Key).Append(' ').Append(description).Append('\n');
-            sb.Append("# TYPE ").Append(group.Key).Append(' ').Append(kind).Append('\n');
+            var (kind, description) = _instruments.GetValueOrDefault(name, ("counter", null));
+            if (description is not null) sb.Append("# HELP ").Append(name).Append(' ').Append(description).Append('\n');
+            sb.Append("# TYPE ").Append(name).Append(' ').Append(kind).Append('\n');
+            if (!measured.TryGetValue(name, out var group))
+            {
+                sb.Append(name).Append(" 0\n"); // nothing measured yet
+                continue;
+            }
             foreach (var (key, total) in group.OrderBy(g => g.Key.Labels))
                 sb.Append(key.Name).Append(key.Labels).Append(' ').Append(Volatile.Read(ref total.Value).ToString(CultureInfo.InvariantCulture)).Append('\n');
         }

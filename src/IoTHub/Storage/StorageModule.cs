@@ -1,6 +1,7 @@
 using IoTHub.Contracts;
 using IoTHub.Storage.Retention;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Storage;
@@ -14,7 +15,9 @@ public static class StorageModule
                 "Storage:Provider is Postgres but ConnectionStrings:Postgres (env IOTHUB_ConnectionStrings__Postgres) is empty.")
             .ValidateOnStart();
         services.AddOptions<DataLocation>().Configure(d => d.Directory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data"));
-        services.AddSingleton(TimeProvider.System);
+        services.TryAddSingleton(TimeProvider.System); // a test host may bring its own clock
+        // First: the data directory is private before anything writes there.
+        services.AddHostedService<DataDirectoryGuard>();
 
         var provider = config.GetValue(StorageOptions.SectionName + ":Provider", StorageProvider.Sqlite);
         if (provider == StorageProvider.Postgres)
@@ -76,8 +79,10 @@ public static class StorageModule
     internal static string SqliteConnectionString(IServiceProvider sp)
     {
         var dir = sp.GetRequiredService<IOptions<DataLocation>>().Value.Directory;
-        Directory.CreateDirectory(dir);
-        return $"Data Source={Path.Combine(dir, "iothub.db")};Cache=Private;Pooling=True;Default Timeout=30";
+        var file = Path.Combine(dir, "iothub.db");
+        OwnerOnly.CreateDirectory(dir);
+        OwnerOnly.CreateFile(file); // 0600: SQLite gives its -wal and -shm files the database file's mode
+        return $"Data Source={file};Cache=Private;Pooling=True;Default Timeout=30";
     }
 }
 

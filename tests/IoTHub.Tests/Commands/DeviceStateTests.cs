@@ -153,7 +153,7 @@ public sealed class DeviceStateTests(Store store) : HubFixture(store)
 
         await Hub.RestartAsync();
         var (code, output) = await ExternalTool.RunAsync("mosquitto_sub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv311",
-            "-i", "sub-" + id, "-u", id, "-P", token, "-t", $"devices/{id}/state/desired", "-q", "1", "-C", "1", "-W", "10");
+            "-i", id + ":sub", "-u", id, "-P", token, "-t", $"devices/{id}/state/desired", "-q", "1", "-C", "1", "-W", "10");
 
         Assert.That(code, Is.Zero, output);
         Assert.That(JsonNode.Parse(output)!.ToJsonString(), Is.EqualTo("""{"version":1,"state":{"color":"blue"}}"""));

@@ -28,7 +28,7 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
         var (id, token) = await Hub.CreateDeviceAsync();
         using var tcp = await RawMqtt.OpenAsync(Hub.MqttPort, from: "127.0.0.9");
         var stream = tcp.GetStream();
-        await stream.WriteAsync(RawMqtt.Connect("ok-" + id, id, token));
+        await stream.WriteAsync(RawMqtt.Connect(id + ":ok", id, token));
         var connack = new byte[4];
         await stream.ReadExactlyAsync(connack);
         Assert.That(connack, Is.EqualTo(new byte[] { 0x20, 2, 0, 0 }));
@@ -66,7 +66,7 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
         var (id, token) = await Hub.CreateDeviceAsync();
         using var tcp = await RawMqtt.OpenAsync(Hub.MqttPort);
         var stream = tcp.GetStream();
-        await stream.WriteAsync(RawMqtt.Connect("big-" + id, id, token));
+        await stream.WriteAsync(RawMqtt.Connect(id + ":big", id, token));
         await stream.ReadExactlyAsync(new byte[4]);
 
         await stream.WriteAsync(new byte[] { 0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0, 5, (byte)'h', (byte)'e', (byte)'l', (byte)'l', (byte)'o' });
@@ -89,7 +89,7 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
     {
         var (id, token) = await Hub.CreateDeviceAsync();
         using var ws = await RawMqtt.OpenWebSocketAsync(Hub.BaseAddress);
-        await ws.SendAsync(RawMqtt.Connect("ws-big-" + id, id, token), System.Net.WebSockets.WebSocketMessageType.Binary, true, CancellationToken.None);
+        await ws.SendAsync(RawMqtt.Connect(id + ":ws-big", id, token), System.Net.WebSockets.WebSocketMessageType.Binary, true, CancellationToken.None);
         var connack = new byte[4];
         var read = await ws.ReceiveAsync(connack, CancellationToken.None);
         Assert.That(connack.AsSpan(0, read.Count).ToArray(), Is.EqualTo(new byte[] { 0x20, 2, 0, 0 }));
@@ -126,7 +126,7 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
     public async Task A_truncated_connect_then_a_dropped_socket_harms_nothing()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        var connect = RawMqtt.Connect("cut-" + id, id, token);
+        var connect = RawMqtt.Connect(id + ":cut", id, token);
         using (var tcp = await RawMqtt.OpenAsync(Hub.MqttPort))
         {
             await tcp.GetStream().WriteAsync(connect.AsMemory(0, connect.Length / 2));

@@ -335,7 +335,7 @@ public sealed class MqttTelemetryTests(Store store) : HubFixture(store)
         var client = new MqttClientFactory().CreateMqttClient();
         await client.ConnectAsync(new MqttClientOptionsBuilder()
             .WithWebSocketServer(o => o.WithUri($"ws://127.0.0.1:{Hub.BaseAddress.Port}/mqtt"))
-            .WithCredentials(id, token).WithClientId(id + "-ws").Build());
+            .WithCredentials(id, token).WithClientId(id + ":ws").Build());
         return client;
     }
 

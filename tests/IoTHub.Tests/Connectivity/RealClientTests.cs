@@ -23,13 +23,19 @@ public sealed class RealClientTests(Store store) : HubFixture(store)
     }
 
     [Test]
-    public async Task Mqtt311_without_a_client_id_is_refused_as_identifier_rejected()
+    public async Task Mosquitto_pub_without_a_client_id_is_assigned_one_on_3_1_1_and_5_0([Values("mqttv311", "mqttv5")] string version)
     {
+        // The most common command line there is: no -i. MQTT-3.1.3-6 lets a 3.1.1 server assign an id to a clean session.
         var (id, token) = await Hub.CreateDeviceAsync();
-        var (code, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv311", "-q", "1",
+        var (code, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", version, "-q", "1",
             "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"t": 1}""");
-        Assert.That(code, Is.Not.EqualTo(0));
-        Assert.That(output, Does.Contain("identifier rejected"));
+        Assert.That(code, Is.EqualTo(0), output);
+        using var admin = await Hub.AdminAsync();
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray().Select(v => v!["metric"]!.GetValue<string>()), Is.EqualTo(new[] { "t" }));
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}/connections"))["items"]!.AsArray().Count > 0, "the connection is recorded");
+        var connections = await admin.GetJsonAsync($"/api/v1/devices/{id}/connections");
+        Assert.That(connections["items"]![0]!["clientId"]!.GetValue<string>(), Does.StartWith(id + ":"), "the assigned id is in the device's namespace");
     }
 
     [Test]

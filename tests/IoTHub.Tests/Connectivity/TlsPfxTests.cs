@@ -42,7 +42,7 @@ public sealed class TlsPfxTests(Store store) : HubFixture(store)
         var (id, token) = await Hub.CreateDeviceAsync();
         string? served = null;
         using var client = new MqttClientFactory().CreateMqttClient();
-        var options = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _tlsPort).WithClientId("pfx-" + id)
+        var options = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _tlsPort).WithClientId(id + ":pfx")
             .WithCredentials(id, token).WithTimeout(TimeSpan.FromSeconds(10))
             .WithTlsOptions(o => o.UseTls().WithCertificateValidationHandler(c =>
             {

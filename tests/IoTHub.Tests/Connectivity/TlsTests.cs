@@ -44,7 +44,7 @@ public sealed class TlsTests(Store store) : HubFixture(store)
 
     private MqttClientOptions TlsOptions(string user, string? password, X509Certificate2? clientCertificate = null)
     {
-        var b = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _tlsPort).WithClientId("tls-" + Guid.NewGuid().ToString("N")[..8])
+        var b = new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _tlsPort).WithClientId(user + ":tls-" + Guid.NewGuid().ToString("N")[..8])
             .WithCredentials(user, password).WithTimeout(TimeSpan.FromSeconds(10))
             .WithTlsOptions(o =>
             {
@@ -110,7 +110,7 @@ public sealed class TlsTests(Store store) : HubFixture(store)
     {
         var (id, token) = await Hub.CreateDeviceAsync();
         var (code, output) = await ExternalTool.RunAsync("mosquitto_pub", "-h", "127.0.0.1", "-p", _tlsPort.ToString(), "--cafile", Path.Combine(Folder, "server.crt"),
-            "-V", "mqttv311", "-q", "1", "-i", "tls-" + id, "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"via": 1}""");
+            "-V", "mqttv311", "-q", "1", "-i", id + ":tls", "-u", id, "-P", token, "-t", $"devices/{id}/telemetry", "-m", """{"via": 1}""");
 
         Assert.That(code, Is.Zero, output);
         using var admin = await Hub.AdminAsync();

@@ -40,7 +40,7 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         using var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
         var stream = tcp.GetStream();
-        await stream.WriteAsync(RawMqtt.Connect("raw-" + id, id, token, keepAliveSeconds: 2, $"devices/{id}/state/reported", """{"connected": false}"""));
+        await stream.WriteAsync(RawMqtt.Connect(id + ":raw", id, token, keepAliveSeconds: 2, $"devices/{id}/state/reported", """{"connected": false}"""));
         var connack = new byte[4];
         await stream.ReadExactlyAsync(connack);
         Assert.That(connack, Is.EqualTo(new byte[] { 0x20, 2, 0, 0 }), "CONNACK accepted");
@@ -68,7 +68,7 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         using var _ = watcher;
         var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
-        await tcp.GetStream().WriteAsync(RawMqtt.Connect("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{id}/state/reported", """{"connected": false}"""));
+        await tcp.GetStream().WriteAsync(RawMqtt.Connect(id + ":raw", id, token, keepAliveSeconds: 60, $"devices/{id}/state/reported", """{"connected": false}"""));
         await tcp.GetStream().ReadExactlyAsync(new byte[4]);
         await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
 
@@ -83,26 +83,26 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
     }
 
     [Test]
-    public async Task A_will_outside_the_devices_own_topics_is_not_published()
+    public async Task A_will_outside_the_devices_own_topics_is_refused_at_connect_and_never_published()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
         var (victim, _) = await Hub.CreateDeviceAsync();
         var (watcher, wills) = await WatchAsync(victim);
         using var _ = watcher;
-        var tcp = new TcpClient();
+        using var tcp = new TcpClient();
         await tcp.ConnectAsync("127.0.0.1", Hub.MqttPort);
-        await tcp.GetStream().WriteAsync(RawMqtt.Connect("raw-" + id, id, token, keepAliveSeconds: 60, $"devices/{victim}/state/reported", """{"hacked": true}"""));
-        await tcp.GetStream().ReadExactlyAsync(new byte[4]);
-        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+        await tcp.GetStream().WriteAsync(RawMqtt.Connect(id + ":raw", id, token, keepAliveSeconds: 60, $"devices/{victim}/state/reported", """{"hacked": true}"""));
+        var connAck = new byte[4];
+        await tcp.GetStream().ReadExactlyAsync(connAck);
+        Assert.That(connAck[3], Is.EqualTo(0x05), "CONNACK 0x05 not authorized: the will names another device's topic");
 
         tcp.Client.LingerState = new LingerOption(true, 0);
-        tcp.Dispose();
-        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "offline", "the device goes offline");
+        tcp.Close();
         await Task.Delay(500);
-
         lock (wills) Assert.That(wills, Is.Empty);
         using var admin = await Hub.AdminAsync();
         Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{victim}/state"))["reported"]!["version"]!.GetValue<long>(), Is.Zero);
+        Assert.That(await StatusAsync(id), Is.Not.EqualTo("online"));
     }
 
     [Test]
@@ -122,6 +122,21 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         Assert.That(row["remoteAddress"]!.GetValue<string>(), Does.Contain("127.0.0.1"));
         Assert.That(row["disconnectReason"]!.GetValue<string>(), Is.EqualTo("clean disconnect"));
         Assert.That(row["disconnectedAt"]!.GetValue<DateTimeOffset>(), Is.GreaterThanOrEqualTo(row["connectedAt"]!.GetValue<DateTimeOffset>()));
+    }
+
+    [Test]
+    public async Task A_connection_closed_by_the_hub_stopping_says_so_in_the_history()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token);
+        await WaitFor.ConditionAsync(async () => await StatusAsync(id) == "online", "the device is online");
+
+        await Hub.RestartAsync();
+
+        using var admin = await Hub.AdminAsync();
+        var row = (await admin.GetJsonAsync($"/api/v1/devices/{id}/connections"))["items"]!.AsArray().Single()!;
+        Assert.That(row["disconnectReason"]!.GetValue<string>(), Is.EqualTo("server shutting down"));
+        Assert.That(await StatusAsync(id), Is.EqualTo("offline"));
     }
 
     [Test]

@@ -43,7 +43,9 @@ public sealed class HubHost : IAsyncDisposable
     public static async Task<HubHost> StartAsync(Store store, IDictionary<string, string?>? settings = null, Action<WebApplicationBuilder>? configure = null)
     {
         var data = Path.Combine(Path.GetTempPath(), "iothub-tests", Guid.NewGuid().ToString("N")[..12]);
-        Directory.CreateDirectory(data);
+        // Private, as the hub makes its data directory (else every start would warn that it made it so).
+        if (OperatingSystem.IsWindows()) Directory.CreateDirectory(data);
+        else Directory.CreateDirectory(data, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
         var postgres = store == Store.Postgres ? await TestPostgres.CreateDatabaseAsync() : null;
         var all = new Dictionary<string, string?>
         {
@@ -56,6 +58,8 @@ public sealed class HubHost : IAsyncDisposable
             // Tests drive single devices far faster than a real one would; the limits' own tests set them low again.
             ["Connectivity:DeviceMessagesPerSecond"] = "1000000",
             ["Connectivity:FailedAuthMaxDelayMilliseconds"] = "50",
+            ["RateLimits:FailedLoginDelayMilliseconds"] = "10",
+            ["RateLimits:FailedLoginMaxDelayMilliseconds"] = "50",
             ["RateLimits:ApiKeyRequestsPerSecond"] = "100000",
             ["RateLimits:UserRequestsPerSecond"] = "100000",
             ["RateLimits:AnonymousRequestsPerSecond"] = "100000",
@@ -164,7 +168,8 @@ public sealed class HubHost : IAsyncDisposable
         var b = new MqttClientOptionsBuilder()
             .WithTcpServer("127.0.0.1", MqttPort)
             .WithProtocolVersion(version)
-            .WithClientId(clientId ?? "test-" + Guid.NewGuid().ToString("N")[..10])
+            // A device's client id is its device id, or starts with it and ':' (README, "Client identifiers").
+            .WithClientId(clientId ?? (user is null or "apikey" ? "test-" : user + ":") + Guid.NewGuid().ToString("N")[..10])
             .WithTimeout(TimeSpan.FromSeconds(20));
         if (user is not null) b = b.WithCredentials(user, password);
         return b.Build();
@@ -178,11 +183,24 @@ public sealed class HubHost : IAsyncDisposable
         return client;
     }
 
+    /// <summary>A free port below Linux's ephemeral range (32768-60999): a hub restarted on the same port must find it
+    /// free again, and a port the kernel hands out for outgoing connections (to PostgreSQL, to the hub) could be taken
+    /// in the meantime.</summary>
     public static int FreeTcpPort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                using var l = new TcpListener(IPAddress.Loopback, port);
+                l.Start();
+                return port;
+            }
+            catch (SocketException) when (attempt < 100)
+            {
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()

@@ -9,9 +9,10 @@ namespace IoTHub.Tests.Infrastructure;
 
 public static class RawMqtt
 {
-    public static byte[] Connect(string clientId, string user, string password, ushort keepAliveSeconds = 60, string? willTopic = null, string? willPayload = null)
+    public static byte[] Connect(string clientId, string user, string password, ushort keepAliveSeconds = 60, string? willTopic = null, string? willPayload = null,
+        bool cleanSession = true)
     {
-        var flags = (byte)(0b1100_0010 | (willTopic is null ? 0 : 0b0000_1100)); // user, password, clean session (+ will, QoS 1)
+        var flags = (byte)(0b1100_0000 | (cleanSession ? 0b10 : 0) | (willTopic is null ? 0 : 0b0000_1100)); // user, password, clean session (+ will, QoS 1)
         var payload = Str(clientId).Concat(willTopic is null ? [] : Str(willTopic).Concat(Str(willPayload ?? ""))).Concat(Str(user)).Concat(Str(password));
         return Packet(0x10, [0, 4, (byte)'M', (byte)'Q', (byte)'T', (byte)'T', 4, flags, (byte)(keepAliveSeconds >> 8), (byte)keepAliveSeconds, .. payload]);
     }

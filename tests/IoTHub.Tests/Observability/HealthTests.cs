@@ -17,6 +17,18 @@ public sealed class HealthTests(Store store) : HubFixture(store)
         Assert.That(ready["checks"]!["database"]!["status"]!.GetValue<string>(), Is.EqualTo("Healthy"));
         Assert.That(ready["checks"]!["broker"]!["status"]!.GetValue<string>(), Is.EqualTo("Healthy"));
     }
+
+    [Test]
+    public async Task Every_iothub_series_is_listed_from_the_start_at_zero_until_something_happens()
+    {
+        using var http = Hub.Anonymous();
+        var lines = (await http.GetStringAsync("/metrics")).Split('\n');
+        foreach (var series in new[] { "iothub_mqtt_sessions_expired_total", "iothub_mqtt_protocol_errors_total", "iothub_commit_failures_total", "iothub_mqtt_session_queue_refused_total" })
+        {
+            Assert.That(lines, Does.Contain($"# TYPE {series} counter"), series);
+            Assert.That(lines, Does.Contain($"{series} 0"), series);
+        }
+    }
 }
 
 [TestFixture(Store.Sqlite)]

@@ -30,6 +30,7 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
         Assert.That(token, Has.Length.GreaterThan(40));
         await Expect(page.GetByText("mosquitto_pub -h")).ToBeVisibleAsync();
         await Expect(page.GetByText("paho.mqtt.client")).ToBeVisibleAsync();
+        await Expect(page.GetByTestId("client-id-rule")).ToContainTextAsync($"MQTT client id: {id}");
         await ScreenshotAsync(page, "new-device-token-and-snippets");
 
         using var device = await Hub.ConnectAsync(id, token);

@@ -5,6 +5,9 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Http;
 
+/// <summary>The log category of the HTTP device endpoints.</summary>
+internal sealed class DeviceApiLog;
+
 internal static class IngestTelemetryOverHttp
 {
     public static void Map(RouteGroupBuilder api) =>
@@ -46,9 +49,12 @@ internal static class IngestTelemetryOverHttp
     /// <summary>Checks the device token, slows down repeated failures from one address, and applies the device's message rate.</summary>
     internal static async ValueTask<(DeviceIdentity? Device, IResult? Problem)> AuthenticateAsync(string id, HttpContext http, IDeviceAuthenticator devices, CancellationToken ct)
     {
-        var (device, problem) = await CheckTokenAsync(id, http, devices, ct);
+        var (device, problem, why) = await CheckTokenAsync(id, http, devices, ct);
         if (problem is not null)
         {
+            var remote = http.Connection.RemoteIpAddress?.ToString();
+            http.RequestServices.GetRequiredService<LogThrottle>().Write(http.RequestServices.GetRequiredService<ILogger<DeviceApiLog>>(),
+                RefusalLines.HttpDeviceLogin, remote, Printable(id), remote, why!);
             if (problem is IStatusCodeHttpResult { StatusCode: 401 })
                 await Task.Delay(http.RequestServices.GetRequiredService<Mqtt.AuthThrottle>().Failed(http.Connection.RemoteIpAddress is { } ip ? new System.Net.IPEndPoint(ip, 0) : null), ct);
             return (null, problem);
@@ -62,23 +68,26 @@ internal static class IngestTelemetryOverHttp
         return (device, null);
     }
 
-    private static async ValueTask<(DeviceIdentity? Device, IResult? Problem)> CheckTokenAsync(string id, HttpContext http, IDeviceAuthenticator devices, CancellationToken ct)
+    private static async ValueTask<(DeviceIdentity? Device, IResult? Problem, string? Why)> CheckTokenAsync(string id, HttpContext http, IDeviceAuthenticator devices, CancellationToken ct)
     {
         var auth = http.Request.Headers.Authorization.ToString();
         if (!auth.StartsWith("Bearer ", StringComparison.OrdinalIgnoreCase))
         {
             http.Response.Headers.WWWAuthenticate = "Bearer";
-            return (null, Results.Problem(statusCode: 401, title: "Device token required", detail: "Send Authorization: Bearer <device token>."));
+            return (null, Results.Problem(statusCode: 401, title: "Device token required", detail: "Send Authorization: Bearer <device token>."), "no device token");
         }
         var device = await devices.AuthenticateAsync(id, auth["Bearer ".Length..].Trim(), ct);
         if (device is null)
         {
             http.Response.Headers.WWWAuthenticate = "Bearer error=\"invalid_token\"";
-            return (null, Results.Problem(statusCode: 401, title: "Wrong device id or token"));
+            return (null, Results.Problem(statusCode: 401, title: "Wrong device id or token"), "wrong device id or token");
         }
-        if (!device.Enabled) return (null, Results.Problem(statusCode: 403, title: "Device is disabled"));
-        return (device, null);
+        if (!device.Enabled) return (null, Results.Problem(statusCode: 403, title: "Device is disabled"), "device is disabled");
+        return (device, null, null);
     }
+
+    /// <summary>A device id from the URL, fit for a log line: cut to 128 characters, control characters replaced.</summary>
+    private static string Printable(string s) => new(s.Take(128).Select(c => char.IsControl(c) ? '?' : c).ToArray());
 
     /// <summary>Reads at most <paramref name="max"/> bytes; null when the body is longer.</summary>
     internal static async Task<byte[]?> ReadBodyAsync(Stream body, int max, CancellationToken ct)

@@ -27,7 +27,7 @@ internal sealed class CreateApiKeyValidator : AbstractValidator<CreateApiKeyRequ
     }
 }
 
-internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVerifier verifier)
+internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVerifier verifier, IPublisher publisher)
     : IRequestHandler<CreateApiKeyRequest, CreatedApiKey>, IRequestHandler<ListApiKeysQuery, Page<ApiKeyView>>, IRequestHandler<RevokeApiKeyCommand, bool>
 {
     public async ValueTask<CreatedApiKey> Handle(CreateApiKeyRequest r, CancellationToken ct)
@@ -51,6 +51,7 @@ internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVeri
         var now = time.NowMs();
         var n = await db.Set<ApiKey>().Where(k => k.Id == c.Id && k.RevokedAt == null).ExecuteUpdateAsync(s => s.SetProperty(k => k.RevokedAt, now), ct);
         verifier.Forget();
+        if (n > 0) await publisher.Publish(new ApiKeyRevoked(c.Id), ct);
         return n > 0;
     }
 

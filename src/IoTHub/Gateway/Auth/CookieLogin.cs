@@ -61,12 +61,15 @@ internal static class CookieLogin
     public static void Map(IEndpointRouteBuilder app)
     {
         app.MapPost("/auth/login", async ([FromForm] string? username, [FromForm] string? password, [FromForm] string? returnUrl, HttpContext http,
-                HubDb db, IPasswordHasher<User> hasher, CancellationToken ct) =>
+                HubDb db, IPasswordHasher<User> hasher, LoginThrottle throttle, CancellationToken ct) =>
             {
                 if (username is { Length: <= 200 }) http.Items[Audit.AuditItems.Actor] = username;
                 var back = returnUrl is { Length: > 0 } r && r.StartsWith('/') && !r.StartsWith("//", StringComparison.Ordinal) && !r.StartsWith("/\\", StringComparison.Ordinal) ? r : "/";
-                var user = await IssueTokenHandler.VerifyPasswordAsync(db, hasher, username, password, ct);
-                if (user is null) return Results.Redirect("/login?failed=1&returnUrl=" + Uri.EscapeDataString(back));
+                var outcome = await throttle.CheckAsync(username, http.Connection.RemoteIpAddress,
+                    c => IssueTokenHandler.VerifyPasswordAsync(db, hasher, username, password, c), ct);
+                if (outcome.RetryAfter is { } after)
+                    return Results.Redirect($"/login?retryAfter={(int)after.TotalSeconds}&returnUrl=" + Uri.EscapeDataString(back));
+                if (outcome.Caller is not { } user) return Results.Redirect("/login?failed=1&returnUrl=" + Uri.EscapeDataString(back));
                 await db.SaveChangesAsync(ct); // a rehashed password
                 var identity = new ClaimsIdentity(
                 [

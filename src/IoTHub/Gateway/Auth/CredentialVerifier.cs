@@ -51,7 +51,8 @@ internal sealed class CredentialVerifier(IServiceScopeFactory scopes, TimeProvid
         return hit.Caller;
     }
 
-    async ValueTask<string?> IAppKeyVerifier.RoleOfAsync(string key, CancellationToken ct) => (await ApiKeyAsync(key, ct))?.Role;
+    async ValueTask<AppKeyIdentity?> IAppKeyVerifier.VerifyAsync(string key, CancellationToken ct) =>
+        await ApiKeyAsync(key, ct) is { } c ? new AppKeyIdentity(c.Id, c.Role) : null;
 
     /// <summary>Key ids with their last-use time since the previous call; written out periodically.</summary>
     public List<(long Id, long At)> TakeKeyUse()

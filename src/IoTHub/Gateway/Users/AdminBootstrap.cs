@@ -36,8 +36,7 @@ internal sealed class AdminBootstrap(IServiceProvider services, IOptions<Bootstr
             return;
         }
         var file = Path.Combine(data.Value.Directory, "initial-admin-password");
-        await File.WriteAllTextAsync(file, password + "\n", cancellationToken);
-        if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(file, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        await OwnerOnly.WriteAllTextAsync(file, password + "\n", cancellationToken); // created 0600: never readable by others, not even for a moment
         // Printed once, on purpose: this is the only way a first-time user learns it (also in the file above).
         Console.WriteLine($"""
 

@@ -153,6 +153,50 @@ namespace IoTHub.Storage.Migrations.Postgres
                     b.ToTable("device_states", (string)null);
                 });
 
+            modelBuilder.Entity("IoTHub.Connectivity.Mqtt.Sessions.MqttSessionRow", b =>
+                {
+                    b.Property<string>("ClientId")
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("client_id");
+
+                    b.Property<long?>("DisconnectedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("disconnected_at");
+
+                    b.Property<long>("ExpirySeconds")
+                        .HasColumnType("bigint")
+                        .HasColumnName("expiry_seconds");
+
+                    b.Property<string>("PrincipalId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("principal_id");
+
+                    b.Property<string>("PrincipalKind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("principal_kind");
+
+                    b.Property<string>("Role")
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("role");
+
+                    b.Property<string>("Subscriptions")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("subscriptions");
+
+                    b.HasKey("ClientId");
+
+                    b.HasIndex("PrincipalKind", "PrincipalId");
+
+                    b.ToTable("mqtt_sessions", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Devices.Device", b =>
                 {
                     b.Property<string>("Id")

@@ -148,6 +148,50 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.ToTable("device_states", (string)null);
                 });
 
+            modelBuilder.Entity("IoTHub.Connectivity.Mqtt.Sessions.MqttSessionRow", b =>
+                {
+                    b.Property<string>("ClientId")
+                        .HasMaxLength(256)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("client_id");
+
+                    b.Property<long?>("DisconnectedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("disconnected_at");
+
+                    b.Property<long>("ExpirySeconds")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("expiry_seconds");
+
+                    b.Property<string>("PrincipalId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("principal_id");
+
+                    b.Property<string>("PrincipalKind")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("principal_kind");
+
+                    b.Property<string>("Role")
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("role");
+
+                    b.Property<string>("Subscriptions")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("subscriptions");
+
+                    b.HasKey("ClientId");
+
+                    b.HasIndex("PrincipalKind", "PrincipalId");
+
+                    b.ToTable("mqtt_sessions", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Devices.Device", b =>
                 {
                     b.Property<string>("Id")

@@ -70,8 +70,9 @@ public sealed class SafeTextTests
         }
     }
 
-    // The truncation sites of the modules this branch owns: each cut goes through SafeText. (The MQTT broker's
-    // PUBACK reason strings and the audit log cut text too; they are listed in the hand-over for their owners.)
+    // The truncation sites outside the MQTT broker and the Gateway: each cut goes through SafeText. (The broker cuts
+    // PUBACK reason strings with its own character-safe MqttText; the audit log and the sign-in throttle cut with
+    // s[..max]: listed in the hand-over for their owners.)
 
     [Test]
     public void Site_decoder_reason_naming_a_metric_name_of_63_bangs_and_an_emoji()
@@ -116,5 +117,21 @@ public sealed class SafeTextTests
     {
         var shown = IoTHub.Web.Components.Pages.DevicePage.Shorten(new string('{', 119) + Emoji + "}");
         Assert.That(shown, Is.EqualTo(new string('{', 119) + "…"));
+    }
+
+    [Test]
+    public void Site_log_throttle_key_in_a_summary_line()
+    {
+        var time = new Microsoft.Extensions.Time.Testing.FakeTimeProvider();
+        var logs = new IoTHub.Tests.Infrastructure.CapturedLogs();
+        var kind = new LogKind<string>(Microsoft.Extensions.Logging.LogLevel.Warning, "refusals", "Refused {What}");
+        using var throttle = new LogThrottle(time, Microsoft.Extensions.Options.Options.Create(new LogThrottleOptions { Interval = TimeSpan.FromSeconds(30) }));
+        var key = new string('x', 127) + Emoji; // 129 UTF-16 chars: the 128-char cut falls inside the emoji
+        throttle.Write(logs.CreateLogger("spec"), kind, key, "x");
+        throttle.Write(logs.CreateLogger("spec"), kind, key, "x");
+        time.Advance(TimeSpan.FromSeconds(30));
+
+        var summarised = (string)logs.Lines.Single(l => l.Values.ContainsKey("Suppressed"))["Key"]!;
+        Assert.That(summarised, Is.EqualTo(new string('x', 127)));
     }
 }

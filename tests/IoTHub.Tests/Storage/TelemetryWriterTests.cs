@@ -135,4 +135,14 @@ public sealed class TelemetryWriterTests
         second.Idle();
         Assert.That(health.Stall(), Is.Null);
     }
+
+    [TestCase("00:00:00")]
+    [TestCase("01:00:01")]
+    public void A_stall_threshold_outside_1_s_to_1_h_stops_the_host_at_start_naming_it(string threshold)
+    {
+        var ex = Assert.CatchAsync(async () => await (await IoTHub.Tests.Infrastructure.HubHost.StartAsync(IoTHub.Tests.Infrastructure.Store.Sqlite,
+            new Dictionary<string, string?> { ["Storage:CommitStallThreshold"] = threshold })).DisposeAsync());
+        Assert.That(ex, Is.InstanceOf<OptionsValidationException>());
+        Assert.That(ex!.Message, Does.Contain("CommitStallThreshold"));
+    }
 }

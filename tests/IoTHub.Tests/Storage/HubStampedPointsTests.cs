@@ -205,4 +205,34 @@ public sealed class HubStampedPointsTests(Store store) : HubFixture(store)
         Assert.That(pages.Select(p => p.Count), Is.EqualTo(new[] { 3, 6, 1 }));
         Assert.That(pages.SelectMany(p => p), Is.EqualTo(Enumerable.Range(1, 10).Select(i => (double)i)), "every point once, by (ts, seq)");
     }
+
+    [Test]
+    public async Task A_batch_written_again_after_an_ambiguous_commit_stores_its_hub_stamped_points_once()
+    {
+        // A store of its own on the hub's database, as a writer whose commit outcome was lost would use it again.
+        var (id, _) = await Hub.CreateDeviceAsync();
+        IoTHub.Storage.ITelemetryStore store = Store == Store.Postgres
+            ? new IoTHub.Storage.PostgresTelemetryStore(Hub.PostgresConnectionString!, 1024)
+            : new IoTHub.Storage.SqliteTelemetryStore($"Data Source={Path.Combine(Hub.DataDirectory, "iothub.db")};Default Timeout=30", 1024);
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var raw = new IoTHub.Contracts.RawTelemetry(id, IoTHub.Contracts.TelemetryProtocol.Mqtt, IoTHub.Contracts.PayloadFormat.Json, "[]"u8.ToArray(), now, 5_000, null);
+        var batch = new[]
+        {
+            new IoTHub.Contracts.ValidatedTelemetry(raw, Enumerable.Range(0, 3).Select(i =>
+                new IoTHub.Contracts.TelemetryPoint("again", now, IoTHub.Contracts.ValueKind.Number, i, null) { Sequence = 5_000 + i }).ToArray(), 3, null, null),
+        };
+        try
+        {
+            for (var attempt = 0; attempt < 3; attempt++) await store.CommitAsync(batch, [], CancellationToken.None);
+        }
+        finally
+        {
+            if (store is IAsyncDisposable d) await d.DisposeAsync();
+            else (store as IDisposable)?.Dispose();
+        }
+
+        var stored = await RawValuesAsync(id, "again");
+        Assert.That(stored, Is.EqualTo(new[] { 0.0, 1, 2 }));
+        await AssertRollupsCountAsync(id, "again", stored);
+    }
 }

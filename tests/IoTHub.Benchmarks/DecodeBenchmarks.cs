@@ -43,19 +43,19 @@ public class DecodeBenchmarks
             new SeriesKind(Plain, "heating", ValueKind.Boolean)]);
         _worker = new ValidationWorkers(new IngestChannels(1, 1), _decoder, types, profiles, new DeviceClocks(), presence, presence,
             scopes: null!, Options.Create(new ValidationOptions()), NullLogger<ValidationWorkers>.Instance);
-        _plainFlat = new RawTelemetry(Plain, TelemetryProtocol.Mqtt, PayloadFormat.Json, _flat, _now, null);
-        _profiledTimestamped = new RawTelemetry(Profiled, TelemetryProtocol.Mqtt, PayloadFormat.Json, _timestamped, _now, null);
+        _plainFlat = new RawTelemetry(Plain, TelemetryProtocol.Mqtt, PayloadFormat.Json, _flat, _now, 1, null);
+        _profiledTimestamped = new RawTelemetry(Profiled, TelemetryProtocol.Mqtt, PayloadFormat.Json, _timestamped, _now, 1, null);
         if (ValidatePlain() != 3 || ValidateProfiledTimestamped() != 3) throw new InvalidOperationException("the benchmark's messages must be valid");
     }
 
     [Benchmark(Baseline = true)]
-    public int Flat() => _decoder.Decode(_flat, _now, _limits).Count;
+    public int Flat() => _decoder.Decode(_flat, _now, 1, _limits).Count;
 
     [Benchmark]
-    public int Timestamped() => _decoder.Decode(_timestamped, _now, _limits).Count;
+    public int Timestamped() => _decoder.Decode(_timestamped, _now, 1, _limits).Count;
 
     [Benchmark]
-    public int WrongTypeStillDecodes() => _decoder.Decode(_invalid, _now, _limits).Count;
+    public int WrongTypeStillDecodes() => _decoder.Decode(_invalid, _now, 1, _limits).Count;
 
     /// <summary>The worker's step for a device without a profile: the first values fixed its series' types.</summary>
     [Benchmark]

@@ -7,6 +7,8 @@ namespace IoTHub.Connectivity;
 
 internal sealed class IngestGate(IngestChannels channels, TimeProvider time)
 {
+    private readonly ArrivalSequence _sequence = new(time);
+
     public async ValueTask<IngestOutcome> SubmitAsync(string deviceId, TelemetryProtocol protocol, PayloadFormat format,
         ReadOnlyMemory<byte> payload, bool awaitCommit, CancellationToken ct)
     {
@@ -22,7 +24,7 @@ internal sealed class IngestGate(IngestChannels channels, TimeProvider time)
     {
         try
         {
-            var item = new RawTelemetry(deviceId, protocol, format, payload, time.NowMs(), ticket);
+            var item = new RawTelemetry(deviceId, protocol, format, payload, time.NowMs(), _sequence.Reserve(payload.Length), ticket);
             if (!channels.Raw.Writer.TryWrite(item)) await channels.Raw.Writer.WriteAsync(item, ct);
             return true;
         }

@@ -159,7 +159,8 @@ public sealed class LogThrottle : IDisposable
         if (key is null) return "";
         const int max = 128;
         if (key.Length <= max && !key.AsSpan().ContainsAnyInRange('\0', '\x1f') && !key.AsSpan().ContainsAnyInRange('\x7f', '\x9f')) return key;
-        return string.Create(Math.Min(key.Length, max), key, static (span, k) =>
+        var cut = SafeText.Prefix(key, max); // never half an emoji at the end of a log line
+        return string.Create(cut.Length, cut, static (span, k) =>
         {
             for (var i = 0; i < span.Length; i++) span[i] = char.IsControl(k[i]) ? '?' : k[i];
         });

@@ -30,13 +30,16 @@ public sealed record FieldError(string Field, string Message);
 /// <summary>Completed once the batch holding the message has committed (or the hub stops).</summary>
 public sealed class IngestTicket() : TaskCompletionSource<IngestOutcome>(TaskCreationOptions.RunContinuationsAsynchronously);
 
-/// <summary>A message as a protocol adapter received it: authenticated, not yet decoded.</summary>
+/// <summary>A message as a protocol adapter received it: authenticated, not yet decoded. <paramref name="Sequence"/> is
+/// the first of the arrival sequence numbers reserved for it (<see cref="ArrivalSequence"/>): its point at index k, when
+/// the hub stamps that point's time, is told apart from every other point by <c>Sequence + k</c>.</summary>
 public readonly record struct RawTelemetry(
     string DeviceId,
     TelemetryProtocol Protocol,
     PayloadFormat Format,
     ReadOnlyMemory<byte> Payload,
     long ReceivedAtMs,
+    long Sequence,
     IngestTicket? Ticket);
 
 public enum ValueKind : byte { Number = 0, Boolean = 1, Text = 2 }
@@ -46,6 +49,11 @@ public readonly record struct TelemetryPoint(string Metric, long TimestampMs, Va
 {
     /// <summary>Device time when it was replaced by receive time (clock-drift policy <c>serverTime</c>).</summary>
     public long? DeviceTimestampMs { get; init; }
+
+    /// <summary>0 for a point at its device's own timestamp (a resend of it is the same point, stored once); for a point
+    /// the hub stamped (no <c>ts</c>, or <c>serverTime</c> replaced it) its arrival sequence number, unique in the
+    /// process and increasing with arrival, so it never collides with another reading in the same millisecond.</summary>
+    public long Sequence { get; init; }
 }
 
 /// <summary>A decoded message on its way to the store: its points, or the reason it is dead-lettered.</summary>

@@ -3,7 +3,7 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace IoTHub.Storage;
 
-/// <summary>Ready when the database answers and the telemetry writer's last commit worked.</summary>
+/// <summary>Ready when the database answers, the telemetry writers' last commit worked and none has stalled.</summary>
 internal sealed class DatabaseHealthCheck(IServiceScopeFactory scopes, StoreHealth store) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
@@ -22,8 +22,7 @@ internal sealed class DatabaseHealthCheck(IServiceScopeFactory scopes, StoreHeal
             up = false;
         }
         if (!up) return HealthCheckResult.Unhealthy($"{db.Database.ProviderName} does not answer");
-        return store.Error is { } error
-            ? HealthCheckResult.Unhealthy("telemetry commits are failing: " + error)
-            : HealthCheckResult.Healthy(db.Database.ProviderName);
+        if (store.Error is { } error) return HealthCheckResult.Unhealthy("telemetry commits are failing: " + error);
+        return store.Stall() is { } stall ? HealthCheckResult.Unhealthy(stall) : HealthCheckResult.Healthy(db.Database.ProviderName);
     }
 }

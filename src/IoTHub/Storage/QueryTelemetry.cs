@@ -1,6 +1,7 @@
 // Time-series reads: raw points or window aggregates from the rollup tables. `auto` picks the finest
 // resolution that answers with at most maxPoints points, so a 30-day chart reads hundreds of rollup rows,
-// not millions of raw ones.
+// not millions of raw ones. Raw points of one millisecond (readings the hub stamped) come in arrival order, and a
+// page never ends inside a millisecond, since `next` is a time. Every number in an answer is finite (FiniteAggregates).
 using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
@@ -35,7 +36,7 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
         var resolution = q.Resolution;
         if (resolution == "auto")
         {
-            var rawCount = await db.Set<TelemetryRow>().Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to).OrderBy(t => t.Ts).Take(q.MaxPoints + 1).CountAsync(ct);
+            var rawCount = await db.Set<TelemetryRow>().Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to).OrderBy(t => t.Ts).ThenBy(t => t.Seq).Take(q.MaxPoints + 1).CountAsync(ct);
             resolution = rawCount <= q.MaxPoints ? "raw" : "1d";
             for (var r = 0; r < 3 && rawCount > q.MaxPoints; r++)
             {
@@ -54,15 +55,32 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
 
     private async Task<TelemetrySeries> RawAsync(QueryTelemetryRequest q, long sid, long from, long to, CancellationToken ct)
     {
-        var rows = await db.Set<TelemetryRow>().AsNoTracking()
-            .Where(t => t.SeriesId == sid && t.Ts >= from && t.Ts < to)
-            .OrderBy(t => t.Ts).Take(q.MaxPoints + 1)
-            .Select(t => new { t.Ts, t.Kind, t.Number, t.Text, t.DeviceTs })
-            .ToListAsync(ct);
-        DateTimeOffset? next = rows.Count > q.MaxPoints ? UnixTime.ToDateTime(rows[q.MaxPoints].Ts) : null;
-        var points = rows.Take(q.MaxPoints).Select(r => (object)new RawPoint(UnixTime.ToDateTime(r.Ts), TelemetryValue.Of((ValueKind)r.Kind, r.Number, r.Text), UnixTime.ToDateTime(r.DeviceTs))).ToList();
-        return new TelemetrySeries(q.DeviceId, q.Metric, "raw", points, next);
+        var range = db.Set<TelemetryRow>().AsNoTracking().Where(t => t.SeriesId == sid && t.Ts < to);
+        var rows = await Page(range.Where(t => t.Ts >= from).OrderBy(t => t.Ts).ThenBy(t => t.Seq).Take(q.MaxPoints + 1), ct);
+        long? next = null;
+        if (rows.Count > q.MaxPoints)
+        {
+            // `next` is the time the following page starts from, so this one ends before the millisecond it cuts into...
+            next = rows[q.MaxPoints].Ts;
+            var end = q.MaxPoints;
+            while (end > 0 && rows[end - 1].Ts == next) end--;
+            rows.RemoveRange(end, rows.Count - end);
+            if (end == 0)
+            {
+                // ...unless the whole page is that one millisecond: then it holds all of it, and `next` is what follows.
+                var ms = next.Value;
+                rows = await Page(range.Where(t => t.Ts == ms).OrderBy(t => t.Seq), ct);
+                next = await range.Where(t => t.Ts > ms).OrderBy(t => t.Ts).Select(t => (long?)t.Ts).FirstOrDefaultAsync(ct);
+            }
+        }
+        var points = rows.Select(r => (object)new RawPoint(UnixTime.ToDateTime(r.Ts), TelemetryValue.Of((ValueKind)r.Kind, r.Number, r.Text), UnixTime.ToDateTime(r.DeviceTs))).ToList();
+        return new TelemetrySeries(q.DeviceId, q.Metric, "raw", points, UnixTime.ToDateTime(next));
     }
+
+    private static Task<List<RawRow>> Page(IQueryable<TelemetryRow> rows, CancellationToken ct) =>
+        rows.Select(t => new RawRow(t.Ts, t.Kind, t.Number, t.Text, t.DeviceTs)).ToListAsync(ct);
+
+    private sealed record RawRow(long Ts, byte Kind, double? Number, string? Text, long? DeviceTs);
 
     private static async Task<TelemetrySeries> WindowsAsync<T>(IQueryable<T> table, QueryTelemetryRequest q, long sid, long from, long to, string resolution, CancellationToken ct)
         where T : Rollup
@@ -75,7 +93,8 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
             .ToListAsync(ct);
         DateTimeOffset? next = rows.Count > q.MaxPoints ? UnixTime.ToDateTime(rows[q.MaxPoints].Bucket) : null;
         var points = rows.Take(q.MaxPoints)
-            .Select(r => (object)new WindowPoint(UnixTime.ToDateTime(r.Bucket), r.Count, r.Min, r.Max, r.Sum / r.Count, r.Sum, r.Last)).ToList();
+            .Select(r => (object)new WindowPoint(UnixTime.ToDateTime(r.Bucket), r.Count, FiniteAggregates.Finite(r.Min), FiniteAggregates.Finite(r.Max),
+                FiniteAggregates.Average(r.Sum, r.Count, r.Min, r.Max), FiniteAggregates.Finite(r.Sum), FiniteAggregates.Finite(r.Last))).ToList();
         return new TelemetrySeries(q.DeviceId, q.Metric, resolution, points, next);
     }
 

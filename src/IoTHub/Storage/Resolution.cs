@@ -14,28 +14,30 @@ internal static class Resolution
     private static long Mod(long a, long b) => ((a % b) + b) % b;
 }
 
-/// <summary>Folds points into one window aggregate; mergeable, so batches and hubs combine.</summary>
+/// <summary>Folds points into one window aggregate; mergeable, so batches and hubs combine. The sum saturates
+/// (<see cref="FiniteAggregates"/>); "last" is the value of the greatest (ts, seq).</summary>
 internal struct RollupAccumulator
 {
     public long Count;
     public double Sum, Min, Max, Last;
-    public long LastTs;
+    public long LastTs, LastSeq;
 
-    public void Add(long ts, double value)
+    public void Add(long ts, long seq, double value)
     {
         if (Count == 0)
         {
             Min = Max = Last = value;
             LastTs = ts;
+            LastSeq = seq;
         }
         else
         {
             if (value < Min) Min = value;
             if (value > Max) Max = value;
-            if (ts >= LastTs) { LastTs = ts; Last = value; }
+            if (ArrivalOrder.AtOrAfter(ts, seq, LastTs, LastSeq)) { LastTs = ts; LastSeq = seq; Last = value; }
         }
         Count++;
-        Sum += value;
+        Sum = FiniteAggregates.Add(Sum, value);
     }
 }
 
@@ -55,12 +57,13 @@ internal sealed class BatchFold
 
     public void Add(long seriesId, in TelemetryPoint p)
     {
-        if (!Latest.TryGetValue(seriesId, out var latest) || latest.TimestampMs <= p.TimestampMs) Latest[seriesId] = p;
+        if (!Latest.TryGetValue(seriesId, out var latest) || ArrivalOrder.AtOrAfter(p.TimestampMs, p.Sequence, latest.TimestampMs, latest.Sequence))
+            Latest[seriesId] = p;
         if (p.Kind != ValueKind.Number) return;
         for (var r = 0; r < Rollups.Length; r++)
         {
             ref var acc = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(Rollups[r], (seriesId, Resolution.BucketOf(p.TimestampMs, r)), out _);
-            acc.Add(p.TimestampMs, p.Number);
+            acc.Add(p.TimestampMs, p.Sequence, p.Number);
         }
     }
 }
@@ -97,6 +100,7 @@ internal sealed class SeriesCache
 
 internal static class DeadLetterPayload
 {
-    /// <summary>The first <paramref name="limit"/> bytes of a rejected payload: enough to diagnose, bounded in size.</summary>
-    public static byte[] Cap(ReadOnlyMemory<byte> payload, int limit) => payload.Length <= limit ? payload.ToArray() : payload[..limit].ToArray();
+    /// <summary>At most <paramref name="limit"/> bytes of a rejected payload: enough to diagnose, bounded in size, and
+    /// for text not cut inside a UTF-8 character (the API then shows it as text, not base64).</summary>
+    public static byte[] Cap(ReadOnlyMemory<byte> payload, int limit) => SafeText.Utf8Prefix(payload, limit);
 }

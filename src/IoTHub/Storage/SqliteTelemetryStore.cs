@@ -1,5 +1,6 @@
 // SQLite bulk writer: one connection, prepared statements, one transaction per batch. Rollups are folded in
-// memory for the rows that were really inserted (not duplicates) and upserted in the same transaction.
+// memory for the rows that were really inserted (not duplicates) and upserted in the same transaction; their sums
+// saturate at ±double.MaxValue (FiniteAggregates) instead of becoming Infinity.
 using IoTHub.Contracts;
 using Microsoft.Data.Sqlite;
 
@@ -51,10 +52,11 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
                 var insert = _insertPoint!;
                 insert.Parameters[0].Value = seriesId;
                 insert.Parameters[1].Value = p.TimestampMs;
-                insert.Parameters[2].Value = (int)p.Kind;
-                insert.Parameters[3].Value = p.Kind == ValueKind.Text ? DBNull.Value : p.Number;
-                insert.Parameters[4].Value = (object?)p.Text ?? DBNull.Value;
-                insert.Parameters[5].Value = p.DeviceTimestampMs is { } dts ? dts : DBNull.Value;
+                insert.Parameters[2].Value = p.Sequence;
+                insert.Parameters[3].Value = (int)p.Kind;
+                insert.Parameters[4].Value = p.Kind == ValueKind.Text ? DBNull.Value : p.Number;
+                insert.Parameters[5].Value = (object?)p.Text ?? DBNull.Value;
+                insert.Parameters[6].Value = p.DeviceTimestampMs is { } dts ? dts : DBNull.Value;
                 if (insert.ExecuteNonQuery() == 0) continue; // a resent point: stored once, counted once
                 _fold.Add(seriesId, p);
                 if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(seriesId, message.Source.DeviceId, p.Metric, p.TimestampMs));
@@ -73,7 +75,8 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
                 upsert.Parameters[4].Value = acc.Min;
                 upsert.Parameters[5].Value = acc.Max;
                 upsert.Parameters[6].Value = acc.LastTs;
-                upsert.Parameters[7].Value = acc.Last;
+                upsert.Parameters[7].Value = acc.LastSeq;
+                upsert.Parameters[8].Value = acc.Last;
                 upsert.ExecuteNonQuery();
             }
         }
@@ -82,9 +85,10 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
             var u = _updateLatest!;
             u.Parameters[0].Value = series;
             u.Parameters[1].Value = p.TimestampMs;
-            u.Parameters[2].Value = (int)p.Kind;
-            u.Parameters[3].Value = p.Kind == ValueKind.Text ? DBNull.Value : p.Number;
-            u.Parameters[4].Value = (object?)p.Text ?? DBNull.Value;
+            u.Parameters[2].Value = p.Sequence;
+            u.Parameters[3].Value = (int)p.Kind;
+            u.Parameters[4].Value = p.Kind == ValueKind.Text ? DBNull.Value : p.Number;
+            u.Parameters[5].Value = (object?)p.Text ?? DBNull.Value;
             u.ExecuteNonQuery();
         }
         tx.Commit();
@@ -110,7 +114,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
         cmd.Parameters[0].Value = message.Source.DeviceId;
         cmd.Parameters[1].Value = message.Source.ReceivedAtMs;
         cmd.Parameters[2].Value = message.Source.Protocol.ToString().ToLowerInvariant();
-        cmd.Parameters[3].Value = message.RejectReason;
+        cmd.Parameters[3].Value = SafeText.Storable(message.RejectReason!); // as PostgreSQL stores it
         cmd.Parameters[4].Value = DeadLetterPayload.Cap(message.Source.Payload, deadLetterPayloadLimit);
         cmd.Parameters[5].Value = message.Source.Payload.Length;
         cmd.ExecuteNonQuery();
@@ -129,22 +133,24 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
             pragma.CommandText = "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=10000; PRAGMA cache_size=-65536;";
             pragma.ExecuteNonQuery();
         }
-        _insertPoint = Prepare(c, "INSERT INTO telemetry (series_id, ts, kind, number, text, device_ts) VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT DO NOTHING", 6);
+        _insertPoint = Prepare(c, "INSERT INTO telemetry (series_id, ts, seq, kind, number, text, device_ts) VALUES ($1,$2,$3,$4,$5,$6,$7) ON CONFLICT DO NOTHING", 7);
         _insertSeries = Prepare(c, "INSERT INTO series (device_id, metric) VALUES ($1,$2) ON CONFLICT DO NOTHING", 2);
         _selectSeries = Prepare(c, "SELECT id FROM series WHERE device_id = $1 AND metric = $2", 2);
-        _updateLatest = Prepare(c, "UPDATE series SET last_ts = $2, last_kind = $3, last_number = $4, last_text = $5 WHERE id = $1 AND (last_ts IS NULL OR last_ts <= $2)", 5);
+        _updateLatest = Prepare(c, $"UPDATE series SET last_ts = $2, last_seq = $3, last_kind = $4, last_number = $5, last_text = $6 WHERE id = $1 AND (last_ts IS NULL OR {ArrivalOrder.SqlAtOrAfter("$2", "$3", "last_ts", "last_seq")})", 6);
         _insertDeadLetter = Prepare(c, "INSERT INTO dead_letters (device_id, received_at, protocol, reason, payload, payload_size) VALUES ($1,$2,$3,$4,$5,$6)", 6);
         for (var r = 0; r < 3; r++)
         {
             var t = Resolution.Tables[r];
+            var later = ArrivalOrder.SqlAtOrAfter("excluded.last_ts", "excluded.last_seq", $"{t}.last_ts", $"{t}.last_seq");
             _upsertRollup[r] = Prepare(c, $"""
-                INSERT INTO {t} (series_id, bucket, count, sum, min, max, last_ts, last) VALUES ($1,$2,$3,$4,$5,$6,$7,$8)
+                INSERT INTO {t} (series_id, bucket, count, sum, min, max, last_ts, last_seq, last) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9)
                 ON CONFLICT (series_id, bucket) DO UPDATE SET
-                  count = count + excluded.count, sum = sum + excluded.sum,
-                  min = MIN(min, excluded.min), max = MAX(max, excluded.max),
-                  last = CASE WHEN excluded.last_ts >= last_ts THEN excluded.last ELSE last END,
-                  last_ts = MAX(last_ts, excluded.last_ts)
-                """, 8);
+                  count = {t}.count + excluded.count, sum = {FiniteAggregates.SqlAdd($"{t}.sum", "excluded.sum")},
+                  min = MIN({t}.min, excluded.min), max = MAX({t}.max, excluded.max),
+                  last = CASE WHEN {later} THEN excluded.last ELSE {t}.last END,
+                  last_seq = CASE WHEN {later} THEN excluded.last_seq ELSE {t}.last_seq END,
+                  last_ts = MAX({t}.last_ts, excluded.last_ts)
+                """, 9);
         }
         _connection = c;
         return c;

@@ -38,6 +38,13 @@ public sealed class StorageOptions
 
     public int EffectiveWriters => Provider == StorageProvider.Sqlite ? 1 : Writers > 0 ? Writers : 2;
 
+    /// <summary>A telemetry writer that holds a batch and has not committed for longer than this makes <c>/health/ready</c>
+    /// answer 503, naming the writer: a commit that hangs without failing (a lock held elsewhere, a stuck disk) would
+    /// otherwise only show as devices waiting for acks. A commit takes milliseconds; 30 s leaves room for SQLite's
+    /// 10 s busy timeout and a large PostgreSQL batch under load.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan CommitStallThreshold { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>How many bytes of a rejected payload the dead-letter store keeps.</summary>
     [Range(0, 16 * 1024 * 1024)]
     public int DeadLetterPayloadLimit { get; set; } = 16 * 1024;

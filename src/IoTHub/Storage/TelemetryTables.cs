@@ -1,5 +1,8 @@
 // Telemetry is narrow and typed: a series (device, metric) is interned once, then each point is one row
-// keyed by (series, timestamp). Timestamps are Unix milliseconds (UTC) in every table.
+// keyed by (series, timestamp, sequence): the sequence is 0 for a point at its device's own timestamp (so a resend is
+// the same row) and the hub's arrival sequence number for a point the hub stamped (docs/adr/0005). Points of one
+// series at one timestamp are ordered by sequence: "latest" and a window's "last" mean the greatest (ts, seq).
+// Timestamps are Unix milliseconds (UTC) in every table.
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -11,6 +14,7 @@ internal sealed class Series
     public string DeviceId { get; set; } = "";
     public string Metric { get; set; } = "";
     public long? LastTs { get; set; }
+    public long LastSeq { get; set; }
     public byte? LastKind { get; set; }
     public double? LastNumber { get; set; }
     public string? LastText { get; set; }
@@ -20,6 +24,8 @@ internal sealed class TelemetryRow
 {
     public long SeriesId { get; set; }
     public long Ts { get; set; }
+    /// <summary>0 for a device-timestamped point; the arrival sequence number of a point the hub stamped.</summary>
+    public long Seq { get; set; }
     public byte Kind { get; set; }
     public double? Number { get; set; }
     public string? Text { get; set; }
@@ -37,6 +43,7 @@ internal abstract class Rollup
     public double Min { get; set; }
     public double Max { get; set; }
     public long LastTs { get; set; }
+    public long LastSeq { get; set; }
     public double Last { get; set; }
 }
 
@@ -54,6 +61,7 @@ internal sealed class SeriesConfiguration : IEntityTypeConfiguration<Series>
         b.Property(x => x.DeviceId).HasColumnName("device_id").HasMaxLength(64);
         b.Property(x => x.Metric).HasColumnName("metric").HasMaxLength(128);
         b.Property(x => x.LastTs).HasColumnName("last_ts");
+        b.Property(x => x.LastSeq).HasColumnName("last_seq");
         b.Property(x => x.LastKind).HasColumnName("last_kind");
         b.Property(x => x.LastNumber).HasColumnName("last_number");
         b.Property(x => x.LastText).HasColumnName("last_text");
@@ -67,9 +75,10 @@ internal sealed class TelemetryRowConfiguration : IEntityTypeConfiguration<Telem
     {
         // Created by hand-written SQL in the migrations (partitioned on PostgreSQL, WITHOUT ROWID on SQLite).
         b.ToTable("telemetry", t => t.ExcludeFromMigrations());
-        b.HasKey(x => new { x.SeriesId, x.Ts });
+        b.HasKey(x => new { x.SeriesId, x.Ts, x.Seq });
         b.Property(x => x.SeriesId).HasColumnName("series_id");
         b.Property(x => x.Ts).HasColumnName("ts");
+        b.Property(x => x.Seq).HasColumnName("seq");
         b.Property(x => x.Kind).HasColumnName("kind");
         b.Property(x => x.Number).HasColumnName("number");
         b.Property(x => x.Text).HasColumnName("text");
@@ -90,6 +99,7 @@ internal abstract class RollupConfiguration<T>(string table) : IEntityTypeConfig
         b.Property(x => x.Min).HasColumnName("min");
         b.Property(x => x.Max).HasColumnName("max");
         b.Property(x => x.LastTs).HasColumnName("last_ts");
+        b.Property(x => x.LastSeq).HasColumnName("last_seq");
         b.Property(x => x.Last).HasColumnName("last");
     }
 }

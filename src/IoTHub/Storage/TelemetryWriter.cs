@@ -2,7 +2,9 @@
 // and connection and its own share of the devices. A loop drains its channel into a batch that closes on size or
 // after a few milliseconds, commits it in one transaction, and only then completes the messages' tickets,
 // which releases the devices' acks. A failing database keeps the batch and retries: acks stall, the bounded
-// channels fill, adapters wait, and nothing is dropped.
+// channels fill, adapters wait, and nothing is dropped. A failure the data causes (StoreErrors) is not retried: the
+// batch is split until the messages that cause it stand alone; those are dead-lettered with the database's reason
+// and answered as rejected, everything else is committed and acked.
 using System.Diagnostics;
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
@@ -26,7 +28,8 @@ internal static class WriterMetrics
     public static readonly System.Diagnostics.Metrics.Counter<long> DeadLetters = HubMeter.Meter.CreateCounter<long>("iothub_dead_letters_total", description: "Messages dead-lettered");
     public static readonly System.Diagnostics.Metrics.Counter<long> Batches = HubMeter.Meter.CreateCounter<long>("iothub_commit_batches_total", description: "Write batches committed");
     public static readonly System.Diagnostics.Metrics.Counter<long> DuplicateRetries = HubMeter.Meter.CreateCounter<long>("iothub_commit_duplicate_retries_total", description: "PostgreSQL batches written again the checked way because a point in them was already stored (a resend)");
-    public static readonly System.Diagnostics.Metrics.Counter<long> Failures = HubMeter.Meter.CreateCounter<long>("iothub_commit_failures_total", description: "Failed commit attempts (retried)");
+    public static readonly System.Diagnostics.Metrics.Counter<long> Failures = HubMeter.Meter.CreateCounter<long>("iothub_commit_failures_total", description: "Failed commit attempts (retried, or split when the data caused them)");
+    public static readonly System.Diagnostics.Metrics.Counter<long> Refused = HubMeter.Meter.CreateCounter<long>("iothub_commit_refused_messages_total", description: "Messages the database refused for their data, dead-lettered with its reason");
 }
 
 /// <summary>The telemetry stores, one per writer (each with its own connection and series cache).</summary>
@@ -78,7 +81,8 @@ internal sealed class TelemetryWriter(
     {
         try
         {
-            await Task.WhenAll(Enumerable.Range(0, stores.All.Count).Select(i => Task.Run(() => RunAsync(channels.Stores[i].Reader, stores.All[i], _abort.Token))));
+            await Task.WhenAll(Enumerable.Range(0, stores.All.Count).Select(i =>
+                Task.Run(() => RunAsync(channels.Stores[i].Reader, stores.All[i], health.Writer(i, channels.Stores[i].Reader), _abort.Token))));
         }
         finally
         {
@@ -86,7 +90,7 @@ internal sealed class TelemetryWriter(
         }
     }
 
-    private async Task RunAsync(System.Threading.Channels.ChannelReader<ValidatedTelemetry> reader, ITelemetryStore store, CancellationToken abort)
+    private async Task RunAsync(System.Threading.Channels.ChannelReader<ValidatedTelemetry> reader, ITelemetryStore store, WriterProgress progress, CancellationToken abort)
     {
         var batch = new List<ValidatedTelemetry>(1024);
         var committed = new List<CommittedPoint>(4096);
@@ -95,8 +99,10 @@ internal sealed class TelemetryWriter(
             while (await reader.WaitToReadAsync(abort))
             {
                 await FillAsync(reader, batch, abort);
-                await CommitWithRetryAsync(store, batch, committed, abort);
+                progress.Began(batch.Count);
+                await CommitIsolatingAsync(store, batch, committed, progress, abort);
                 batch.Clear();
+                progress.Idle();
             }
         }
         catch (OperationCanceledException) when (abort.IsCancellationRequested)
@@ -139,7 +145,67 @@ internal sealed class TelemetryWriter(
         }
     }
 
-    private async Task CommitWithRetryAsync(ITelemetryStore store, List<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken abort)
+    /// <summary>Commits <paramref name="batch"/> and completes its tickets. When the data makes the commit fail, the batch
+    /// is split in halves, each committed the same way (in order, so a device's messages stay in order), down to the
+    /// single messages that fail on their own: ~2·log2(n) commits for one such message in a batch of n.</summary>
+    private async Task CommitIsolatingAsync(ITelemetryStore store, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed,
+        WriterProgress progress, CancellationToken abort)
+    {
+        if (await TryCommitAsync(store, batch, committed, progress, abort) is not { } refused)
+        {
+            await CompleteAsync(batch, committed, abort);
+            return;
+        }
+        if (batch.Count > 1)
+        {
+            var half = batch.Count / 2;
+            await CommitIsolatingAsync(store, Slice(batch, 0, half), committed, progress, abort);
+            await CommitIsolatingAsync(store, Slice(batch, half, batch.Count - half), committed, progress, abort);
+            return;
+        }
+        await DeadLetterRefusedAsync(store, batch[0], refused, committed, progress, abort);
+    }
+
+    /// <summary>A message the database refused for its data becomes a dead letter with the database's reason (made
+    /// storable and cut on a character boundary). Should even that be refused, the dead letter keeps a fixed reason and
+    /// the database's text escaped to ASCII; should that fail too, the sender is still answered, and the log says so.</summary>
+    private async Task DeadLetterRefusedAsync(ITelemetryStore store, ValidatedTelemetry message, Exception refused, List<CommittedPoint> committed,
+        WriterProgress progress, CancellationToken abort)
+    {
+        WriterMetrics.Refused.Add(1);
+        var said = StoreErrors.Describe(refused);
+        var reasons = new[]
+        {
+            (message.RejectReason is { } earlier ? SafeText.Prefix(SafeText.Storable(earlier), 300, "…") + "; then " : "") + "the database refused it: " + said,
+            "the database refused this message; its reason, escaped: " + SafeText.Escaped(refused.Message, 300),
+        };
+        foreach (var reason in reasons)
+        {
+            var dead = message with { Points = null, PointCount = 0, RejectReason = reason, Errors = message.Errors ?? [new FieldError("", reason)] };
+            if (await TryCommitAsync(store, [dead], committed, progress, abort) is not { } again)
+            {
+                log.LogWarning("The database refused a telemetry message of device {DeviceId}; dead-lettered: {Reason}", message.Source.DeviceId, reason);
+                await CompleteAsync([dead], committed, abort);
+                return;
+            }
+            refused = again;
+        }
+        log.LogError(refused, "The database refused a telemetry message of device {DeviceId} and then its dead letter; the sender is told it was rejected, nothing is stored",
+            message.Source.DeviceId);
+        message.Source.Ticket?.TrySetResult(new IngestOutcome(IngestStatus.Rejected, "the database refused this message", [new FieldError("", "the database refused this message")]));
+    }
+
+    private static IReadOnlyList<ValidatedTelemetry> Slice(IReadOnlyList<ValidatedTelemetry> batch, int start, int count)
+    {
+        var part = new ValidatedTelemetry[count];
+        for (var i = 0; i < count; i++) part[i] = batch[start + i];
+        return part;
+    }
+
+    /// <summary>Commits, retrying transient failures with backoff for as long as they last; returns null once committed,
+    /// or the failure when the data caused it.</summary>
+    private async Task<Exception?> TryCommitAsync(ITelemetryStore store, IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed,
+        WriterProgress progress, CancellationToken abort)
     {
         var delay = TimeSpan.FromMilliseconds(50);
         while (true)
@@ -149,17 +215,24 @@ internal sealed class TelemetryWriter(
                 committed.Clear();
                 await store.CommitAsync(batch, committed, abort);
                 health.Succeeded();
-                break;
+                progress.Committed();
+                return null;
             }
             catch (Exception ex) when (ex is not OperationCanceledException || !abort.IsCancellationRequested)
             {
                 WriterMetrics.Failures.Add(1);
+                if (StoreErrors.IsPermanent(ex)) return ex;
                 if (health.Failed(ex))
                     log.LogError(ex, "Committing a telemetry batch of {Count} messages failed; holding their acks and retrying", batch.Count);
                 await Task.Delay(delay, abort);
                 delay = TimeSpan.FromMilliseconds(Math.Min(delay.TotalMilliseconds * 2, 2_000));
             }
         }
+    }
+
+    /// <summary>After a commit: hands its numeric points to aggregation, counts, and completes the messages' tickets.</summary>
+    private async Task CompleteAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken abort)
+    {
         if (committed.Count > 0) await channels.Committed.Writer.WriteAsync(committed.ToArray(), abort);
         Interlocked.Add(ref _committedMessages, batch.Count);
         long points = 0, dead = 0;
@@ -179,29 +252,5 @@ internal sealed class TelemetryWriter(
                 ? IngestOutcome.Stored
                 : new IngestOutcome(IngestStatus.Rejected, m.RejectReason, m.Errors));
         }
-    }
-}
-
-/// <summary>Whether the last telemetry commit worked; read by <c>/health/ready</c>.</summary>
-internal sealed class StoreHealth(ILogger<StoreHealth> log)
-{
-    private volatile string? _error;
-    private long _failingSinceTicks;
-
-    public string? Error => _error;
-
-    /// <summary>Records a failure; true when this starts an outage (so it is logged once).</summary>
-    public bool Failed(Exception ex)
-    {
-        _error = ex.Message;
-        return Interlocked.CompareExchange(ref _failingSinceTicks, DateTime.UtcNow.Ticks, 0) == 0;
-    }
-
-    public void Succeeded()
-    {
-        if (_error is null) return;
-        var since = Interlocked.Exchange(ref _failingSinceTicks, 0);
-        _error = null;
-        if (since != 0) log.LogInformation("Telemetry store recovered after {Seconds:F1} s", TimeSpan.FromTicks(DateTime.UtcNow.Ticks - since).TotalSeconds);
     }
 }

@@ -1,7 +1,8 @@
 // Applies the clock-drift policy to a decoded message. A point more than the tolerance ahead of the hub's clock
 // is never stored silently: `reject` dead-letters the message, `serverTime` stores the hub's corrected time and
 // keeps the device's, `accept` stores the device's time with the device flagged. Points older than MaxPastAge
-// are rejected unless `serverTime` can correct them (a device whose clock reset to 1970).
+// are rejected unless `serverTime` can correct them (a device whose clock reset to 1970). A restamped point is the hub's
+// reading, no longer the device's: like a point without `ts`, it gets its own arrival sequence number.
 using IoTHub.Contracts;
 
 namespace IoTHub.Validation;
@@ -10,7 +11,9 @@ internal readonly record struct ClockLimits(long ToleranceMs, long MaxPastMs, lo
 
 internal static class ClockPolicyRules
 {
-    public static void Apply(Span<TelemetryPoint> points, long receivedAtMs, long driftMs, bool flagged, ClockPolicy policy,
+    /// <summary>Applies <paramref name="policy"/> to the points of one message; a point restamped by <c>serverTime</c> gets
+    /// the arrival sequence number <paramref name="firstSequence"/> + its index, as a point without <c>ts</c> does.</summary>
+    public static void Apply(Span<TelemetryPoint> points, long receivedAtMs, long firstSequence, long driftMs, bool flagged, ClockPolicy policy,
         in ClockLimits limits, ref List<FieldError>? errors)
     {
         for (var i = 0; i < points.Length; i++)
@@ -30,7 +33,7 @@ internal static class ClockPolicyRules
                 case ClockPolicy.ServerTime:
                     var corrected = flagged ? ts - driftMs : receivedAtMs;
                     corrected = Math.Clamp(corrected, receivedAtMs - limits.MaxPastMs, receivedAtMs);
-                    p = p with { TimestampMs = corrected, DeviceTimestampMs = ts };
+                    p = p with { TimestampMs = corrected, DeviceTimestampMs = ts, Sequence = firstSequence + i };
                     break;
                 case ClockPolicy.Accept when !tooOld && offset <= limits.MaxFutureAcceptedMs:
                     p = p with { DeviceTimestampMs = null };

@@ -79,8 +79,8 @@ internal sealed class ValidationWorkers(
         try
         {
             var result = raw.Format == PayloadFormat.Cbor
-                ? decoder.DecodeCbor(raw.Payload, raw.ReceivedAtMs, Limits)
-                : decoder.Decode(raw.Payload.Span, raw.ReceivedAtMs, Limits);
+                ? decoder.DecodeCbor(raw.Payload, raw.ReceivedAtMs, raw.Sequence, Limits)
+                : decoder.Decode(raw.Payload.Span, raw.ReceivedAtMs, raw.Sequence, Limits);
             if (!result.IsValid) return new ValidatedTelemetry(raw, null, 0, result.Reason, result.Errors);
             var points = result.Points.AsSpan(0, result.Count);
             var profile = profiles.For(raw.DeviceId);
@@ -91,7 +91,7 @@ internal sealed class ValidationWorkers(
                 var drift = clocks.Sample(raw.DeviceId, latest - raw.ReceivedAtMs);
                 var flagged = Math.Abs(drift) > ClockLimits.ToleranceMs;
                 deviceClock.Drift(raw.DeviceId, drift, flagged);
-                ClockPolicyRules.Apply(points, raw.ReceivedAtMs, drift, flagged, profile?.Profile.ClockPolicy ?? _defaultClockPolicy, ClockLimits, ref errors);
+                ClockPolicyRules.Apply(points, raw.ReceivedAtMs, raw.Sequence, drift, flagged, profile?.Profile.ClockPolicy ?? _defaultClockPolicy, ClockLimits, ref errors);
             }
             if (profile is not null)
             {

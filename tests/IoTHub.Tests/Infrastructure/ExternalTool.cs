@@ -5,9 +5,13 @@ namespace IoTHub.Tests.Infrastructure;
 /// <summary>Runs a real client nobody here wrote (mosquitto_pub, mosquitto_sub). Missing tools fail in CI and skip elsewhere.</summary>
 public static class ExternalTool
 {
-    public static async Task<(int Code, string Output)> RunAsync(string file, params string[] args)
+    public static Task<(int Code, string Output)> RunAsync(string file, params string[] args) => RunWithInputAsync(file, null, args);
+
+    /// <summary>Runs the tool with <paramref name="input"/> written to its standard input, which is then closed
+    /// (e.g. <c>mosquitto_pub -l</c>, which publishes a message per line until the end of its input).</summary>
+    public static async Task<(int Code, string Output)> RunWithInputAsync(string file, string? input, params string[] args)
     {
-        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = input is not null };
         foreach (var a in args) psi.ArgumentList.Add(a);
         Process p;
         try
@@ -23,6 +27,11 @@ public static class ExternalTool
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
         var stdout = p.StandardOutput.ReadToEndAsync(timeout.Token);
         var stderr = p.StandardError.ReadToEndAsync(timeout.Token);
+        if (input is not null)
+        {
+            await p.StandardInput.WriteAsync(input.AsMemory(), timeout.Token);
+            p.StandardInput.Close();
+        }
         await p.WaitForExitAsync(timeout.Token);
         return (p.ExitCode, await stdout + await stderr);
     }

@@ -26,7 +26,7 @@ public sealed class HotPathAllocationTests
         var presence = new DevicePresence();
         var worker = new ValidationWorkers(new IngestChannels(1, 1), decoder, new SeriesTypes(), profiles, new DeviceClocks(), presence, presence,
             scopes: null!, Options.Create(new ValidationOptions()), NullLogger<ValidationWorkers>.Instance);
-        var raw = new RawTelemetry("t-1", TelemetryProtocol.Mqtt, PayloadFormat.Json, payload, now, null);
+        var raw = new RawTelemetry("t-1", TelemetryProtocol.Mqtt, PayloadFormat.Json, payload, now, 1, null);
 
         long Allocated(Func<int> step)
         {
@@ -35,7 +35,7 @@ public sealed class HotPathAllocationTests
             for (var i = 0; i < 100; i++) step();
             return GC.GetAllocatedBytesForCurrentThread() - before;
         }
-        var decoding = Allocated(() => decoder.Decode(payload, now, worker.Limits).Count);
+        var decoding = Allocated(() => decoder.Decode(payload, now, 1, worker.Limits).Count);
         var validating = Allocated(() => worker.Validate(raw).PointCount);
 
         Assert.That(worker.Validate(raw).PointCount, Is.EqualTo(3), "the message is valid");

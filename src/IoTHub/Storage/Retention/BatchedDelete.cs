@@ -21,7 +21,7 @@ internal static class BatchedDelete
         {
             n = await cmd.ExecuteNonQueryAsync(ct);
             total += n;
-        } while (n == BatchRows);
+        } while (n >= BatchRows); // more than BatchRows when a (series, ts) holds several points (hub-stamped readings)
         return total;
     }
 }

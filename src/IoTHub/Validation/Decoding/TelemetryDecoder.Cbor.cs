@@ -1,6 +1,7 @@
 // The CBOR twin of the JSON decoder (MQTT 5 content type or HTTP media type application/cbor): the same three
 // shapes (a map of metric: value; {"ts": ..., "values": {...}}; or an array of those), the same rules and errors.
-// ts may be Unix milliseconds, an RFC 3339 text string, or a tag-0/tag-1 date.
+// ts may be Unix milliseconds, an RFC 3339 text string, or a tag-0/tag-1 date. Text must be valid UTF-8, as in JSON:
+// the reader's Lax mode (kept, so repeated keys are read as JSON reads them) would decode it with replacement characters.
 using System.Formats.Cbor;
 using System.Text;
 using IoTHub.Contracts;
@@ -9,10 +10,11 @@ namespace IoTHub.Validation.Decoding;
 
 internal sealed partial class TelemetryDecoder
 {
-    public DecodeResult DecodeCbor(ReadOnlyMemory<byte> payload, long receivedAtMs, in DecodeLimits limits)
+    /// <summary>Decodes a CBOR payload; times and sequence numbers as <see cref="Decode"/>.</summary>
+    public DecodeResult DecodeCbor(ReadOnlyMemory<byte> payload, long receivedAtMs, long firstSequence, in DecodeLimits limits)
     {
         var result = new DecodeResult();
-        if (!TryBegin(payload.Length, receivedAtMs, limits, ref result, out var state)) return result;
+        if (!TryBegin(payload.Length, receivedAtMs, firstSequence, limits, ref result, out var state)) return result;
         try
         {
             var reader = new CborReader(payload, CborConformanceMode.Lax, allowMultipleRootLevelValues: false);
@@ -63,14 +65,19 @@ internal sealed partial class TelemetryDecoder
         reader.ReadStartMap();
         while (reader.PeekState() != CborReaderState.EndMap)
         {
-            if (reader.PeekState() != CborReaderState.TextString)
+            if (!IsText(reader.PeekState()))
             {
                 AddError(ref result, prefix ?? "", "map keys must be text");
                 reader.SkipValue();
                 reader.SkipValue();
                 continue;
             }
-            var key = reader.ReadTextString();
+            if (ReadUtf8Text(reader) is not { } key)
+            {
+                AddError(ref result, prefix ?? "", NotUtf8Key);
+                reader.SkipValue();
+                continue;
+            }
             if (key == "ts")
             {
                 ts = ReadCborTimestamp(reader, ref result, Path(prefix, "ts"));
@@ -82,8 +89,8 @@ internal sealed partial class TelemetryDecoder
                 var valuesPrefix = Path(prefix, "values");
                 while (reader.PeekState() != CborReaderState.EndMap)
                 {
-                    var metric = reader.PeekState() == CborReaderState.TextString ? reader.ReadTextString() : null;
-                    if (metric is null) { reader.SkipValue(); reader.SkipValue(); AddError(ref result, valuesPrefix, "metric names must be text"); continue; }
+                    if (!IsText(reader.PeekState())) { reader.SkipValue(); reader.SkipValue(); AddError(ref result, valuesPrefix, "metric names must be text"); continue; }
+                    if (ReadUtf8Text(reader) is not { } metric) { reader.SkipValue(); AddError(ref result, valuesPrefix, NotUtf8Key); continue; }
                     ReadCborPoint(reader, metric, ref state, ref result, valuesPrefix);
                     if (state.Overflow) return;
                 }
@@ -99,9 +106,7 @@ internal sealed partial class TelemetryDecoder
         reader.ReadEndMap();
         if (hasValues && hasFlat) AddError(ref result, prefix ?? "", "a message with \"values\" may hold only \"ts\" beside it");
         if (state.Count == first && result.Errors is null) AddError(ref result, prefix ?? "", "the message holds no values");
-        var at = ts ?? state.ReceivedAtMs;
-        for (var i = first; i < state.Count; i++) state.Points[i] = state.Points[i] with { TimestampMs = at, DeviceTimestampMs = ts };
-        if (ts is { } t && (state.LatestDeviceTs is null || t > state.LatestDeviceTs)) state.LatestDeviceTs = t;
+        Stamp(ref state, first, ts);
     }
 
     private void ReadCborPoint(CborReader reader, string name, ref State state, ref DecodeResult result, string? prefix)
@@ -134,9 +139,11 @@ internal sealed partial class TelemetryDecoder
             case CborReaderState.Boolean:
                 state.Points[state.Count++] = new TelemetryPoint(metric, 0, ValueKind.Boolean, reader.ReadBoolean() ? 1 : 0, null);
                 break;
-            case CborReaderState.TextString:
-                var text = reader.ReadTextString();
-                if (Encoding.UTF8.GetByteCount(text) > state.Limits.MaxStringBytes)
+            case CborReaderState.TextString or CborReaderState.StartIndefiniteLengthTextString:
+                var text = ReadUtf8Text(reader);
+                if (text is null)
+                    AddError(ref result, Path(prefix, metric), "text is not valid UTF-8");
+                else if (Encoding.UTF8.GetByteCount(text) > state.Limits.MaxStringBytes)
                     AddError(ref result, Path(prefix, metric), $"string is longer than {state.Limits.MaxStringBytes} bytes");
                 else if (text.Contains('\0'))
                     AddError(ref result, Path(prefix, metric), NulInString);
@@ -154,6 +161,32 @@ internal sealed partial class TelemetryDecoder
         }
     }
 
+    private const string NotUtf8Key = "a metric name is not valid UTF-8 text";
+
+    private static bool IsText(CborReaderState state) => state is CborReaderState.TextString or CborReaderState.StartIndefiniteLengthTextString;
+
+    /// <summary>Reads a text string (definite or in chunks); null when its bytes are not valid UTF-8.</summary>
+    private static string? ReadUtf8Text(CborReader reader)
+    {
+        if (reader.PeekState() == CborReaderState.TextString)
+        {
+            var bytes = reader.ReadDefiniteLengthTextStringBytes().Span;
+            return System.Text.Unicode.Utf8.IsValid(bytes) ? Encoding.UTF8.GetString(bytes) : null;
+        }
+        // Indefinite length: each chunk is a definite text string, well-formed UTF-8 on its own (RFC 8949 §3.2.3).
+        reader.ReadStartIndefiniteLengthTextString();
+        var text = new StringBuilder();
+        var valid = true;
+        while (reader.PeekState() != CborReaderState.EndIndefiniteLengthTextString)
+        {
+            var chunk = reader.ReadDefiniteLengthTextStringBytes().Span;
+            if (System.Text.Unicode.Utf8.IsValid(chunk)) text.Append(Encoding.UTF8.GetString(chunk));
+            else valid = false;
+        }
+        reader.ReadEndIndefiniteLengthTextString();
+        return valid ? text.ToString() : null;
+    }
+
     private static long? ReadCborTimestamp(CborReader reader, ref DecodeResult result, string path)
     {
         long ts;
@@ -162,8 +195,8 @@ internal sealed partial class TelemetryDecoder
             case CborReaderState.UnsignedInteger or CborReaderState.NegativeInteger:
                 ts = reader.ReadInt64();
                 break;
-            case CborReaderState.TextString:
-                if (!DateTimeOffset.TryParse(reader.ReadTextString(), System.Globalization.CultureInfo.InvariantCulture,
+            case CborReaderState.TextString or CborReaderState.StartIndefiniteLengthTextString:
+                if (!DateTimeOffset.TryParse(ReadUtf8Text(reader), System.Globalization.CultureInfo.InvariantCulture,
                         System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
                 {
                     AddError(ref result, path, "ts must be Unix milliseconds or an ISO 8601 date-time");

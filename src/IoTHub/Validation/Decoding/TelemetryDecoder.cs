@@ -32,10 +32,12 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
 
     [ThreadStatic] private static TelemetryPoint[]? _scratch;
 
-    public DecodeResult Decode(ReadOnlySpan<byte> payload, long receivedAtMs, in DecodeLimits limits)
+    /// <summary>Decodes a JSON payload; points without <c>ts</c> get the receive time and the sequence number
+    /// <paramref name="firstSequence"/> + their index in the message (see <see cref="RawTelemetry.Sequence"/>).</summary>
+    public DecodeResult Decode(ReadOnlySpan<byte> payload, long receivedAtMs, long firstSequence, in DecodeLimits limits)
     {
         var result = new DecodeResult();
-        if (!TryBegin(payload.Length, receivedAtMs, limits, ref result, out var state)) return result;
+        if (!TryBegin(payload.Length, receivedAtMs, firstSequence, limits, ref result, out var state)) return result;
         try
         {
             var reader = new Utf8JsonReader(payload, ReaderOptions);
@@ -84,10 +86,10 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
     }
 
     /// <summary>Checks the payload size and sets up the per-thread point buffer; false when the payload is too large.</summary>
-    private static bool TryBegin(int payloadLength, long receivedAtMs, in DecodeLimits limits, ref DecodeResult result, out State state)
+    private static bool TryBegin(int payloadLength, long receivedAtMs, long firstSequence, in DecodeLimits limits, ref DecodeResult result, out State state)
     {
         var scratch = _scratch is { } s && s.Length >= limits.MaxPoints ? s : _scratch = new TelemetryPoint[limits.MaxPoints];
-        state = new State(scratch, receivedAtMs, limits);
+        state = new State(scratch, receivedAtMs, firstSequence, limits);
         if (payloadLength <= limits.MaxPayloadBytes) return true;
         AddError(ref result, "", $"payload of {payloadLength} bytes exceeds the limit of {limits.MaxPayloadBytes} bytes");
         return false;
@@ -102,10 +104,11 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
         result.Points = state.Points.AsSpan(0, state.Count).ToArray();
     }
 
-    private struct State(TelemetryPoint[] points, long receivedAtMs, in DecodeLimits limits)
+    private struct State(TelemetryPoint[] points, long receivedAtMs, long firstSequence, in DecodeLimits limits)
     {
         public readonly TelemetryPoint[] Points = points;
         public readonly long ReceivedAtMs = receivedAtMs;
+        public readonly long FirstSequence = firstSequence;
         public readonly DecodeLimits Limits = limits;
         public int Count;
         public bool Overflow;
@@ -153,9 +156,20 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
             AddError(ref result, prefix ?? "", "a message with \"values\" may hold only \"ts\" beside it");
         if (state.Count == first && result.Errors is null)
             AddError(ref result, prefix ?? "", "the message holds no values");
-        var at = ts ?? state.ReceivedAtMs;
-        for (var i = first; i < state.Count; i++) state.Points[i] = state.Points[i] with { TimestampMs = at, DeviceTimestampMs = ts };
-        if (ts is { } t && (state.LatestDeviceTs is null || t > state.LatestDeviceTs)) state.LatestDeviceTs = t;
+        Stamp(ref state, first, ts);
+    }
+
+    /// <summary>Gives the points of one message object their time: the device's <c>ts</c> (sequence 0: a resend is the
+    /// same point), or else the receive time with the point's own arrival sequence number.</summary>
+    private static void Stamp(ref State state, int first, long? ts)
+    {
+        for (var i = first; i < state.Count; i++)
+        {
+            state.Points[i] = ts is { } t
+                ? state.Points[i] with { TimestampMs = t, DeviceTimestampMs = t }
+                : state.Points[i] with { TimestampMs = state.ReceivedAtMs, DeviceTimestampMs = null, Sequence = state.FirstSequence + i };
+        }
+        if (ts is { } latest && (state.LatestDeviceTs is null || latest > state.LatestDeviceTs)) state.LatestDeviceTs = latest;
     }
 
     private void ReadPoint(ref Utf8JsonReader reader, ref State state, ref DecodeResult result, string? prefix)
@@ -258,7 +272,7 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
 
     private static string Printable(string s)
     {
-        var cut = s.Length > 64 ? s[..64] + "…" : s;
+        var cut = SafeText.Prefix(s, 64, "…"); // an emoji as the 64th character is kept whole or left out, never halved
         return string.Create(cut.Length, cut, static (span, src) =>
         {
             for (var i = 0; i < src.Length; i++) span[i] = char.IsControl(src[i]) ? '?' : src[i];

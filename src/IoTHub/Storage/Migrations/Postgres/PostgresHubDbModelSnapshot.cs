@@ -563,6 +563,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("double precision")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("bigint")
                         .HasColumnName("last_ts");
@@ -602,6 +606,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("double precision")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("bigint")
                         .HasColumnName("last_ts");
@@ -640,6 +648,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                     b.Property<double>("Last")
                         .HasColumnType("double precision")
                         .HasColumnName("last");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
 
                     b.Property<long>("LastTs")
                         .HasColumnType("bigint")
@@ -685,6 +697,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("double precision")
                         .HasColumnName("last_number");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("last_seq");
+
                     b.Property<string>("LastText")
                         .HasColumnType("text")
                         .HasColumnName("last_text");
@@ -717,6 +733,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("ts");
 
+                    b.Property<long>("Seq")
+                        .HasColumnType("bigint")
+                        .HasColumnName("seq");
+
                     b.Property<long?>("DeviceTs")
                         .HasColumnType("bigint")
                         .HasColumnName("device_ts");
@@ -733,7 +753,7 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("text")
                         .HasColumnName("text");
 
-                    b.HasKey("SeriesId", "Ts");
+                    b.HasKey("SeriesId", "Ts", "Seq");
 
                     b.ToTable("telemetry", null, t =>
                         {

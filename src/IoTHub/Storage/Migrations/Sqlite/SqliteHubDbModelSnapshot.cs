@@ -548,6 +548,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("REAL")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("last_ts");
@@ -587,6 +591,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("REAL")
                         .HasColumnName("last");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
+
                     b.Property<long>("LastTs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("last_ts");
@@ -625,6 +633,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.Property<double>("Last")
                         .HasColumnType("REAL")
                         .HasColumnName("last");
+
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
 
                     b.Property<long>("LastTs")
                         .HasColumnType("INTEGER")
@@ -668,6 +680,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("REAL")
                         .HasColumnName("last_number");
 
+                    b.Property<long>("LastSeq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("last_seq");
+
                     b.Property<string>("LastText")
                         .HasColumnType("TEXT")
                         .HasColumnName("last_text");
@@ -700,6 +716,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("ts");
 
+                    b.Property<long>("Seq")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("seq");
+
                     b.Property<long?>("DeviceTs")
                         .HasColumnType("INTEGER")
                         .HasColumnName("device_ts");
@@ -716,7 +736,7 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("TEXT")
                         .HasColumnName("text");
 
-                    b.HasKey("SeriesId", "Ts");
+                    b.HasKey("SeriesId", "Ts", "Seq");
 
                     b.ToTable("telemetry", null, t =>
                         {

@@ -3,7 +3,7 @@
 // own connection), the session behind a session status (to forget a message it must never send), and the Kestrel
 // connection behind an MQTT channel (to reach the wire guard's state). UnsafeAccessor reads those fields without
 // reflection. The package version is pinned (Directory.Packages.props); if a field is renamed, every broker test fails
-// at its first connect, not silently (docs/adr/0005-mqtt-sessions-over-mqttnet.md).
+// at its first connect, not silently (docs/adr/0007-mqtt-sessions-over-mqttnet.md).
 using System.Runtime.CompilerServices;
 using Microsoft.AspNetCore.Connections;
 using MQTTnet.AspNetCore;

@@ -12,6 +12,7 @@ public static class WebModule
         services.AddRazorComponents().AddInteractiveServerComponents();
         services.AddRadzenComponents();
         services.AddCascadingAuthenticationState();
+        services.AddSingleton<ScopedMediator>();
         return services;
     }
 

@@ -115,7 +115,7 @@ public sealed class SafeTextTests
     [Test]
     public void Site_device_page_payload_preview()
     {
-        var shown = IoTHub.Web.Components.Pages.DevicePage.Shorten(new string('{', 119) + Emoji + "}");
+        var shown = IoTHub.Web.Components.HumanFormat.Shorten(new string('{', 119) + Emoji + "}", 120);
         Assert.That(shown, Is.EqualTo(new string('{', 119) + "…"));
     }
 

@@ -146,12 +146,7 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
             await page.GotoAsync(path);
             await WaitForCircuitAsync(page);
             await Expect(page.Locator("h1").First).ToBeVisibleAsync();
-            var overflow = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
-            var wide = overflow <= 1 ? "" : await page.EvaluateAsync<string>("""
-                () => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth + 1)
-                    .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join('; ')
-                """);
-            Assert.That(overflow, Is.LessThanOrEqualTo(1), $"{path} scrolls sideways by {overflow} px at 375 px: {wide}");
+            await AssertNoSidewaysScrollAsync(page, $"{path} at 375 px");
             var unlabeled = await page.EvaluateAsync<int>("""
                 () => [...document.querySelectorAll('input:not([type=hidden]):not([type=file]), select, textarea')]
                     .filter(e => !e.labels?.length && !e.getAttribute('aria-label') && !e.closest('.rz-datatable, .rz-data-grid')).length

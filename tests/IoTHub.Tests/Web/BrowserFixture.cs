@@ -77,6 +77,19 @@ public abstract class BrowserFixture(Store store) : HubFixture(store)
         await Task.Delay(300);
     }
 
+    /// <summary>Fails when the page scrolls sideways (document.documentElement.scrollWidth &gt; window.innerWidth), naming
+    /// the elements that stick out.</summary>
+    protected static async Task AssertNoSidewaysScrollAsync(IPage page, string what)
+    {
+        var overflow = await page.EvaluateAsync<int>("() => document.documentElement.scrollWidth - window.innerWidth");
+        if (overflow <= 0) return;
+        var wide = await page.EvaluateAsync<string>("""
+            () => [...document.querySelectorAll('body *')].filter(e => e.getBoundingClientRect().right > window.innerWidth)
+                .slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right)).join('; ')
+            """);
+        Assert.Fail($"{what} scrolls sideways by {overflow} px: {wide}");
+    }
+
     protected async Task ScreenshotAsync(IPage page, string name)
     {
         var folder = Path.Combine(TestContext.CurrentContext.WorkDirectory, "screenshots");

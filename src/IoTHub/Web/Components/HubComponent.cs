@@ -1,19 +1,20 @@
-// The base of every page: the signed-in user and their role, the mediator, notifications, and an optional
-// refresh loop for live pages. Role checks here are enforced on the server, not only by hiding buttons.
+// The base of every page and of the parts a page is made of: the signed-in user and their role, the mediator,
+// notifications, and an optional refresh loop for live views. Role checks here are enforced on the server, not only
+// by hiding buttons.
 using System.Security.Claims;
-using Mediator;
 using Microsoft.AspNetCore.Components;
 using Microsoft.AspNetCore.Components.Authorization;
 using Radzen;
 
 namespace IoTHub.Web.Components;
 
-public abstract class HubPage : ComponentBase, IAsyncDisposable
+public abstract class HubComponent : ComponentBase, IAsyncDisposable
 {
-    [Inject] protected IMediator Mediator { get; set; } = default!;
+    [Inject] protected ScopedMediator Mediator { get; set; } = default!;
     [Inject] protected NotificationService Notifications { get; set; } = default!;
     [Inject] protected DialogService Dialogs { get; set; } = default!;
     [Inject] protected NavigationManager Nav { get; set; } = default!;
+    [Inject] protected TimeProvider Time { get; set; } = default!;
     [Inject] private Microsoft.AspNetCore.Http.IHttpContextAccessor HttpContextAccessor { get; set; } = default!;
     [CascadingParameter] private Task<AuthenticationState> AuthenticationState { get; set; } = default!;
 
@@ -25,7 +26,7 @@ public abstract class HubPage : ComponentBase, IAsyncDisposable
 
     protected bool IsAdmin => User.IsInRole(Contracts.Roles.Admin);
 
-    /// <summary>Seconds between refreshes of a live page; 0 for a page that does not refresh itself.</summary>
+    /// <summary>Seconds between refreshes of a live view; 0 for one that does not refresh itself.</summary>
     protected virtual int RefreshSeconds => 0;
 
     protected override async Task OnInitializedAsync()

@@ -171,8 +171,8 @@ internal sealed class WindowTracker(
 
     private static WindowAggregate View(string device, string metric, RollupRow row) => new(device, metric, Names[row.Key.Resolution],
         UnixTime.ToDateTime(row.Key.Bucket), UnixTime.ToDateTime(row.Key.Bucket + Widths[row.Key.Resolution]),
-        row.Count, Storage.FiniteAggregates.Finite(row.Sum), Storage.FiniteAggregates.Finite(row.Min), Storage.FiniteAggregates.Finite(row.Max),
-        Storage.FiniteAggregates.Average(row.Sum, row.Count, row.Min, row.Max), Storage.FiniteAggregates.Finite(row.Last));
+        row.Count, FiniteAggregates.Finite(row.Sum), FiniteAggregates.Finite(row.Min), FiniteAggregates.Finite(row.Max),
+        FiniteAggregates.Average(row.Sum, row.Count, row.Min, row.Max), FiniteAggregates.Finite(row.Last));
 }
 
 public sealed record WindowEvent(string Kind, WindowAggregate Window, long? PreviousCount);

@@ -3,7 +3,7 @@
 // answered 500). The rule: every value the contract accepts is stored, and a sum saturates at ±double.MaxValue, in the
 // C# fold and in every SQL merge, written so that PostgreSQL never evaluates an overflowing addition. An average is
 // clamped into [min, max], where the true average always lies, so a saturated window still reports a sound average.
-namespace IoTHub.Storage;
+namespace IoTHub.Contracts;
 
 /// <summary>Sums that saturate instead of overflowing, and numbers made finite for an answer.</summary>
 internal static class FiniteAggregates

@@ -1,3 +1,4 @@
+using IoTHub.Storage.Write;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 

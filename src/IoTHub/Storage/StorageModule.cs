@@ -1,5 +1,7 @@
 using IoTHub.Contracts;
+using IoTHub.Storage.Queries;
 using IoTHub.Storage.Retention;
+using IoTHub.Storage.Write;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;

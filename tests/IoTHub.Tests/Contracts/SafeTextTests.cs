@@ -1,4 +1,6 @@
 // Every place the hub cuts text, and the helper they share (issue #15: a reason cut inside a surrogate pair).
+using IoTHub.Storage.Queries;
+using IoTHub.Storage.Write;
 using System.Text;
 using IoTHub.Contracts;
 using IoTHub.Storage;

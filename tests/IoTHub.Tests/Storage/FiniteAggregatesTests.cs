@@ -1,3 +1,5 @@
+using IoTHub.Storage.Queries;
+using IoTHub.Storage.Write;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 

@@ -211,9 +211,9 @@ public sealed class HubStampedPointsTests(Store store) : HubFixture(store)
     {
         // A store of its own on the hub's database, as a writer whose commit outcome was lost would use it again.
         var (id, _) = await Hub.CreateDeviceAsync();
-        IoTHub.Storage.ITelemetryStore store = Store == Store.Postgres
-            ? new IoTHub.Storage.PostgresTelemetryStore(Hub.PostgresConnectionString!, 1024)
-            : new IoTHub.Storage.SqliteTelemetryStore($"Data Source={Path.Combine(Hub.DataDirectory, "iothub.db")};Default Timeout=30", 1024);
+        IoTHub.Storage.Write.ITelemetryStore store = Store == Store.Postgres
+            ? new IoTHub.Storage.Write.PostgresTelemetryStore(Hub.PostgresConnectionString!, 1024)
+            : new IoTHub.Storage.Write.SqliteTelemetryStore($"Data Source={Path.Combine(Hub.DataDirectory, "iothub.db")};Default Timeout=30", 1024);
         var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         var raw = new IoTHub.Contracts.RawTelemetry(id, IoTHub.Contracts.TelemetryProtocol.Mqtt, IoTHub.Contracts.PayloadFormat.Json, "[]"u8.ToArray(), now, 5_000, null);
         var batch = new[]

@@ -1,3 +1,5 @@
+using IoTHub.Storage.Queries;
+using IoTHub.Storage.Write;
 using IoTHub.Storage;
 using IoTHub.Tests.Infrastructure;
 using Npgsql;

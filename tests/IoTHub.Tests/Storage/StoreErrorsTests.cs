@@ -1,5 +1,7 @@
 // Which commit failures the writer retries and which it isolates (issue #15: 22003 retried forever). Real errors from
 // the real drivers where they can be provoked here, constructed ones for the rest.
+using IoTHub.Storage.Queries;
+using IoTHub.Storage.Write;
 using System.Text;
 using IoTHub.Storage;
 using IoTHub.Tests.Infrastructure;

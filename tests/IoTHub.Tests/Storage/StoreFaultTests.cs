@@ -2,6 +2,8 @@
 // database refuses for its data (a real driver exception, thrown when a batch holds a "poison" point), and a commit
 // that hangs (any batch of a "stall-" device waits for the test). Issue #15 §3: neither may cost other devices their acks,
 // and a hang must show on /health/ready.
+using IoTHub.Storage.Queries;
+using IoTHub.Storage.Write;
 using System.Net;
 using IoTHub.Contracts;
 using IoTHub.Storage;

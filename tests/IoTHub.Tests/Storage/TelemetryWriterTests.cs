@@ -1,5 +1,7 @@
 // The writer's isolation of messages the database refuses, against a store that refuses on cue (no database): one
 // poison message in a batch costs its sender a rejection and nobody else anything.
+using IoTHub.Storage.Queries;
+using IoTHub.Storage.Write;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Microsoft.Extensions.Logging.Abstractions;

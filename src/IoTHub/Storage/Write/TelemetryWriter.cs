@@ -9,7 +9,7 @@ using System.Diagnostics;
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Write;
 
 internal interface ITelemetryStore
 {

@@ -11,7 +11,7 @@ using IoTHub.Contracts;
 using Npgsql;
 using NpgsqlTypes;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Write;
 
 internal sealed class PostgresTelemetryStore(string connectionString, int deadLetterPayloadLimit) : ITelemetryStore, IAsyncDisposable
 {

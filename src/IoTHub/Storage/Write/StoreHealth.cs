@@ -6,7 +6,7 @@ using System.Threading.Channels;
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Write;
 
 /// <summary>The telemetry writers' health, read by <c>/health/ready</c>.</summary>
 internal sealed class StoreHealth(ILogger<StoreHealth> log, TimeProvider time, IOptions<StorageOptions> options)

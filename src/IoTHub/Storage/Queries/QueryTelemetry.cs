@@ -6,7 +6,7 @@ using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Queries;
 
 /// <summary>A stored point; <c>deviceTs</c> is the device's own time where the clock policy replaced it.</summary>
 public sealed record RawPoint(DateTimeOffset Ts, object? Value, DateTimeOffset? DeviceTs);

@@ -8,7 +8,7 @@ using System.Buffers.Binary;
 using System.Text;
 using Npgsql;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Write;
 
 internal sealed class PgCopyWriter : IAsyncDisposable
 {

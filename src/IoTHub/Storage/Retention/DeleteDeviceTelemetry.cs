@@ -1,8 +1,9 @@
+using IoTHub.Storage.Write;
 using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Retention;
 
 /// <summary>A deleted device takes its telemetry and rollups with it.</summary>
 internal sealed class DeleteDeviceTelemetry(HubDb db, TelemetryStores stores) : INotificationHandler<DeviceDeleted>

@@ -2,7 +2,7 @@ using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Queries;
 
 internal sealed class ListSeriesKindsHandler(HubDb db) : IRequestHandler<ListSeriesKinds, IReadOnlyList<SeriesKind>>
 {

@@ -2,7 +2,7 @@
 // time so inserts never land in the default partition in normal operation; retention drops whole partitions.
 using Npgsql;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Retention;
 
 internal sealed class PostgresMaintenance(string connectionString, int rawRetentionDays, ILogger<PostgresMaintenance> log, TimeProvider time) : IStoreMaintenance
 {

@@ -3,7 +3,7 @@ using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Queries;
 
 /// <summary>Reads rollup rows by key, a few hundred keys per statement.</summary>
 internal sealed class ReadRollupsHandler(HubDb db) : IRequestHandler<ReadRollups, IReadOnlyList<RollupRow>>

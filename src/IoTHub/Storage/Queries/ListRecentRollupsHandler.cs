@@ -2,7 +2,7 @@ using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Queries;
 
 /// <summary>Recent rollup rows, so the window tracker can resume the windows that were open when the hub stopped.</summary>
 internal sealed class ListRecentRollupsHandler(HubDb db) : IRequestHandler<ListRecentRollups, IReadOnlyList<RecentRollup>>

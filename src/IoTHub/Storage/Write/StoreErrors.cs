@@ -11,7 +11,7 @@ using System.Text;
 using Microsoft.Data.Sqlite;
 using Npgsql;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Write;
 
 internal static class StoreErrors
 {

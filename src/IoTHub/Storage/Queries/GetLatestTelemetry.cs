@@ -2,7 +2,7 @@ using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Queries;
 
 public sealed record LatestValue(string Metric, object? Value, DateTimeOffset Ts);
 

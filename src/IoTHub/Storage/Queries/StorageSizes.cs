@@ -5,7 +5,7 @@ using IoTHub.Contracts;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Queries;
 
 internal sealed class StorageSizesHandler(HubDb db) : IRequestHandler<StorageSizesQuery, IReadOnlyList<TableSize>>
 {

@@ -3,7 +3,7 @@
 using IoTHub.Storage.Retention;
 using Microsoft.Data.Sqlite;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Retention;
 
 internal sealed class SqliteMaintenance(string connectionString) : IStoreMaintenance
 {

@@ -4,7 +4,7 @@
 using IoTHub.Contracts;
 using Microsoft.Data.Sqlite;
 
-namespace IoTHub.Storage;
+namespace IoTHub.Storage.Write;
 
 internal sealed class SqliteTelemetryStore(string connectionString, int deadLetterPayloadLimit) : ITelemetryStore, IDisposable
 {

@@ -38,6 +38,15 @@ public static class HubApp
         builder.Services.AddProblemDetails();
         builder.Services.ConfigureHttpJsonOptions(o => o.SerializerOptions.DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.Never);
 
+        // The order below is the order hosted services start in, and the reverse of the order they stop in. The telemetry
+        // stages start downstream first and stop upstream first, so that nothing is ever handed to a stage that is not
+        // running and every stage drains what it holds before the one after it stops:
+        //   start: schema → telemetry writer → presence writer → validation → window tracker → stored MQTT sessions,
+        //          connection tracker → MQTT broker (devices may send from here on)
+        //   stop:  broker (clients disconnected, their presence recorded) → connection tracker → validation drains into
+        //          the writer's channels → presence writer drains → telemetry writer commits what is left.
+        // The window tracker and other consumers of committed batches never hold the writer up (CommittedFeed).
+        // tests/IoTHub.Tests/Architecture/StageOrderTests.cs keeps this true.
         builder.Services.AddStorage(builder.Configuration);
         builder.Services.AddDevices(builder.Configuration);
         builder.Services.AddValidation(builder.Configuration);

@@ -11,7 +11,7 @@ using Microsoft.Extensions.Options;
 namespace IoTHub.Aggregation;
 
 internal sealed class WindowTracker(
-    IngestChannels channels,
+    CommittedFeed committed,
     IServiceScopeFactory scopes,
     RecentWindows recent,
     IOptions<AggregationOptions> options,
@@ -19,6 +19,9 @@ internal sealed class WindowTracker(
     ILogger<WindowTracker> log) : IHostedService, IAsyncDisposable
 {
     private readonly CancellationTokenSource _disposed = new();
+
+    /// <summary>This module's own queue of committed batches (subscribed at construction, before the writer starts).</summary>
+    private readonly System.Threading.Channels.ChannelReader<CommittedPoint[]> _committed = committed.Subscribe("windows", 1024);
     private Task? _loop;
 
     public async Task StartAsync(CancellationToken cancellationToken)
@@ -43,7 +46,7 @@ internal sealed class WindowTracker(
 
     /// <summary>
     /// Nothing to do: hosted services stop in reverse order, so this one stops before the writer, which must be able
-    /// to finish its last batches. The loop ends by itself when the writer completes the channel.
+    /// to finish its last batches. The loop ends by itself when the writer completes the feed.
     /// </summary>
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
@@ -75,7 +78,7 @@ internal sealed class WindowTracker(
 
     private async Task RunAsync(CancellationToken stoppingToken)
     {
-        var reader = channels.Committed.Reader;
+        var reader = _committed;
         var tick = options.Value.TickInterval;
         var next = time.GetUtcNow() + tick;
         while (true)

@@ -96,14 +96,6 @@ public sealed class IngestChannels
 
     public Channel<RawTelemetry> Raw { get; }
 
-    /// <summary>What each committed batch held, for the aggregation module's watermarks and windows.</summary>
-    public Channel<CommittedPoint[]> Committed { get; } = Channel.CreateBounded<CommittedPoint[]>(new BoundedChannelOptions(32)
-    {
-        FullMode = BoundedChannelFullMode.Wait,
-        SingleReader = true,
-        SingleWriter = false,
-    });
-
     public IReadOnlyList<Channel<ValidatedTelemetry>> Stores => _stores;
 
     /// <summary>The store channel (and so the writer) of a device.</summary>

@@ -47,6 +47,7 @@ public static class StorageModule
             var o = sp.GetRequiredService<IOptions<StorageOptions>>().Value;
             return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity, o.EffectiveWriters);
         });
+        services.AddSingleton<CommittedFeed>();
         services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName)
             .Validate(o => o.ByResolution.All(r => r is null || r > TimeSpan.Zero), "Retention periods must be positive (or empty for forever)")
             .Validate(o => o.Interval >= TimeSpan.FromSeconds(1), "Retention:Interval must be at least a second")

@@ -56,12 +56,53 @@ public sealed class TelemetryWriterTests
         foreach (var (_, (message, _)) in sent) Assert.That(channels.Stores[0].Writer.TryWrite(message), Is.True);
         var options = Options.Create(new StorageOptions { BatchLingerMilliseconds = 0 });
         health ??= new StoreHealth(NullLogger<StoreHealth>.Instance, new FakeTimeProvider(), options);
-        var writer = new TelemetryWriter(channels, new TelemetryStores([store]), health, options, NullLogger<TelemetryWriter>.Instance);
+        var writer = new TelemetryWriter(channels, new CommittedFeed(), new TelemetryStores([store]), health, options, NullLogger<TelemetryWriter>.Instance);
 
         await writer.StartAsync(CancellationToken.None);
         var outcomes = await Task.WhenAll(sent.Select(s => s.Sent.Ticket.Task)).WaitAsync(TimeSpan.FromSeconds(10));
         await writer.StopAsync(CancellationToken.None);
         return sent.Select((s, i) => (s.Device, outcomes[i])).ToList();
+    }
+
+    /// <summary>Commits everything and reports each numeric point as committed (what the real stores do).</summary>
+    private sealed class CommittingStore : ITelemetryStore
+    {
+        public Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
+        {
+            foreach (var m in batch)
+                foreach (var p in m.Points ?? []) committed.Add(new CommittedPoint(1, m.Source.DeviceId, p.Metric, p.TimestampMs));
+            return Task.CompletedTask;
+        }
+
+        public void Forget(string deviceId)
+        {
+        }
+    }
+
+    [Test]
+    public async Task A_consumer_downstream_of_the_commit_that_never_reads_holds_back_no_ack_and_its_losses_are_counted()
+    {
+        // Issue #16: the writer used to wait on a bounded channel to the window tracker before it released a batch's
+        // acks, so a slow consumer of committed telemetry slowed every device's PUBACK.
+        var channels = new IngestChannels(10_000, 10_000);
+        var feed = new CommittedFeed();
+        var stalled = feed.Subscribe("stalled", capacity: 4); // never read
+        var reading = feed.Subscribe("reading", capacity: 10_000);
+        var options = Options.Create(new StorageOptions { BatchLingerMilliseconds = 0, BatchMaxPoints = 10 });
+        var health = new StoreHealth(NullLogger<StoreHealth>.Instance, new FakeTimeProvider(), options);
+        var writer = new TelemetryWriter(channels, feed, new TelemetryStores([new CommittingStore()]), health, options, NullLogger<TelemetryWriter>.Instance);
+        var sent = Enumerable.Range(0, 500).Select(i => Message("d" + (i % 7), i)).ToList();
+        await writer.StartAsync(CancellationToken.None);
+        foreach (var (message, _) in sent) await channels.Stores[0].Writer.WriteAsync(message);
+
+        var outcomes = await Task.WhenAll(sent.Select(s => s.Ticket.Task)).WaitAsync(TimeSpan.FromSeconds(10));
+        await writer.StopAsync(CancellationToken.None);
+
+        Assert.That(outcomes.Select(o => o.Status), Is.All.EqualTo(IngestStatus.Stored), "every ack released though a consumer never read");
+        Assert.That(stalled.Count, Is.EqualTo(4), "the stalled consumer holds its queue's worth, no more");
+        var seen = 0;
+        await foreach (var batch in reading.ReadAllAsync()) seen += batch.Length;
+        Assert.That(seen, Is.EqualTo(500), "a consumer that keeps up sees every committed point");
     }
 
     [Test]

@@ -4,7 +4,8 @@
 // which releases the devices' acks. A failing database keeps the batch and retries: acks stall, the bounded
 // channels fill, adapters wait, and nothing is dropped. A failure the data causes (StoreErrors) is not retried: the
 // batch is split until the messages that cause it stand alone; those are dead-lettered with the database's reason
-// and answered as rejected, everything else is committed and acked.
+// and answered as rejected, everything else is committed and acked. Only after the acks are released does the batch
+// go on to the consumers downstream of the commit (CommittedFeed), which the writer never waits for.
 using System.Diagnostics;
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
@@ -40,6 +41,7 @@ internal sealed class TelemetryStores(ITelemetryStore[] stores)
 
 internal sealed class TelemetryWriter(
     IngestChannels channels,
+    CommittedFeed committedFeed,
     TelemetryStores stores,
     StoreHealth health,
     IOptions<StorageOptions> options,
@@ -86,7 +88,7 @@ internal sealed class TelemetryWriter(
         }
         finally
         {
-            channels.Committed.Writer.TryComplete();
+            committedFeed.Complete();
         }
     }
 
@@ -153,7 +155,7 @@ internal sealed class TelemetryWriter(
     {
         if (await TryCommitAsync(store, batch, committed, progress, abort) is not { } refused)
         {
-            await CompleteAsync(batch, committed, abort);
+            Complete(batch, committed);
             return;
         }
         if (batch.Count > 1)
@@ -185,7 +187,7 @@ internal sealed class TelemetryWriter(
             if (await TryCommitAsync(store, [dead], committed, progress, abort) is not { } again)
             {
                 log.LogWarning("The database refused a telemetry message of device {DeviceId}; dead-lettered: {Reason}", message.Source.DeviceId, reason);
-                await CompleteAsync([dead], committed, abort);
+                Complete([dead], committed);
                 return;
             }
             refused = again;
@@ -230,10 +232,16 @@ internal sealed class TelemetryWriter(
         }
     }
 
-    /// <summary>After a commit: hands its numeric points to aggregation, counts, and completes the messages' tickets.</summary>
-    private async Task CompleteAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken abort)
+    /// <summary>After a commit: completes the messages' tickets (which releases their acks), counts, and only then hands
+    /// the batch's numeric points to the consumers downstream, without waiting for any of them.</summary>
+    private void Complete(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed)
     {
-        if (committed.Count > 0) await channels.Committed.Writer.WriteAsync(committed.ToArray(), abort);
+        foreach (var m in batch)
+        {
+            m.Source.Ticket?.TrySetResult(m.RejectReason is null
+                ? IngestOutcome.Stored
+                : new IngestOutcome(IngestStatus.Rejected, m.RejectReason, m.Errors));
+        }
         Interlocked.Add(ref _committedMessages, batch.Count);
         long points = 0, dead = 0;
         foreach (var m in batch)
@@ -246,11 +254,6 @@ internal sealed class TelemetryWriter(
         WriterMetrics.DeadLetters.Add(dead);
         WriterMetrics.Batches.Add(1);
         Interlocked.Increment(ref _committedBatches);
-        foreach (var m in batch)
-        {
-            m.Source.Ticket?.TrySetResult(m.RejectReason is null
-                ? IngestOutcome.Stored
-                : new IngestOutcome(IngestStatus.Rejected, m.RejectReason, m.Errors));
-        }
+        if (committed.Count > 0) committedFeed.Publish(committed.ToArray());
     }
 }

@@ -71,7 +71,6 @@ public static class HubApp
         app.MapGateway(api);
         app.MapDevices(api);
         app.MapConnectivity(api);
-        app.MapValidation(api);
         app.MapAggregation(api);
         app.MapStorage(api);
         app.MapCommands(api);

@@ -61,8 +61,8 @@ internal sealed class WindowTracker(
 
     private int _disposeCount;
 
-    private static readonly long[] Widths = [60_000, 3_600_000, 86_400_000];
-    private static readonly string[] Names = ["1m", "1h", "1d"];
+    private static readonly long[] Widths = WindowResolution.WidthsMs;
+    private static readonly string[] Names = WindowResolution.Names;
 
     private readonly Dictionary<string, long> _watermarks = new(StringComparer.Ordinal);
     private readonly Dictionary<RollupKey, (string DeviceId, string Metric)> _open = new();
@@ -119,7 +119,7 @@ internal sealed class WindowTracker(
             if (!_watermarks.TryGetValue(p.DeviceId, out var wm) || p.TimestampMs > wm) _watermarks[p.DeviceId] = p.TimestampMs;
             for (var r = 0; r < 3; r++)
             {
-                var key = new RollupKey(p.SeriesId, r, p.TimestampMs - p.TimestampMs % Widths[r]);
+                var key = new RollupKey(p.SeriesId, r, WindowResolution.BucketOf(p.TimestampMs, r));
                 if (_open.ContainsKey(key)) continue;
                 if (_closed.ContainsKey(key)) _corrections[key] = (p.DeviceId, p.Metric);
                 else _open[key] = (p.DeviceId, p.Metric);

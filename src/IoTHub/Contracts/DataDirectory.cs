@@ -70,3 +70,16 @@ internal static class OwnerOnly
     /// <summary>"755" for rwxr-xr-x.</summary>
     public static string Octal(UnixFileMode mode) => Convert.ToString((int)mode & 0x1FF, 8);
 }
+
+/// <summary>How far back a telemetry timestamp is accepted: key <c>MaxPastAge</c> of section <c>Validation</c>, which
+/// validation enforces and storage sizes its raw partitions by. One typed option, one default.</summary>
+public sealed class TelemetryAge
+{
+    public const string SectionName = "Validation";
+
+    /// <summary>The default: 30 days.</summary>
+    public static readonly TimeSpan DefaultMaxPastAge = TimeSpan.FromDays(30);
+
+    /// <summary>Points older than this are rejected (a device clock years off, or a replay).</summary>
+    public TimeSpan MaxPastAge { get; set; } = DefaultMaxPastAge;
+}

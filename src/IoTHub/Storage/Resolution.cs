@@ -2,16 +2,10 @@ using IoTHub.Contracts;
 
 namespace IoTHub.Storage;
 
-/// <summary>The three rollup resolutions: 1 minute, 1 hour, 1 day (UTC buckets).</summary>
+/// <summary>The rollup tables of the three resolutions (<see cref="WindowResolution"/> has their widths and names).</summary>
 internal static class Resolution
 {
-    public static readonly long[] WidthsMs = [60_000, 3_600_000, 86_400_000];
     public static readonly string[] Tables = ["rollup_1m", "rollup_1h", "rollup_1d"];
-    public static readonly string[] Names = ["1m", "1h", "1d"];
-
-    public static long BucketOf(long tsMs, int resolution) => tsMs - Mod(tsMs, WidthsMs[resolution]);
-
-    private static long Mod(long a, long b) => ((a % b) + b) % b;
 }
 
 /// <summary>Folds points into one window aggregate; mergeable, so batches and hubs combine. The sum saturates

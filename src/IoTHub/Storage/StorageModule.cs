@@ -32,7 +32,7 @@ public static class StorageModule
                 return new TelemetryStores(Enumerable.Range(0, o.EffectiveWriters).Select(_ => (ITelemetryStore)new PostgresTelemetryStore(cs, o.DeadLetterPayloadLimit)).ToArray());
             });
             services.AddSingleton<IStoreMaintenance>(sp => new PostgresMaintenance(cs,
-                PartitionDaysBack(sp.GetRequiredService<IOptions<RetentionOptions>>().Value, config),
+                PartitionDaysBack(sp.GetRequiredService<IOptions<RetentionOptions>>().Value, sp.GetRequiredService<IOptions<TelemetryAge>>().Value),
                 sp.GetRequiredService<ILogger<PostgresMaintenance>>(), sp.GetRequiredService<TimeProvider>()));
         }
         else
@@ -48,6 +48,7 @@ public static class StorageModule
             return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity, o.EffectiveWriters);
         });
         services.AddSingleton<CommittedFeed>();
+        services.AddOptions<TelemetryAge>().BindConfiguration(TelemetryAge.SectionName);
         services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName)
             .Validate(o => o.ByResolution.All(r => r is null || r > TimeSpan.Zero), "Retention periods must be positive (or empty for forever)")
             .Validate(o => o.Interval >= TimeSpan.FromSeconds(1), "Retention:Interval must be at least a second")
@@ -68,13 +69,14 @@ public static class StorageModule
         GetLatestTelemetry.Map(api);
         QueryTelemetry.Map(api);
         RetentionEndpoints.Map(api);
+        DeadLetters.ListDeadLettersHandler.Map(api);
         return app;
     }
 
     /// <summary>Raw partitions reach back as far as raw data is kept or accepted (Validation:MaxPastAge), whichever is longer.</summary>
-    private static int PartitionDaysBack(RetentionOptions retention, IConfiguration config)
+    private static int PartitionDaysBack(RetentionOptions retention, TelemetryAge age)
     {
-        var accepted = config.GetValue<TimeSpan?>("Validation:MaxPastAge") ?? TimeSpan.FromDays(30);
+        var accepted = age.MaxPastAge;
         var kept = retention.Raw ?? accepted;
         return (int)Math.Ceiling(Math.Min(Math.Max(kept.TotalDays, accepted.TotalDays), 400));
     }

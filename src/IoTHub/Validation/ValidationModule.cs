@@ -1,4 +1,3 @@
-using IoTHub.Validation.DeadLetters;
 using IoTHub.Validation.Decoding;
 
 namespace IoTHub.Validation;
@@ -19,11 +18,5 @@ public static class ValidationModule
         services.AddSingleton<ValidationWorkers>();
         services.AddHostedService(sp => sp.GetRequiredService<ValidationWorkers>());
         return services;
-    }
-
-    public static IEndpointRouteBuilder MapValidation(this IEndpointRouteBuilder app, RouteGroupBuilder api)
-    {
-        ListDeadLettersHandler.Map(api);
-        return app;
     }
 }

@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using IoTHub.Contracts;
 
 namespace IoTHub.Validation;
 
@@ -20,7 +21,7 @@ public sealed class ValidationOptions
     public int MaxStringBytes { get; set; } = 1_024;
 
     /// <summary>Points older than this are rejected (a device clock years off, or a replay).</summary>
-    public TimeSpan MaxPastAge { get; set; } = TimeSpan.FromDays(30);
+    public TimeSpan MaxPastAge { get; set; } = TelemetryAge.DefaultMaxPastAge;
 
     /// <summary>How far a device timestamp may be ahead of the hub's clock before it counts as drift.</summary>
     public TimeSpan ClockDriftTolerance { get; set; } = TimeSpan.FromSeconds(60);

@@ -40,7 +40,7 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
             resolution = rawCount <= q.MaxPoints ? "raw" : "1d";
             for (var r = 0; r < 3 && rawCount > q.MaxPoints; r++)
             {
-                if ((to - from) / Storage.Resolution.WidthsMs[r] + 1 <= q.MaxPoints) { resolution = Storage.Resolution.Names[r]; break; }
+                if ((to - from) / WindowResolution.WidthsMs[r] + 1 <= q.MaxPoints) { resolution = WindowResolution.Names[r]; break; }
             }
         }
 
@@ -85,7 +85,7 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
     private static async Task<TelemetrySeries> WindowsAsync<T>(IQueryable<T> table, QueryTelemetryRequest q, long sid, long from, long to, string resolution, CancellationToken ct)
         where T : Rollup
     {
-        var width = Storage.Resolution.WidthsMs[Array.IndexOf(Storage.Resolution.Names, resolution)];
+        var width = WindowResolution.WidthsMs[Array.IndexOf(WindowResolution.Names, resolution)];
         var firstBucket = from - (((from % width) + width) % width);
         var rows = await table.AsNoTracking()
             .Where(r => r.SeriesId == sid && r.Bucket >= firstBucket && r.Bucket < to)

@@ -2,6 +2,8 @@
 // time so inserts never land in the default partition in normal operation; retention drops whole partitions.
 using Npgsql;
 
+using IoTHub.Contracts;
+
 namespace IoTHub.Storage.Retention;
 
 internal sealed class PostgresMaintenance(string connectionString, int rawRetentionDays, ILogger<PostgresMaintenance> log, TimeProvider time) : IStoreMaintenance
@@ -72,7 +74,7 @@ internal sealed class PostgresMaintenance(string connectionString, int rawRetent
         }
         var rollups = new long[3];
         for (var r = 0; r < 3; r++)
-            if (cutoffs[r + 1] is { } cut) rollups[r] = await Retention.BatchedDelete.OlderThanAsync(c, Resolution.Tables[r], "bucket", cut - Resolution.WidthsMs[r] + 1, ct);
+            if (cutoffs[r + 1] is { } cut) rollups[r] = await Retention.BatchedDelete.OlderThanAsync(c, Resolution.Tables[r], "bucket", cut - WindowResolution.WidthsMs[r] + 1, ct);
         return new Retention.RetentionRemoved(rawRows, partitions, rollups);
     }
 }

@@ -3,6 +3,8 @@
 using IoTHub.Storage.Retention;
 using Microsoft.Data.Sqlite;
 
+using IoTHub.Contracts;
+
 namespace IoTHub.Storage.Retention;
 
 internal sealed class SqliteMaintenance(string connectionString) : IStoreMaintenance
@@ -16,7 +18,7 @@ internal sealed class SqliteMaintenance(string connectionString) : IStoreMainten
         var raw = cutoffs[0] is { } rc ? await BatchedDelete.OlderThanAsync(c, "telemetry", "ts", rc, ct) : 0;
         var rollups = new long[3];
         for (var r = 0; r < 3; r++)
-            if (cutoffs[r + 1] is { } cut) rollups[r] = await BatchedDelete.OlderThanAsync(c, Resolution.Tables[r], "bucket", cut - Resolution.WidthsMs[r] + 1, ct);
+            if (cutoffs[r + 1] is { } cut) rollups[r] = await BatchedDelete.OlderThanAsync(c, Resolution.Tables[r], "bucket", cut - WindowResolution.WidthsMs[r] + 1, ct);
         return new RetentionRemoved(raw, 0, rollups);
     }
 }

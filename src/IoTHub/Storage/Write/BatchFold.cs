@@ -23,7 +23,7 @@ internal sealed class BatchFold
         if (p.Kind != ValueKind.Number) return;
         for (var r = 0; r < Rollups.Length; r++)
         {
-            ref var acc = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(Rollups[r], (seriesId, Resolution.BucketOf(p.TimestampMs, r)), out _);
+            ref var acc = ref System.Runtime.InteropServices.CollectionsMarshal.GetValueRefOrAddDefault(Rollups[r], (seriesId, WindowResolution.BucketOf(p.TimestampMs, r)), out _);
             acc.Add(p.TimestampMs, p.Sequence, p.Number);
         }
     }

@@ -761,7 +761,7 @@ namespace IoTHub.Storage.Migrations.Postgres
                         });
                 });
 
-            modelBuilder.Entity("IoTHub.Validation.DeadLetters.DeadLetter", b =>
+            modelBuilder.Entity("IoTHub.Storage.DeadLetters.DeadLetter", b =>
                 {
                     b.Property<long>("Id")
                         .ValueGeneratedOnAdd()

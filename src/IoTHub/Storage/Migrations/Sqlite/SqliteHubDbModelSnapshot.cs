@@ -744,7 +744,7 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         });
                 });
 
-            modelBuilder.Entity("IoTHub.Validation.DeadLetters.DeadLetter", b =>
+            modelBuilder.Entity("IoTHub.Storage.DeadLetters.DeadLetter", b =>
                 {
                     b.Property<long>("Id")
                         .ValueGeneratedOnAdd()

@@ -1,10 +1,9 @@
 using System.Text;
 using IoTHub.Contracts;
-using IoTHub.Storage;
 using Mediator;
 using Microsoft.EntityFrameworkCore;
 
-namespace IoTHub.Validation.DeadLetters;
+namespace IoTHub.Storage.DeadLetters;
 
 /// <summary>
 /// A dead letter as the API shows it. <c>payload</c> is the UTF-8 text when the bytes are valid UTF-8, else

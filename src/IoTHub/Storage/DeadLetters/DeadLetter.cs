@@ -1,7 +1,7 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
-namespace IoTHub.Validation.DeadLetters;
+namespace IoTHub.Storage.DeadLetters;
 
 /// <summary>A rejected message: who sent it, when, over what, why, and its first bytes. Written by the telemetry writer.</summary>
 internal sealed class DeadLetter

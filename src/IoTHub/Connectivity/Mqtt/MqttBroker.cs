@@ -59,6 +59,7 @@ internal sealed class MqttBroker(
         wills.Attach(publishes.PublishWillAsync);
         server.StartedAsync += _ =>
         {
+            sessions.BrokerStarted();
             _started.TrySetResult();
             return Task.CompletedTask;
         };

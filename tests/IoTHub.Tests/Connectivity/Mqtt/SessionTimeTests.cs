@@ -61,6 +61,24 @@ public sealed class SessionTimeTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_session_restored_after_a_restart_still_expires_when_its_client_stays_away()
+    {
+        var key = await Hub.CreateApiKeyAsync("operator");
+        var clientId = "rx-" + Guid.NewGuid().ToString("N")[..8];
+        using var client = new MqttClientFactory().CreateMqttClient();
+        await client.ConnectAsync(AppOptions(key, clientId, MqttProtocolVersion.V500, cleanStart: false, sessionExpiry: 120));
+        await client.SubscribeAsync($"apps/{clientId}/x", MqttQualityOfServiceLevel.AtLeastOnce);
+        await client.DisconnectAsync();
+        await DisconnectSeenAsync(clientId);
+
+        await Hub.RestartAsync(); // the session comes back from the database, its client still away
+        await AdvanceAsync(TimeSpan.FromSeconds(121));
+
+        Assert.That((await client.ConnectAsync(AppOptions(key, clientId, MqttProtocolVersion.V500, cleanStart: false, sessionExpiry: 120))).IsSessionPresent,
+            Is.False, "it expired 120 s after its client left, restart or not");
+    }
+
+    [Test]
     public async Task A_session_expiry_above_the_maximum_is_capped_and_the_client_told()
     {
         var key = await Hub.CreateApiKeyAsync("operator");

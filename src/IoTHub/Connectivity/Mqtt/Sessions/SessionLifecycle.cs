@@ -34,10 +34,12 @@ internal sealed class SessionLifecycle(
     public bool IsRestoring(string clientId) => !_restoring.IsEmpty && _restoring.ContainsKey(clientId);
     private MqttServer? _server;
 
-    public void Attach(MqttServer server)
+    public void Attach(MqttServer server) => _server = server;
+
+    /// <summary>The broker has started (after every hosted service, so the stored sessions are loaded): sessions
+    /// restored from the database whose clients do not come back expire like any other.</summary>
+    public void BrokerStarted()
     {
-        _server = server;
-        // Sessions restored at start whose clients do not come back expire like any other.
         foreach (var s in stored.Waiting)
         {
             var left = s.DisconnectedAtMs + s.ExpirySeconds * 1000L - time.NowMs();

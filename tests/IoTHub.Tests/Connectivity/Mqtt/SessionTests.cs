@@ -34,6 +34,21 @@ public sealed class SessionTests(Store store) : HubFixture(store)
         return (client, received);
     }
 
+    /// <summary>An app with a persistent session subscribed (QoS 1) to a topic of its own, then gone.</summary>
+    private async Task<(string Key, string Topic, string ClientId, IMqttClient Subscriber, ConcurrentQueue<MqttApplicationMessage> Received)> AwaySubscriberAsync(
+        MqttProtocolVersion version)
+    {
+        var key = await Hub.CreateApiKeyAsync("operator");
+        var topic = $"apps/{Guid.NewGuid():N}/events";
+        var clientId = "sub-" + Guid.NewGuid().ToString("N")[..8];
+        var (subscriber, received) = Recording();
+        var first = await subscriber.ConnectAsync(AppOptions(key, clientId, version, cleanStart: false));
+        Assert.That(first.IsSessionPresent, Is.False);
+        await subscriber.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
+        await subscriber.DisconnectAsync();
+        return (key, topic, clientId, subscriber, received);
+    }
+
     private static MqttApplicationMessage Message(string topic, string payload, MqttQualityOfServiceLevel qos = MqttQualityOfServiceLevel.AtLeastOnce) =>
         new MqttApplicationMessageBuilder().WithTopic(topic).WithPayload(payload).WithQualityOfServiceLevel(qos).Build();
 
@@ -43,15 +58,8 @@ public sealed class SessionTests(Store store) : HubFixture(store)
     public async Task A_persistent_session_keeps_its_subscriptions_and_the_messages_queued_while_its_client_was_away(
         [Values(MqttProtocolVersion.V311, MqttProtocolVersion.V500)] MqttProtocolVersion version)
     {
-        var key = await Hub.CreateApiKeyAsync("operator");
-        var topic = $"apps/{Guid.NewGuid():N}/events";
-        var clientId = "sub-" + Guid.NewGuid().ToString("N")[..8];
-        var (subscriber, received) = Recording();
+        var (key, topic, clientId, subscriber, received) = await AwaySubscriberAsync(version);
         using var _ = subscriber;
-        var first = await subscriber.ConnectAsync(AppOptions(key, clientId, version, cleanStart: false));
-        Assert.That(first.IsSessionPresent, Is.False);
-        await subscriber.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-        await subscriber.DisconnectAsync();
 
         using var publisher = await Hub.ConnectAsync("apikey", key);
         for (var i = 0; i < 3; i++) await publisher.PublishAsync(Message(topic, "m" + i));
@@ -67,14 +75,8 @@ public sealed class SessionTests(Store store) : HubFixture(store)
     [Test]
     public async Task A_clean_start_discards_the_previous_session([Values(MqttProtocolVersion.V311, MqttProtocolVersion.V500)] MqttProtocolVersion version)
     {
-        var key = await Hub.CreateApiKeyAsync("operator");
-        var topic = $"apps/{Guid.NewGuid():N}/events";
-        var clientId = "sub-" + Guid.NewGuid().ToString("N")[..8];
-        var (subscriber, received) = Recording();
+        var (key, topic, clientId, subscriber, received) = await AwaySubscriberAsync(version);
         using var _ = subscriber;
-        await subscriber.ConnectAsync(AppOptions(key, clientId, version, cleanStart: false));
-        await subscriber.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-        await subscriber.DisconnectAsync();
         using var publisher = await Hub.ConnectAsync("apikey", key);
         await publisher.PublishAsync(Message(topic, "while away"));
 
@@ -113,14 +115,8 @@ public sealed class SessionTests(Store store) : HubFixture(store)
     [Test]
     public async Task Subscriptions_of_a_persistent_session_survive_a_hub_restart([Values(MqttProtocolVersion.V311, MqttProtocolVersion.V500)] MqttProtocolVersion version)
     {
-        var key = await Hub.CreateApiKeyAsync("operator");
-        var topic = $"apps/{Guid.NewGuid():N}/events";
-        var clientId = "sub-" + Guid.NewGuid().ToString("N")[..8];
-        var (subscriber, received) = Recording();
+        var (key, topic, clientId, subscriber, received) = await AwaySubscriberAsync(version);
         using var _ = subscriber;
-        await subscriber.ConnectAsync(AppOptions(key, clientId, version, cleanStart: false));
-        await subscriber.SubscribeAsync(topic, MqttQualityOfServiceLevel.AtLeastOnce);
-        await subscriber.DisconnectAsync();
 
         await Hub.RestartAsync();
 

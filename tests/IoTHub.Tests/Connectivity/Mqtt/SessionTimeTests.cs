@@ -38,6 +38,21 @@ public sealed class SessionTimeTests(Store store) : HubFixture(store)
         await Task.Delay(300);
     }
 
+    /// <summary>A viewer app that records what is published on the device's reported-state topic (where its Will goes).</summary>
+    private async Task<(IMqttClient Watcher, ConcurrentQueue<string> Wills)> WatchReportedStateAsync(string deviceId)
+    {
+        var watcher = new MqttClientFactory().CreateMqttClient();
+        var wills = new ConcurrentQueue<string>();
+        watcher.ApplicationMessageReceivedAsync += e =>
+        {
+            wills.Enqueue(Encoding.UTF8.GetString(e.ApplicationMessage.Payload));
+            return Task.CompletedTask;
+        };
+        await watcher.ConnectAsync(AppOptions(await Hub.CreateApiKeyAsync("viewer"), "w-" + Guid.NewGuid().ToString("N")[..8], MqttProtocolVersion.V500, true, 0));
+        await watcher.SubscribeAsync($"devices/{deviceId}/state/reported", MqttQualityOfServiceLevel.AtLeastOnce);
+        return (watcher, wills);
+    }
+
     [Test]
     public async Task A_session_ends_when_its_session_expiry_interval_has_passed_and_not_before([Values(MqttProtocolVersion.V311, MqttProtocolVersion.V500)] MqttProtocolVersion version)
     {
@@ -126,15 +141,8 @@ public sealed class SessionTimeTests(Store store) : HubFixture(store)
     public async Task A_will_with_a_delay_is_published_when_the_delay_passes_and_not_if_the_session_resumes_first()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        using var watcher = new MqttClientFactory().CreateMqttClient();
-        var wills = new ConcurrentQueue<string>();
-        watcher.ApplicationMessageReceivedAsync += e =>
-        {
-            wills.Enqueue(Encoding.UTF8.GetString(e.ApplicationMessage.Payload));
-            return Task.CompletedTask;
-        };
-        await watcher.ConnectAsync(AppOptions(await Hub.CreateApiKeyAsync("viewer"), "w-" + Guid.NewGuid().ToString("N")[..8], MqttProtocolVersion.V500, true, 0));
-        await watcher.SubscribeAsync($"devices/{id}/state/reported", MqttQualityOfServiceLevel.AtLeastOnce);
+        var (watcher, wills) = await WatchReportedStateAsync(id);
+        using var _ = watcher;
         var will = $"devices/{id}/state/reported";
 
         // Dropped, then back within the delay: no will.
@@ -161,15 +169,8 @@ public sealed class SessionTimeTests(Store store) : HubFixture(store)
     public async Task A_will_delay_longer_than_the_session_is_cut_short_by_the_session_end()
     {
         var (id, token) = await Hub.CreateDeviceAsync();
-        using var watcher = new MqttClientFactory().CreateMqttClient();
-        var wills = new ConcurrentQueue<string>();
-        watcher.ApplicationMessageReceivedAsync += e =>
-        {
-            wills.Enqueue(Encoding.UTF8.GetString(e.ApplicationMessage.Payload));
-            return Task.CompletedTask;
-        };
-        await watcher.ConnectAsync(AppOptions(await Hub.CreateApiKeyAsync("viewer"), "w-" + Guid.NewGuid().ToString("N")[..8], MqttProtocolVersion.V500, true, 0));
-        await watcher.SubscribeAsync($"devices/{id}/state/reported", MqttQualityOfServiceLevel.AtLeastOnce);
+        var (watcher, wills) = await WatchReportedStateAsync(id);
+        using var _ = watcher;
         var (client, _, _) = await RawMqttClient.ConnectAsync(Hub.MqttPort, id, id, token, cleanStart: false, sessionExpiry: 10,
             willTopic: $"devices/{id}/state/reported", willPayload: """{"gone": true}""", willDelay: 100);
         client.Abort();

@@ -19,9 +19,8 @@ public static class AggregationModule
     public static IEndpointRouteBuilder MapAggregation(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         api.MapGet("/windows/recent", (string? deviceId, int? limit, RecentWindows recent) =>
-                Results.Ok(new Page<WindowEvent>(recent.Latest(deviceId, Math.Clamp(limit ?? 100, 1, 1000)), null)))
-            .WithName("RecentWindows").WithSummary("The latest closed and corrected window aggregates, newest first").WithTags("Telemetry")
-            .Produces<Page<WindowEvent>>();
+                TypedResults.Ok(new Page<WindowEvent>(recent.Latest(deviceId, Math.Clamp(limit ?? 100, 1, 1000)), null)))
+            .WithName("RecentWindows").WithSummary("The latest closed and corrected window aggregates, newest first").WithTags("Telemetry");
         return app;
     }
 }

@@ -157,6 +157,8 @@ internal sealed class SendCommandHandler(
             .WithSummary("Send a command and wait for the device's response (Idempotency-Key makes retries safe)")
             .WithDescription("200 with the command and the device's response; 202 while a deliverWhenOnline command waits for its device; " +
                 "409 when the device is offline; 504 when it did not answer within timeoutSeconds; 422 when an Idempotency-Key is reused for a different command.")
+            // Kept by hand: seven kinds of response are one more than Results<...> can name, and the 409 and 504 problems carry
+            // the command as an extension member, which the typed problem results of Contracts do not.
             .Produces<CommandView>().Produces<CommandView>(202).ProducesValidationProblem().ProducesProblem(404).ProducesProblem(409)
             .ProducesProblem(422).ProducesProblem(504);
 }

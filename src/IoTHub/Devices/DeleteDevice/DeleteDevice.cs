@@ -2,6 +2,7 @@ using IoTHub.Contracts;
 using IoTHub.Devices.GetDevice;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.DeleteDevice;
@@ -22,9 +23,8 @@ internal sealed class DeleteDeviceHandler(HubDb db, IMediator mediator) : IReque
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapDelete("/devices/{id}", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new DeleteDeviceCommand(id), ct) ? Results.NoContent() : DeviceResults.NotFound(id))
+        api.MapDelete("/devices/{id}", async Task<Results<NoContent, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new DeleteDeviceCommand(id), ct) ? TypedResults.NoContent() : DeviceResults.NotFound(id))
             .RequireAuthorization("operator")
-            .WithName("DeleteDevice").WithSummary("Delete a device with its telemetry; live connections are dropped").WithTags("Devices")
-            .Produces(204).ProducesProblem(404);
+            .WithName("DeleteDevice").WithSummary("Delete a device with its telemetry; live connections are dropped").WithTags("Devices");
 }

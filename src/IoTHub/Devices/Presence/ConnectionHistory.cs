@@ -3,6 +3,7 @@ using IoTHub.Contracts;
 using IoTHub.Devices.GetDevice;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -61,11 +62,11 @@ internal sealed class ListConnectionsHandler(HubDb db) : IRequestHandler<ListCon
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices/{id}/connections", async (string id, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/devices/{id}/connections", async Task<Results<Ok<Page<ConnectionView>>, ValidationProblem, NotFoundProblem>> (string id, long? cursor, int? limit,
+                IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 50, 500, out var n) is { } badLimit) return badLimit;
-                return await m.Send(new ListConnectionsQuery(id, cursor, n), ct) is { } page ? Results.Ok(page) : DeviceResults.NotFound(id);
+                return await m.Send(new ListConnectionsQuery(id, cursor, n), ct) is { } page ? TypedResults.Ok(page) : DeviceResults.NotFound(id);
             })
-            .WithName("ListDeviceConnections").WithSummary("A device's connection history: when, from where, protocol, why it ended").WithTags("Devices")
-            .Produces<Page<ConnectionView>>().ProducesValidationProblem().ProducesProblem(404);
+            .WithName("ListDeviceConnections").WithSummary("A device's connection history: when, from where, protocol, why it ended").WithTags("Devices");
 }

@@ -2,6 +2,7 @@ using IoTHub.Contracts;
 using IoTHub.Devices.GetDevice;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.RotateToken;
@@ -24,9 +25,8 @@ internal sealed class RotateTokenHandler(HubDb db, IMediator mediator) : IReques
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapPost("/devices/{id}/rotate-token", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new RotateTokenCommand(id), ct) is { } t ? Results.Ok(t) : DeviceResults.NotFound(id))
+        api.MapPost("/devices/{id}/rotate-token", async Task<Results<Ok<RotatedToken>, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new RotateTokenCommand(id), ct) is { } t ? TypedResults.Ok(t) : DeviceResults.NotFound(id))
             .RequireAuthorization("operator")
-            .WithName("RotateDeviceToken").WithSummary("Issue a new token; the old one is refused at once").WithTags("Devices")
-            .Produces<RotatedToken>().ProducesProblem(404);
+            .WithName("RotateDeviceToken").WithSummary("Issue a new token; the old one is refused at once").WithTags("Devices");
 }

@@ -3,6 +3,7 @@ using IoTHub.Contracts;
 using IoTHub.Gateway.Auth;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Gateway.ApiKeys;
@@ -57,25 +58,23 @@ internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVeri
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapPost("/api-keys", async (CreateApiKeyRequest body, IValidator<CreateApiKeyRequest> validator, IMediator m, CancellationToken ct) =>
+        api.MapPost("/api-keys", async Task<Results<Created<CreatedApiKey>, ValidationProblem>> (CreateApiKeyRequest body,
+                IValidator<CreateApiKeyRequest> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
                 var k = await m.Send(body, ct);
-                return Results.Created($"/api/v1/api-keys/{k.Id}", k);
+                return TypedResults.Created($"/api/v1/api-keys/{k.Id}", k);
             })
             .RequireAuthorization("admin")
-            .WithName("CreateApiKey").WithSummary("Create an API key for an app; the key is shown only in this response").WithTags("API keys")
-            .Produces<CreatedApiKey>(201).ProducesValidationProblem();
-        api.MapGet("/api-keys", async (IMediator m, CancellationToken ct) => Results.Ok(await m.Send(new ListApiKeysQuery(), ct)))
+            .WithName("CreateApiKey").WithSummary("Create an API key for an app; the key is shown only in this response").WithTags("API keys");
+        api.MapGet("/api-keys", async Task<Ok<Page<ApiKeyView>>> (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListApiKeysQuery(), ct)))
             .RequireAuthorization("admin")
-            .WithName("ListApiKeys").WithSummary("API keys with role and last use (never the keys)").WithTags("API keys")
-            .Produces<Page<ApiKeyView>>();
-        api.MapDelete("/api-keys/{id:long}", async (long id, IMediator m, CancellationToken ct) =>
-                await m.Send(new RevokeApiKeyCommand(id), ct) ? Results.NoContent() : Results.Problem(statusCode: 404, title: $"API key {id} not found"))
+            .WithName("ListApiKeys").WithSummary("API keys with role and last use (never the keys)").WithTags("API keys");
+        api.MapDelete("/api-keys/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
+                await m.Send(new RevokeApiKeyCommand(id), ct) ? TypedResults.NoContent() : new NotFoundProblem($"API key {id} not found"))
             .RequireAuthorization("admin")
-            .WithName("RevokeApiKey").WithSummary("Revoke an API key at once").WithTags("API keys")
-            .Produces(204).ProducesProblem(404);
+            .WithName("RevokeApiKey").WithSummary("Revoke an API key at once").WithTags("API keys");
     }
 }
 

@@ -4,6 +4,7 @@
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using System.Security.Claims;
@@ -128,12 +129,12 @@ internal sealed class ListAuditHandler(HubDb db, TimeProvider time) : IRequestHa
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/audit", async (string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/audit", async Task<Results<Ok<Page<AuditView>>, ValidationProblem>> (string? actor, string? action, DateTimeOffset? from,
+                DateTimeOffset? to, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
-                return Results.Ok(await m.Send(new ListAuditQuery(actor, action, from, to, cursor, n), ct));
+                return TypedResults.Ok(await m.Send(new ListAuditQuery(actor, action, from, to, cursor, n), ct));
             })
             .RequireAuthorization("admin")
-            .WithName("ListAudit").WithSummary("Who changed what, when and from where; newest first (admin)").WithTags("Audit")
-            .Produces<Page<AuditView>>().ProducesValidationProblem();
+            .WithName("ListAudit").WithSummary("Who changed what, when and from where; newest first (admin)").WithTags("Audit");
 }

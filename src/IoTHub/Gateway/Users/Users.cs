@@ -2,6 +2,7 @@ using FluentValidation;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Identity;
 using Microsoft.EntityFrameworkCore;
 
@@ -46,20 +47,19 @@ internal sealed class UsersHandler(HubDb db, IPasswordHasher<User> hasher, TimeP
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapPost("/users", async (CreateUserRequest body, IValidator<CreateUserRequest> validator, IMediator m, CancellationToken ct) =>
+        api.MapPost("/users", async Task<Results<Created<UserView>, ValidationProblem, ConflictProblem>> (CreateUserRequest body,
+                IValidator<CreateUserRequest> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
                 return await m.Send(body, ct) is { } u
-                    ? Results.Created($"/api/v1/users/{u.Id}", u)
-                    : Results.Problem(statusCode: 409, title: $"User '{body.Username}' already exists");
+                    ? TypedResults.Created($"/api/v1/users/{u.Id}", u)
+                    : new ConflictProblem($"User '{body.Username}' already exists");
             })
             .RequireAuthorization("admin")
-            .WithName("CreateUser").WithSummary("Create a user of the web UI and API").WithTags("Users")
-            .Produces<UserView>(201).ProducesValidationProblem().ProducesProblem(409);
-        api.MapGet("/users", async (IMediator m, CancellationToken ct) => Results.Ok(await m.Send(new ListUsersQuery(), ct)))
+            .WithName("CreateUser").WithSummary("Create a user of the web UI and API").WithTags("Users");
+        api.MapGet("/users", async Task<Ok<Page<UserView>>> (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListUsersQuery(), ct)))
             .RequireAuthorization("admin")
-            .WithName("ListUsers").WithSummary("All users").WithTags("Users")
-            .Produces<Page<UserView>>();
+            .WithName("ListUsers").WithSummary("All users").WithTags("Users");
     }
 }

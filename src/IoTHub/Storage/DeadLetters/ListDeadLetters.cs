@@ -1,6 +1,7 @@
 using System.Text;
 using IoTHub.Contracts;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage.DeadLetters;
@@ -50,13 +51,13 @@ internal sealed class ListDeadLettersHandler(HubDb db) : IRequestHandler<ListDea
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/dead-letters", async (string? deviceId, DateTimeOffset? from, DateTimeOffset? to, string? reason, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/dead-letters", async Task<Results<Ok<Page<DeadLetterView>>, ValidationProblem>> (string? deviceId, DateTimeOffset? from,
+                DateTimeOffset? to, string? reason, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
-                return Results.Ok(await m.Send(new ListDeadLettersQuery(deviceId, from, to, reason, cursor, n), ct));
+                return TypedResults.Ok(await m.Send(new ListDeadLettersQuery(deviceId, from, to, reason, cursor, n), ct));
             })
-            .WithName("ListDeadLetters").WithSummary("Rejected messages with their reasons, newest first").WithTags("Telemetry")
-            .Produces<Page<DeadLetterView>>().ProducesValidationProblem();
+            .WithName("ListDeadLetters").WithSummary("Rejected messages with their reasons, newest first").WithTags("Telemetry");
 }
 
 /// <summary>A deleted device takes its dead letters with it.</summary>

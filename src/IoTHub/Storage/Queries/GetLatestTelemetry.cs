@@ -1,5 +1,6 @@
 using IoTHub.Contracts;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage.Queries;
@@ -24,10 +25,9 @@ internal sealed class GetLatestTelemetry(HubDb db, IMediator mediator) : IReques
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices/{id}/telemetry/latest", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new GetLatestTelemetryQuery(id), ct) is { } r ? Results.Ok(r) : Results.Problem(statusCode: 404, title: $"Device '{id}' not found"))
-            .WithName("GetLatestTelemetry").WithSummary("Latest value of each metric of a device").WithTags("Telemetry")
-            .Produces<LatestTelemetry>().ProducesProblem(404);
+        api.MapGet("/devices/{id}/telemetry/latest", async Task<Results<Ok<LatestTelemetry>, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new GetLatestTelemetryQuery(id), ct) is { } r ? TypedResults.Ok(r) : new NotFoundProblem($"Device '{id}' not found"))
+            .WithName("GetLatestTelemetry").WithSummary("Latest value of each metric of a device").WithTags("Telemetry");
 }
 
 internal static class TelemetryValue

@@ -4,6 +4,7 @@
 // page never ends inside a millisecond, since `next` is a time. Every number in an answer is finite (FiniteAggregates).
 using IoTHub.Contracts;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage.Queries;
@@ -99,8 +100,8 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices/{id}/telemetry", async (string id, string? metric, DateTimeOffset? from, DateTimeOffset? to, string? resolution, int? maxPoints,
-                IMediator m, TimeProvider time, CancellationToken ct) =>
+        api.MapGet("/devices/{id}/telemetry", async Task<Results<Ok<TelemetrySeries>, ValidationProblem, NotFoundProblem>> (string id, string? metric,
+                DateTimeOffset? from, DateTimeOffset? to, string? resolution, int? maxPoints, IMediator m, TimeProvider time, CancellationToken ct) =>
             {
                 var errors = new Dictionary<string, string[]>();
                 if (string.IsNullOrWhiteSpace(metric)) errors["metric"] = ["metric is required"];
@@ -111,10 +112,9 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
                 var end = to ?? time.GetUtcNow();
                 var start = from ?? end.AddDays(-1);
                 if (start >= end) errors["from"] = ["from must be before to"];
-                if (errors.Count > 0) return Results.ValidationProblem(errors);
+                if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
                 var r = await m.Send(new QueryTelemetryRequest(id, metric!, start, end, resolution, max), ct);
-                return r is null ? Results.Problem(statusCode: 404, title: $"Device '{id}' not found") : Results.Ok(r);
+                return r is null ? new NotFoundProblem($"Device '{id}' not found") : TypedResults.Ok(r);
             })
-            .WithName("QueryTelemetry").WithSummary("Raw points or window aggregates of one metric over a time range").WithTags("Telemetry")
-            .Produces<TelemetrySeries>().ProducesValidationProblem().ProducesProblem(404);
+            .WithName("QueryTelemetry").WithSummary("Raw points or window aggregates of one metric over a time range").WithTags("Telemetry");
 }

@@ -10,17 +10,15 @@ internal static class RetentionEndpoints
 {
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/retention", (RetentionJob job, IOptions<RetentionOptions> o) => Results.Ok(Status(job, o.Value)))
-            .WithName("GetRetention").WithSummary("The retention policy per resolution and what the job has removed").WithTags("Retention")
-            .Produces<RetentionStatus>();
+        api.MapGet("/retention", (RetentionJob job, IOptions<RetentionOptions> o) => TypedResults.Ok(Status(job, o.Value)))
+            .WithName("GetRetention").WithSummary("The retention policy per resolution and what the job has removed").WithTags("Retention");
         api.MapPost("/retention/run", async (RetentionJob job, IOptions<RetentionOptions> o, CancellationToken ct) =>
             {
                 await job.RunOnceAsync(ct);
-                return Results.Ok(Status(job, o.Value));
+                return TypedResults.Ok(Status(job, o.Value));
             })
             .RequireAuthorization("admin")
-            .WithName("RunRetention").WithSummary("Apply the retention policy now").WithTags("Retention")
-            .Produces<RetentionStatus>();
+            .WithName("RunRetention").WithSummary("Apply the retention policy now").WithTags("Retention");
     }
 
     private static RetentionStatus Status(RetentionJob job, RetentionOptions o) => new(

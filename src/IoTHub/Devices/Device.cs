@@ -52,7 +52,7 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
 /// <summary>What the API shows of a device (never its token or hash). <c>Inactive</c>: its profile says it reports every
 /// N seconds (<c>reportIntervalSeconds</c>) and nothing has been heard from it for more than twice that.</summary>
 public sealed record DeviceView(
-    string Id, string? Name, string Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
+    string Id, string? Name, DeviceStatus Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
     IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, bool Inactive, string? CertificateThumbprint, DateTimeOffset CreatedAt)
 {
     /// <summary>Silence longer than this many report intervals makes a device inactive.</summary>
@@ -62,7 +62,7 @@ public sealed record DeviceView(
     {
         var lastSeen = Math.Max(d.LastSeen ?? 0, presence.LastSeen(d.Id) ?? 0);
         var clock = presence.Clock(d.Id);
-        var status = d.Online ? "online" : lastSeen > 0 ? "offline" : "never";
+        var status = d.Online ? DeviceStatus.Online : lastSeen > 0 ? DeviceStatus.Offline : DeviceStatus.Never;
         var inactive = d.ProfileId is { } p && reportIntervals.TryGetValue(p, out var interval) && lastSeen > 0
             && nowMs - lastSeen > InactiveAfterIntervals * interval * 1000L;
         return new DeviceView(d.Id, d.Name, status, d.Enabled, lastSeen > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(lastSeen) : null,

@@ -7,9 +7,10 @@ using Microsoft.EntityFrameworkCore;
 namespace IoTHub.Commands.ListCommands;
 
 /// <summary>Newest first; the cursor is the last id of the previous page (ids are time-ordered UUIDv7).</summary>
-public sealed record ListCommandsQuery(string DeviceId, string? State, string? Cursor, int Limit) : IRequest<Page<CommandView>?>;
+internal sealed record ListCommandsQuery(string DeviceId, string? State, string? Cursor, int Limit) : IRequest<Page<CommandView>?>;
 
-public sealed record GetCommandQuery(string DeviceId, string CommandId) : IRequest<CommandView?>;
+/// <summary>One command of a device, or null when that device has no command with this id.</summary>
+internal sealed record GetCommandQuery(string DeviceId, string CommandId) : IRequest<CommandView?>;
 
 internal sealed class ListCommandsHandler(HubDb db, IMediator mediator) :
     IRequestHandler<ListCommandsQuery, Page<CommandView>?>, IRequestHandler<GetCommandQuery, CommandView?>

@@ -16,11 +16,28 @@ namespace IoTHub.Commands.SendCommand;
 
 public sealed record SendCommandBody(string? Name, JsonNode? Params, int? TimeoutSeconds, bool? DeliverWhenOnline, int? ExpiresInSeconds);
 
-public sealed record SendCommandRequest(string DeviceId, SendCommandBody Body, string? IdempotencyKey, string? RequestedBy) : IRequest<SendCommandResult>;
+/// <summary>A command to send: the body, the caller's <c>Idempotency-Key</c> header (at most 200 printable characters) and who asked.</summary>
+internal sealed record SendCommandRequest(string DeviceId, SendCommandBody Body, string? IdempotencyKey, string? RequestedBy) : IRequest<SendCommandResult>;
 
-public enum SendCommandOutcome { DeviceNotFound, Finished, StillPending, TimedOut, DeviceOffline, KeyReused }
+/// <summary>How sending a command ended, each with its HTTP answer.</summary>
+internal enum SendCommandOutcome
+{
+    /// <summary>404: no device has this id.</summary>
+    DeviceNotFound,
+    /// <summary>200: the command is final (succeeded or failed with the device's response).</summary>
+    Finished,
+    /// <summary>202: a <c>deliverWhenOnline</c> command still waits for its device or its response.</summary>
+    StillPending,
+    /// <summary>504: no response before the timeout; the command expired.</summary>
+    TimedOut,
+    /// <summary>409: the device is not connected (or not subscribed to its commands) and the command may not wait.</summary>
+    DeviceOffline,
+    /// <summary>422: the <c>Idempotency-Key</c> was first used for a command with another name or params.</summary>
+    KeyReused,
+}
 
-public sealed record SendCommandResult(SendCommandOutcome Outcome, CommandView? Command);
+/// <summary>The outcome of a <see cref="SendCommandRequest"/> with the command as it is now (null for <see cref="SendCommandOutcome.DeviceNotFound"/>).</summary>
+internal sealed record SendCommandResult(SendCommandOutcome Outcome, CommandView? Command);
 
 internal sealed class SendCommandBodyValidator : AbstractValidator<SendCommandBody>
 {

@@ -8,9 +8,27 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.CreateDevice;
 
+/// <summary>Registers a device: the body of <c>POST /api/v1/devices</c>, all fields optional (an empty body is a device
+/// with a generated id), and one line of a CSV import. Invalid fields answer 400 with problem+json naming each.</summary>
+/// <param name="Id">The device id, 1-64 of <c>A-Za-z0-9_.-</c> (CONTRACT.md, "Identity"); generated when absent
+/// (<c>dev-</c> and 12 random characters). An id in use answers 409.</param>
+/// <param name="Name">A label for people, at most 200 characters.</param>
+/// <param name="Profile">The id of an existing profile whose metric rules validate its telemetry; an unknown one answers
+/// 400 naming <c>profile</c>.</param>
+/// <param name="Tags">At most 32 tags, each an identifier; for filtering the devices list.</param>
+/// <param name="CertificateThumbprint">SHA-256 thumbprint (64 hex digits; colons and case ignored) of a client certificate
+/// the device may present over TLS instead of its token.</param>
 public sealed record CreateDeviceRequest(string? Id, string? Name, string? Profile, IReadOnlyList<string>? Tags, string? CertificateThumbprint = null) : IRequest<CreateDeviceResult>;
 
-/// <summary>The only response that ever carries the device's token.</summary>
+/// <summary>The only response that ever carries the device's token (201 to <c>POST /api/v1/devices</c>):
+/// <c>{"id", "name", "token", "profile", "tags", "createdAt"}</c>.</summary>
+/// <param name="Id">The device id (the MQTT username).</param>
+/// <param name="Name">Its label, or null.</param>
+/// <param name="Token">The device token (the MQTT password, the HTTP bearer): 256 random bits as 43 base64url characters.
+/// Only its hash is stored, so it cannot be shown again; rotate it to get a new one.</param>
+/// <param name="Profile">Its profile id, or null.</param>
+/// <param name="Tags">Its tags.</param>
+/// <param name="CreatedAt">When it was registered (ISO 8601 UTC).</param>
 public sealed record CreatedDevice(string Id, string? Name, string Token, string? Profile, IReadOnlyList<string> Tags, DateTimeOffset CreatedAt);
 
 /// <summary>How a registration ended; only <see cref="CreateDeviceOutcome.Created"/> changed anything.</summary>

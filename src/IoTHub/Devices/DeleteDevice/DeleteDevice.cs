@@ -7,6 +7,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.DeleteDevice;
 
+/// <summary>Deletes a device with everything the hub holds of it; true when it existed.</summary>
 public sealed record DeleteDeviceCommand(string Id) : IRequest<bool>;
 
 /// <summary>Deletes the device; its connections drop and other modules delete what they hold of it.</summary>

@@ -7,6 +7,7 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.GetDevice;
 
+/// <summary>One device as the API shows it, or null when no device has this id.</summary>
 public sealed record GetDeviceQuery(string Id) : IRequest<DeviceView?>;
 
 internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimeProvider time) : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>

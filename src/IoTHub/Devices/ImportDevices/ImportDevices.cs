@@ -9,10 +9,23 @@ using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace IoTHub.Devices.ImportDevices;
 
+/// <summary>Creates a device for each line of <paramref name="Csv"/> (<c>id,name,profile,tags</c>, at most 10,000 lines;
+/// see the file's header), each on its own.</summary>
 public sealed record ImportDevicesCommand(string Csv) : IRequest<ImportReport>;
 
+/// <summary>What became of one CSV line.</summary>
+/// <param name="Line">Its line number in the CSV, from 1 (a header line counts).</param>
+/// <param name="Id">The device id: the one given, or the generated one when it was created without.</param>
+/// <param name="Created">True when the device was registered.</param>
+/// <param name="Token">The new device's token, shown this once (like <c>CreatedDevice.token</c>); null when not created.</param>
+/// <param name="Error">Why the line was refused (invalid field, id taken, unknown profile, too many fields); null when created.</param>
 public sealed record ImportedLine(int Line, string? Id, bool Created, string? Token, string? Error);
 
+/// <summary>The answer to <c>POST /api/v1/devices/import</c> (200 even when some lines failed):
+/// <c>{"created", "failed", "lines": [{"line", "id", "created", "token", "error"}]}</c>.</summary>
+/// <param name="Created">Devices registered.</param>
+/// <param name="Failed">Lines refused.</param>
+/// <param name="Lines">Every non-blank line that was not the header, in order.</param>
 public sealed record ImportReport(int Created, int Failed, IReadOnlyList<ImportedLine> Lines);
 
 internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<CreateDeviceRequest> validator) : IRequestHandler<ImportDevicesCommand, ImportReport>

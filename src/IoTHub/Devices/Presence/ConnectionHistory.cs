@@ -39,6 +39,14 @@ internal sealed class DeviceConnectionConfiguration : IEntityTypeConfiguration<D
     }
 }
 
+/// <summary>One broker connection of a device, an item of <c>GET /api/v1/devices/{id}/connections</c> (the newest 500 are kept).</summary>
+/// <param name="ClientId">The MQTT client id it connected with (assigned by the hub when it sent none).</param>
+/// <param name="Protocol"><c>mqtt3</c> (3.1.1) or <c>mqtt5</c>.</param>
+/// <param name="RemoteAddress">The peer's IP address, or null when unknown.</param>
+/// <param name="ConnectedAt">When the CONNECT was accepted (ISO 8601 UTC).</param>
+/// <param name="DisconnectedAt">When it ended, or null while it is open.</param>
+/// <param name="DisconnectReason">Why it ended: "clean disconnect", "taken over by a new connection", "connection lost
+/// or keep-alive timeout", "server shutting down", ...; null while open.</param>
 public sealed record ConnectionView(string ClientId, string Protocol, string? RemoteAddress, DateTimeOffset ConnectedAt,
     DateTimeOffset? DisconnectedAt, string? DisconnectReason);
 

@@ -7,8 +7,29 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.Profiles;
 
+/// <summary>A device profile as <c>POST /api/v1/profiles</c> and <c>PUT /api/v1/profiles/{id}</c> take it: what devices
+/// of a kind send and how validation treats their telemetry. A PUT replaces the whole profile; validation uses it from
+/// the next message on. Invalid fields answer 400 with problem+json naming each.</summary>
+/// <param name="Id">The profile id, an identifier; required by POST, ignored by PUT (the path names it).</param>
+/// <param name="Name">A label for people, at most 200 characters.</param>
+/// <param name="UnknownMetrics"><c>allow</c> (default): metrics the profile does not declare are stored as they come;
+/// <c>reject</c>: a message with one is dead-lettered.</param>
+/// <param name="ClockPolicy">What to do with a message whose device clock is off by more than the tolerance:
+/// <c>reject</c> (default), <c>serverTime</c> or <c>accept</c> (CONTRACT.md, "Telemetry payload").</param>
+/// <param name="ReportIntervalSeconds">How often its devices report, 1 to 604,800 seconds (7 days); a device silent for
+/// more than twice this is shown as inactive. Null: no expectation.</param>
+/// <param name="Metrics">The declared metrics, at most 500, names unique.</param>
 public sealed record ProfileBody(string? Id, string? Name, string? UnknownMetrics, string? ClockPolicy, int? ReportIntervalSeconds, IReadOnlyList<ProfileMetric>? Metrics);
 
+/// <summary>A stored device profile, as <c>/api/v1/profiles</c> answers it; the fields are those of <see cref="ProfileBody"/>
+/// with the defaults filled in.</summary>
+/// <param name="Id">The profile id.</param>
+/// <param name="Name">Its label, or null.</param>
+/// <param name="UnknownMetrics"><c>allow</c> or <c>reject</c>.</param>
+/// <param name="ClockPolicy"><c>reject</c>, <c>serverTime</c> or <c>accept</c>.</param>
+/// <param name="ReportIntervalSeconds">The expected report interval in seconds, or null.</param>
+/// <param name="Metrics">The declared metrics.</param>
+/// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
 public sealed record ProfileView(string Id, string? Name, string UnknownMetrics, string ClockPolicy, int? ReportIntervalSeconds,
     IReadOnlyList<ProfileMetric> Metrics, DateTimeOffset CreatedAt);
 
@@ -34,6 +55,7 @@ public sealed record SaveProfileResult(SaveProfileOutcome Outcome, ProfileView? 
 /// <summary>One profile, or null when no profile has this id.</summary>
 public sealed record GetProfileQuery(string Id) : IRequest<ProfileView?>;
 
+/// <summary>Every profile in id order, in one page (<c>next</c> is always null).</summary>
 public sealed record ListProfilesQuery : IRequest<Page<ProfileView>>;
 
 /// <summary>Deletes a profile that no device uses.</summary>

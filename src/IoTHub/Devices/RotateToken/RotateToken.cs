@@ -7,8 +7,12 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.RotateToken;
 
+/// <summary>Gives a device a new token; null when no device has this id.</summary>
 public sealed record RotateTokenCommand(string Id) : IRequest<RotatedToken?>;
 
+/// <summary>The answer to <c>POST /api/v1/devices/{id}/rotate-token</c>: <c>{"token"}</c>, the new token (256 random bits,
+/// 43 base64url characters), shown this once. The old one is refused from now on and the device's live connections are
+/// dropped (CONTRACT.md, "Identity").</summary>
 public sealed record RotatedToken(string Token);
 
 /// <summary>A new token, shown once; the old one stops working at once and live connections are dropped.</summary>

@@ -9,9 +9,16 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.UpdateDevice;
 
-/// <summary>A partial update: absent fields are left as they are.</summary>
+/// <summary>The body of <c>PATCH /api/v1/devices/{id}</c>, a partial update: absent (null) fields are left as they are.</summary>
+/// <param name="Name">A new label, at most 200 characters.</param>
+/// <param name="Profile">A profile id to assign (unknown: 400 naming <c>profile</c>), or <c>""</c> to remove the profile.</param>
+/// <param name="Tags">The new tags, replacing the old ones (at most 32).</param>
+/// <param name="Enabled">False disables the device: it is refused on every protocol and its connections drop at once.</param>
+/// <param name="CertificateThumbprint">A SHA-256 client-certificate thumbprint (64 hex digits), or <c>""</c> to remove it;
+/// a change drops the device's live connections.</param>
 public sealed record UpdateDeviceRequest(string? Name, string? Profile, IReadOnlyList<string>? Tags, bool? Enabled, string? CertificateThumbprint = null);
 
+/// <summary>Applies <paramref name="Changes"/> to device <paramref name="Id"/>.</summary>
 public sealed record UpdateDeviceCommand(string Id, UpdateDeviceRequest Changes) : IRequest<UpdateDeviceResult>;
 
 /// <summary>How an update ended; only <see cref="UpdateDeviceOutcome.Updated"/> changed anything.</summary>

@@ -14,6 +14,17 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Commands.SendCommand;
 
+/// <summary>The body of <c>POST /api/v1/devices/{id}/commands</c> (CONTRACT.md, "App / admin REST API"): what to send and
+/// how long to wait for the answer. Invalid fields answer 400 with problem+json naming each.</summary>
+/// <param name="Name">The command name, required, an identifier (e.g. <c>reboot</c>).</param>
+/// <param name="Params">A JSON object sent to the device with the name, at most <c>Commands:MaxJsonBytes</c> (default 64 KiB).</param>
+/// <param name="TimeoutSeconds">How long the request waits for the device's response, 1 to <c>Commands:MaxTimeoutSeconds</c>
+/// (default 300); absent: <c>Commands:DefaultTimeoutSeconds</c> (30). With no response in time: 504, or 202 while a
+/// <paramref name="DeliverWhenOnline"/> command still waits.</param>
+/// <param name="DeliverWhenOnline">True: a device that is offline gets the command when it next subscribes to its commands;
+/// false (default): an offline device answers 409.</param>
+/// <param name="ExpiresInSeconds">With <paramref name="DeliverWhenOnline"/> only: how long the queued command waits for its device,
+/// 1 to <c>Commands:MaxExpirySeconds</c> (30 days); absent: <c>Commands:DefaultExpirySeconds</c> (1 day).</param>
 public sealed record SendCommandBody(string? Name, JsonNode? Params, int? TimeoutSeconds, bool? DeliverWhenOnline, int? ExpiresInSeconds);
 
 /// <summary>A command to send: the body, the caller's <c>Idempotency-Key</c> header (at most 200 printable characters) and who asked.</summary>

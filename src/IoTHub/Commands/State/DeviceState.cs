@@ -13,12 +13,34 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Commands.State;
 
+/// <summary>A device's twin, or null when the device does not exist.</summary>
 public sealed record GetDeviceStateQuery(string DeviceId) : IRequest<DeviceStateView?>;
 
+/// <summary>Changes a device's desired state and publishes it, retained, on <c>devices/{id}/state/desired</c>.</summary>
+/// <param name="DeviceId">The device.</param>
+/// <param name="Desired">The new desired state (<paramref name="Merge"/> false), or a JSON merge patch onto it (RFC 7386: null removes
+/// a member).</param>
+/// <param name="Merge">False replaces (HTTP PUT), true merges (HTTP PATCH).</param>
+/// <param name="IfMatch">The desired version the caller last read; when it is no longer current nothing changes
+/// (<see cref="SetDesiredOutcome.VersionMismatch"/>, HTTP 412). Null: no check.</param>
+/// <param name="RequestedBy">The user or key that asked, for the record.</param>
 public sealed record SetDesiredStateCommand(string DeviceId, JsonObject Desired, bool Merge, long? IfMatch, string? RequestedBy) : IRequest<SetDesiredStateResult>;
 
-public enum SetDesiredOutcome { Updated, DeviceNotFound, VersionMismatch, TooLarge }
+/// <summary>How a desired-state change ended; only <see cref="Updated"/> changed anything.</summary>
+public enum SetDesiredOutcome
+{
+    /// <summary>Saved with the next version and sent to the device (HTTP 200 with the new ETag).</summary>
+    Updated,
+    /// <summary>No device has this id (HTTP 404).</summary>
+    DeviceNotFound,
+    /// <summary><c>If-Match</c> named an older version (HTTP 412, RFC 9110 §13.1.1); the result carries the current state.</summary>
+    VersionMismatch,
+    /// <summary>The desired state would exceed <c>Commands:MaxJsonBytes</c> (default 64 KiB; HTTP 413).</summary>
+    TooLarge,
+}
 
+/// <summary>The outcome of a <see cref="SetDesiredStateCommand"/>, with the twin as it is now when
+/// <see cref="SetDesiredOutcome.Updated"/> or <see cref="SetDesiredOutcome.VersionMismatch"/>, else null.</summary>
 public sealed record SetDesiredStateResult(SetDesiredOutcome Outcome, DeviceStateView? State);
 
 internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvider time, IOptions<CommandsOptions> options, ILogger<DeviceStateHandler> log) :

@@ -8,15 +8,35 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Gateway.ApiKeys;
 
+/// <summary>Creates an API key for an app: the body of <c>POST /api/v1/api-keys</c> (admin). Invalid fields answer 400.</summary>
+/// <param name="Name">Which app or integration it is for, 1-100 characters; shown in the audit log as <c>apikey:{name}</c>.</param>
+/// <param name="Role"><c>viewer</c>, <c>operator</c> or <c>admin</c>: what the key may do, over REST and MQTT.</param>
 public sealed record CreateApiKeyRequest(string Name, string Role) : IRequest<CreatedApiKey>;
 
-/// <summary>The only response that carries the key itself.</summary>
+/// <summary>The only response that carries the key itself (201 to <c>POST /api/v1/api-keys</c>):
+/// <c>{"id", "name", "role", "key", "createdAt"}</c>.</summary>
+/// <param name="Id">The key's id, for revoking it.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="Role">Its role.</param>
+/// <param name="Key">The key: <c>ihk_</c> and 43 base64url characters (256 random bits). Send it as <c>X-Api-Key</c>, or as
+/// the MQTT password with username <c>apikey</c>. Only its hash is stored, so it cannot be shown again.</param>
+/// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
 public sealed record CreatedApiKey(long Id, string Name, string Role, string Key, DateTimeOffset CreatedAt);
 
+/// <summary>An API key as <c>GET /api/v1/api-keys</c> lists it: never the key itself.</summary>
+/// <param name="Id">The key's id.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="Role">Its role.</param>
+/// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
+/// <param name="LastUsedAt">When it was last accepted, to within a few seconds (recorded every 5 s); null if never.</param>
+/// <param name="RevokedAt">When it was revoked, or null while it works.</param>
 public sealed record ApiKeyView(long Id, string Name, string Role, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
 
+/// <summary>Every API key, revoked ones too, in creation order, in one page.</summary>
 public sealed record ListApiKeysQuery : IRequest<Page<ApiKeyView>>;
 
+/// <summary>Revokes a key at once: it is refused from now on and its live MQTT connections drop. False when no live key
+/// has this id (unknown, or revoked already).</summary>
 public sealed record RevokeApiKeyCommand(long Id) : IRequest<bool>;
 
 internal sealed class CreateApiKeyValidator : AbstractValidator<CreateApiKeyRequest>

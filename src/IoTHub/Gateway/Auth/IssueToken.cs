@@ -9,8 +9,16 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Gateway.Auth;
 
+/// <summary>The body of <c>POST /api/v1/auth/token</c>: <c>{"username", "password"}</c>, both required (else 400). A wrong
+/// pair answers 401; repeated failures wait longer each time, and 429 once an address has too many queued
+/// (<c>RateLimits:FailedLogin*</c>).</summary>
+/// <param name="Username">A user's name.</param>
+/// <param name="Password">Their password.</param>
 public sealed record IssueTokenRequest(string? Username, string? Password) : IRequest<IssuedToken?>;
 
+/// <summary>A bearer token for scripts (CONTRACT.md, "Identity"): <c>{"token", "expiresAt"}</c>.</summary>
+/// <param name="Token">Send it as <c>Authorization: Bearer {token}</c>; 256 random bits, stored only as a hash.</param>
+/// <param name="ExpiresAt">When it stops working: 12 hours after it was issued (ISO 8601 UTC).</param>
 public sealed record IssuedToken(string Token, DateTimeOffset ExpiresAt);
 
 internal sealed class IssueTokenHandler(HubDb db, IPasswordHasher<User> hasher, TimeProvider time) : IRequestHandler<IssueTokenRequest, IssuedToken?>

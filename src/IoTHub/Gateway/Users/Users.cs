@@ -8,10 +8,21 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Gateway.Users;
 
+/// <summary>Creates a user of the web UI and the API: the body of <c>POST /api/v1/users</c> (admin). Invalid fields answer
+/// 400; a taken username 409. The handler answers null when the username is taken.</summary>
+/// <param name="Username">An identifier, at most 64 characters.</param>
+/// <param name="Password">10 to 256 characters; stored only as a slow hash (ASP.NET Core Identity's PBKDF2).</param>
+/// <param name="Role"><c>viewer</c>, <c>operator</c> or <c>admin</c>.</param>
 public sealed record CreateUserRequest(string Username, string Password, string Role) : IRequest<UserView?>;
 
+/// <summary>Every user in username order, in one page.</summary>
 public sealed record ListUsersQuery : IRequest<Page<UserView>>;
 
+/// <summary>A user as the API shows it (never the password or its hash).</summary>
+/// <param name="Id">The user's id.</param>
+/// <param name="Username">Their name.</param>
+/// <param name="Role">Their role.</param>
+/// <param name="CreatedAt">When they were created (ISO 8601 UTC).</param>
 public sealed record UserView(long Id, string Username, string Role, DateTimeOffset CreatedAt);
 
 internal sealed class CreateUserValidator : AbstractValidator<CreateUserRequest>

@@ -9,13 +9,42 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage.Queries;
 
-/// <summary>A stored point; <c>deviceTs</c> is the device's own time where the clock policy replaced it.</summary>
+/// <summary>A stored point, in the <c>points</c> of a <c>raw</c> series: <c>{"ts", "value", "deviceTs"}</c>.</summary>
+/// <param name="Ts">Its time (ISO 8601 UTC, millisecond precision).</param>
+/// <param name="Value">A number, <c>true</c>/<c>false</c> or a string.</param>
+/// <param name="DeviceTs">The device's own time where the clock policy <c>serverTime</c> replaced it by the receive time; else null.</param>
 public sealed record RawPoint(DateTimeOffset Ts, object? Value, DateTimeOffset? DeviceTs);
 
+/// <summary>One window aggregate, in the <c>points</c> of a <c>1m</c>, <c>1h</c> or <c>1d</c> series (numeric metrics only):
+/// <c>{"start", "count", "min", "max", "avg", "sum", "last"}</c>. Every number is finite.</summary>
+/// <param name="Start">The window's start (ISO 8601 UTC); it lasts one resolution.</param>
+/// <param name="Count">Points in the window.</param>
+/// <param name="Min">Smallest value.</param>
+/// <param name="Max">Largest value.</param>
+/// <param name="Avg">Sum / count, kept within [min, max].</param>
+/// <param name="Sum">Sum of the values, saturating at ±1.7976931348623157e308.</param>
+/// <param name="Last">The value with the latest timestamp.</param>
 public sealed record WindowPoint(DateTimeOffset Start, long Count, double Min, double Max, double Avg, double Sum, double Last);
 
+/// <summary>The answer of <c>GET /api/v1/devices/{id}/telemetry</c> (CONTRACT.md):
+/// <c>{"deviceId", "metric", "resolution", "points": [...], "next"}</c>.</summary>
+/// <param name="DeviceId">The device.</param>
+/// <param name="Metric">The metric.</param>
+/// <param name="Resolution">What the points are: <c>raw</c>, <c>1m</c>, <c>1h</c> or <c>1d</c>; <c>auto</c> resolves to the
+/// finest of these that answers with at most <c>maxPoints</c> points.</param>
+/// <param name="Points"><see cref="RawPoint"/>s for <c>raw</c>, else <see cref="WindowPoint"/>s; oldest first, at most
+/// <c>maxPoints</c>. Empty when the metric has no data.</param>
+/// <param name="Next">When the range held more: the <c>from</c> of the next page (a page never ends inside a millisecond);
+/// else null.</param>
 public sealed record TelemetrySeries(string DeviceId, string Metric, string Resolution, IReadOnlyList<object> Points, DateTimeOffset? Next);
 
+/// <summary>One metric of a device over a time range. The endpoint checks the parameters (400 naming each bad one).</summary>
+/// <param name="DeviceId">The device (404 when it does not exist).</param>
+/// <param name="Metric">The metric, required.</param>
+/// <param name="From">Start of the range, inclusive (default: a day before <paramref name="To"/>).</param>
+/// <param name="To">End of the range, exclusive (default: now); after <paramref name="From"/>.</param>
+/// <param name="Resolution"><c>raw</c>, <c>1m</c>, <c>1h</c>, <c>1d</c> or <c>auto</c> (default).</param>
+/// <param name="MaxPoints">Most points in one answer, 1-10,000 (default 1,000).</param>
 public sealed record QueryTelemetryRequest(string DeviceId, string Metric, DateTimeOffset From, DateTimeOffset To, string Resolution, int MaxPoints)
     : IRequest<TelemetrySeries?>;
 

@@ -11,8 +11,15 @@ using IoTHub.Web;
 
 namespace IoTHub;
 
+/// <summary>The host: one ASP.NET Core application that is the MQTT broker, the HTTP API, the store and the web UI.
+/// <c>Program.cs</c> runs it; the tests start it in-process.</summary>
 public static class HubApp
 {
+    /// <summary>Builds the host with every module, ready to run.</summary>
+    /// <param name="args">Command-line arguments; they override <c>appsettings.json</c> and <c>IOTHUB_</c> environment
+    /// variables (CONTRACT.md, "Running").</param>
+    /// <param name="configure">Runs after configuration is loaded and before the modules are added: a test host changes
+    /// settings or replaces services here.</param>
     public static WebApplication Build(string[] args, Action<WebApplicationBuilder>? configure = null)
     {
         var builder = WebApplication.CreateBuilder(new WebApplicationOptions

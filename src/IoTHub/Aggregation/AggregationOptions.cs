@@ -3,6 +3,7 @@ namespace IoTHub.Aggregation;
 /// <summary>Section <c>Aggregation</c>: when windows count as closed.</summary>
 public sealed class AggregationOptions
 {
+    /// <summary>The configuration section: <c>Aggregation</c>.</summary>
     public const string SectionName = "Aggregation";
 
     /// <summary>A window closes when the device's watermark (latest event time) passes its end plus this.</summary>

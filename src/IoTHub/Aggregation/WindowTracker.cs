@@ -178,6 +178,12 @@ internal sealed class WindowTracker(
         FiniteAggregates.Average(row.Sum, row.Count, row.Min, row.Max), FiniteAggregates.Finite(row.Last));
 }
 
+/// <summary>A window that closed or was corrected: an item of <c>GET /api/v1/windows/recent</c> (the latest 2,000 events
+/// are kept, in memory only).</summary>
+/// <param name="Kind"><c>closed</c>: its final values, once the device's watermark passed its end plus the allowed
+/// lateness; <c>corrected</c>: a late point changed a window already closed.</param>
+/// <param name="Window">The window's aggregate as stored now.</param>
+/// <param name="PreviousCount">For <c>corrected</c>, the point count it had when last announced; null for <c>closed</c>.</param>
 public sealed record WindowEvent(string Kind, WindowAggregate Window, long? PreviousCount);
 
 /// <summary>The last window events, newest first, for the API and the UI.</summary>

@@ -6,8 +6,12 @@ using IoTHub.Commands.State;
 
 namespace IoTHub.Commands;
 
+/// <summary>The Commands module: server-to-device commands with correlation, timeout and queueing, and the device twin
+/// (desired and reported state).</summary>
 public static class CommandsModule
 {
+    /// <summary>Registers the command dispatch, the expiry job and the request validators, and binds section <c>Commands</c>;
+    /// inconsistent limits stop the host at start.</summary>
     public static IServiceCollection AddCommands(this IServiceCollection services, IConfiguration config)
     {
         services.AddOptions<CommandsOptions>().BindConfiguration(CommandsOptions.SectionName).ValidateDataAnnotations()
@@ -23,6 +27,7 @@ public static class CommandsModule
         return services;
     }
 
+    /// <summary>Maps <c>/devices/{id}/commands</c> (send, list, get) and <c>/devices/{id}/state</c> (GET, PUT, PATCH) on <paramref name="api"/>.</summary>
     public static IEndpointRouteBuilder MapCommands(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         SendCommandHandler.Map(api);

@@ -5,6 +5,7 @@ namespace IoTHub.Commands;
 /// <summary>Section <c>Commands</c>: how long callers wait, how long queued commands live, how big messages may be.</summary>
 public sealed class CommandsOptions
 {
+    /// <summary>The configuration section: <c>Commands</c>.</summary>
     public const string SectionName = "Commands";
 
     /// <summary>How long <c>POST /devices/{id}/commands</c> waits for the device's response when the request names no timeout.</summary>

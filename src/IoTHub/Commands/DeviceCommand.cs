@@ -68,7 +68,22 @@ internal sealed class DeviceCommandConfiguration : IEntityTypeConfiguration<Devi
     }
 }
 
-/// <summary>A command as the API shows it.</summary>
+/// <summary>A command as the API shows it (<c>/api/v1/devices/{id}/commands</c>). Times are ISO 8601 UTC, null until they happen.</summary>
+/// <param name="Id">The command id: 32 hex digits of a UUIDv7, so ids sort by creation time. It is the last level of the
+/// device's topic <c>devices/{id}/commands/{commandId}</c>.</param>
+/// <param name="DeviceId">The device it is for.</param>
+/// <param name="Name">The command name (an identifier), e.g. <c>reboot</c>.</param>
+/// <param name="Params">The parameters object sent with it, or null.</param>
+/// <param name="State"><c>queued</c>, <c>sent</c>, <c>delivered</c> (the device acknowledged the message), <c>succeeded</c>,
+/// <c>failed</c> or <c>expired</c>; it only moves forward, and the last three are final.</param>
+/// <param name="DeliverWhenOnline">True when it waits for an offline device to connect instead of failing at once.</param>
+/// <param name="CreatedAt">When it was requested.</param>
+/// <param name="ExpiresAt">When a queued command stops waiting for its device (<c>deliverWhenOnline</c> only).</param>
+/// <param name="SentAt">When it was published to the device.</param>
+/// <param name="DeliveredAt">When the device acknowledged it (MQTT PUBACK).</param>
+/// <param name="CompletedAt">When it became final.</param>
+/// <param name="Response">What the device answered, or null.</param>
+/// <param name="Error">Why it failed or expired (e.g. "device is offline", "no response before the timeout"), or null.</param>
 public sealed record CommandView(
     string Id, string DeviceId, string Name, JsonNode? Params, string State, bool DeliverWhenOnline,
     DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? SentAt, DateTimeOffset? DeliveredAt, DateTimeOffset? CompletedAt,
@@ -82,5 +97,8 @@ public sealed record CommandView(
         c.Error);
 }
 
-/// <summary>What the device answered: <c>{"status": "ok"|"error", "result": ...}</c>.</summary>
+/// <summary>What the device answered on <c>devices/{id}/commands/{commandId}/response</c> (CONTRACT.md, MQTT topics):
+/// <c>{"status": "ok"|"error", "result": ...}</c>.</summary>
+/// <param name="Status"><c>ok</c> (the command succeeded) or <c>error</c> (it failed).</param>
+/// <param name="Result">Any JSON the device sent back, or null.</param>
 public sealed record CommandResponse(string Status, JsonNode? Result);

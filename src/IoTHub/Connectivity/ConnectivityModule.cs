@@ -15,8 +15,13 @@ using MQTTnet.Server;
 
 namespace IoTHub.Connectivity;
 
+/// <summary>The Connectivity module: the embedded MQTT broker (TCP, TLS, WebSocket) and the HTTP device endpoints; it
+/// authenticates devices and apps, applies the topic ACL and rate limits, and turns what devices send into telemetry,
+/// state reports and command responses.</summary>
 public static class ConnectivityModule
 {
+    /// <summary>Registers the broker and its parts, binds sections <c>Mqtt</c> and <c>Connectivity</c> (validated at start)
+    /// and adds the <c>broker</c> readiness check.</summary>
     public static IServiceCollection AddConnectivity(this IServiceCollection services, IConfiguration config)
     {
         services.AddOptions<MqttOptions>().BindConfiguration(MqttOptions.SectionName).ValidateDataAnnotations()
@@ -79,6 +84,7 @@ public static class ConnectivityModule
     /// <summary>Kestrel's listeners: HTTP on <c>--urls</c>, MQTT on <c>Mqtt:Port</c>, and with a certificate MQTT over TLS and HTTPS.</summary>
     public static IWebHostBuilder UseConnectivityListeners(this IWebHostBuilder web, IConfiguration config) => web.ConfigureHubListeners(config);
 
+    /// <summary>Adds WebSockets to the pipeline and attaches the broker to the MQTT server once the host is built.</summary>
     public static WebApplication UseConnectivity(this WebApplication app)
     {
         app.UseWebSockets();
@@ -87,6 +93,9 @@ public static class ConnectivityModule
         return app;
     }
 
+    /// <summary>Maps MQTT over WebSocket on <c>Mqtt:WebSocketPath</c> (default <c>/mqtt</c>; empty disables it) and the HTTP
+    /// device endpoints (<c>/devices/{id}/telemetry</c>, <c>/devices/{id}/state/reported</c>, <c>/devices/{id}/state/desired</c>)
+    /// on <paramref name="api"/>.</summary>
     public static IEndpointRouteBuilder MapConnectivity(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         var path = app.ServiceProvider.GetRequiredService<IOptions<MqttOptions>>().Value.WebSocketPath;

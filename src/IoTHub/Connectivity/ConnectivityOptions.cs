@@ -5,6 +5,7 @@ namespace IoTHub.Connectivity;
 /// <summary>Section <c>Mqtt</c>: the embedded broker's listeners and rules.</summary>
 public sealed class MqttOptions
 {
+    /// <summary>The configuration section: <c>Mqtt</c> (environment: <c>IOTHUB_Mqtt__Port</c>, ...).</summary>
     public const string SectionName = "Mqtt";
 
     /// <summary>Address the MQTT listeners bind to; empty means every interface.</summary>
@@ -97,6 +98,7 @@ public sealed class MqttOptions
 /// <summary>Section <c>Connectivity</c>: limits shared by every device protocol.</summary>
 public sealed class ConnectivityOptions
 {
+    /// <summary>The configuration section: <c>Connectivity</c>.</summary>
     public const string SectionName = "Connectivity";
 
     /// <summary>Largest telemetry body accepted over HTTP and CoAP, in bytes (MQTT has its own check).</summary>

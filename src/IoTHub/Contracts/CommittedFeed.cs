@@ -10,6 +10,8 @@ using System.Threading.Channels;
 
 namespace IoTHub.Contracts;
 
+/// <summary>Fans committed batches out to the consumers downstream of the commit, each through its own bounded queue;
+/// the writer never waits on it (see the file's header).</summary>
 public sealed class CommittedFeed
 {
     private static readonly Counter<long> Dropped = HubMeter.Meter.CreateCounter<long>("iothub_committed_feed_dropped_total",
@@ -19,13 +21,16 @@ public sealed class CommittedFeed
     private volatile Channel<CommittedPoint[]>[] _all = [];
     private readonly Lock _change = new();
 
+    /// <summary>Creates the feed and its lag gauge, <c>iothub_committed_feed_lag{consumer}</c> (batches waiting).</summary>
     public CommittedFeed() =>
         HubMeter.Meter.CreateObservableGauge("iothub_committed_feed_lag", () => _consumers.Select(kv =>
             new Measurement<long>(kv.Value.Reader.Count, new KeyValuePair<string, object?>("consumer", kv.Key))),
             description: "Committed batches waiting in a downstream consumer's queue");
 
     /// <summary>A consumer's own queue of committed batches, holding at most <paramref name="capacity"/> batches.</summary>
-    /// <param name="name">The consumer's name, as its metrics are labelled (e.g. <c>windows</c>).</param>
+    /// <param name="name">The consumer's name, as its metrics are labelled (e.g. <c>windows</c>); unique.</param>
+    /// <param name="capacity">Batches the queue holds; when full, the oldest is dropped and counted.</param>
+    /// <exception cref="InvalidOperationException">A consumer with this name is subscribed already.</exception>
     public ChannelReader<CommittedPoint[]> Subscribe(string name, int capacity)
     {
         var channel = Channel.CreateBounded<CommittedPoint[]>(new BoundedChannelOptions(capacity)

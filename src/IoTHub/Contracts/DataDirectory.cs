@@ -5,6 +5,8 @@ namespace IoTHub.Contracts;
 /// <summary>The resolved <c>DataDirectory</c> (default <c>./data</c>).</summary>
 public sealed class DataLocation
 {
+    /// <summary>The data directory as an absolute path (configuration key <c>DataDirectory</c>, relative to the working
+    /// directory): the SQLite database and files such as <c>initial-admin-password</c> live here.</summary>
     public string Directory { get; set; } = "data";
 }
 
@@ -75,6 +77,7 @@ internal static class OwnerOnly
 /// validation enforces and storage sizes its raw partitions by. One typed option, one default.</summary>
 public sealed class TelemetryAge
 {
+    /// <summary>The configuration section it is read from: <c>Validation</c>, shared with <c>ValidationOptions</c>.</summary>
     public const string SectionName = "Validation";
 
     /// <summary>The default: 30 days.</summary>

@@ -9,6 +9,9 @@ public sealed record DeviceIdentity(string DeviceId, string? ProfileId, bool Ena
 /// <summary>Checks device credentials; cached, so adapters may call it on every HTTP or CoAP request.</summary>
 public interface IDeviceAuthenticator
 {
+    /// <summary>The device, when <paramref name="token"/> is its current token (compared by SHA-256 hash), else null. A
+    /// disabled device is returned with <c>Enabled</c> false: the caller refuses it (HTTP 403; MQTT CONNACK "not authorized",
+    /// 0x87 on 5.0).</summary>
     ValueTask<DeviceIdentity?> AuthenticateAsync(string deviceId, string token, CancellationToken ct);
 
     /// <summary>A device presenting, over TLS, the client certificate whose SHA-256 thumbprint is registered on it.</summary>
@@ -18,6 +21,7 @@ public interface IDeviceAuthenticator
 /// <summary>Notes that a device was heard from; lock-free, called per message.</summary>
 public interface IDevicePresence
 {
+    /// <summary>The device sent something at <paramref name="atMs"/> (Unix ms); its <c>lastSeen</c> moves forward.</summary>
     void Seen(string deviceId, long atMs);
 }
 
@@ -28,6 +32,7 @@ public sealed record DeviceConnected(string DeviceId, string ClientId, string Pr
 /// deliver what it had queued when the device returns (MQTT persistent session).</summary>
 public sealed record DeviceDisconnected(string DeviceId, string ClientId, string Reason, DateTimeOffset At, bool SessionKept = false) : INotification;
 
+/// <summary>A device was deleted: each module deletes what it holds of it (telemetry, dead letters, commands, twin).</summary>
 public sealed record DeviceDeleted(string DeviceId) : INotification;
 
 /// <summary>A device was registered (by the API, the UI or a CSV import).</summary>
@@ -48,6 +53,7 @@ public sealed record AppKeyIdentity(long KeyId, string Role);
 /// <summary>Checks an app's API key (MQTT username <c>apikey</c>); returns the key, or null when unknown or revoked.</summary>
 public interface IAppKeyVerifier
 {
+    /// <summary>The key's identity when <paramref name="key"/> is a live API key (compared by SHA-256 hash), else null.</summary>
     ValueTask<AppKeyIdentity?> VerifyAsync(string key, CancellationToken ct);
 }
 

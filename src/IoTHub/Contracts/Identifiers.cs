@@ -1,6 +1,8 @@
 
 namespace IoTHub.Contracts;
 
+/// <summary>The contract's identifier rule (CONTRACT.md, "Identity"): device ids, profile ids, metric names, tags,
+/// command names and usernames.</summary>
 public static class Identifier
 {
     /// <summary>1-64 chars of <c>A-Za-z0-9_.-</c>: device ids and metric names.</summary>
@@ -14,6 +16,7 @@ public static class Identifier
         return true;
     }
 
+    /// <summary>The same rule on UTF-8 bytes, without decoding them.</summary>
     public static bool IsValidUtf8(ReadOnlySpan<byte> id)
     {
         if (id.IsEmpty || id.Length > 64) return false;
@@ -24,5 +27,6 @@ public static class Identifier
         return true;
     }
 
+    /// <summary>The rule in words, for validation messages ("id must be 1-64 characters of ...").</summary>
     public const string Rule = "1-64 characters of A-Z a-z 0-9 _ . -";
 }

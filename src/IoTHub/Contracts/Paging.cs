@@ -1,3 +1,5 @@
+using Microsoft.AspNetCore.Http.HttpResults;
+
 namespace IoTHub.Contracts;
 
 /// <summary>The contract's list shape: <c>{"items": [...], "next": cursor|null}</c>.</summary>
@@ -7,11 +9,11 @@ public sealed record Page<T>(IReadOnlyList<T> Items, string? Next);
 public static class PageLimit
 {
     /// <summary>Null with the limit to use, or the validation problem to answer.</summary>
-    public static IResult? Check(int? limit, int fallback, int max, out int value)
+    public static ValidationProblem? Check(int? limit, int fallback, int max, out int value)
     {
         value = limit ?? fallback;
         return value < 1 || value > max
-            ? Results.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = [$"limit must be between 1 and {max}"] })
+            ? TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["limit"] = [$"limit must be between 1 and {max}"] })
             : null;
     }
 }

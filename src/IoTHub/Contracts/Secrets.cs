@@ -5,11 +5,13 @@ using System.Text;
 
 namespace IoTHub.Contracts;
 
+/// <summary>Device tokens, API keys and access tokens: made here, stored only as their hash.</summary>
 public static class Secret
 {
     /// <summary>32 random bytes, base64url: 256 bits, safe in URLs, MQTT passwords and CoAP query strings.</summary>
     public static string New() => Base64Url(RandomNumberGenerator.GetBytes(32));
 
+    /// <summary>SHA-256 of the secret's UTF-8 bytes as 64 lower-case hex digits: what the database stores.</summary>
     public static string Hash(string secret)
     {
         Span<byte> hash = stackalloc byte[32];

@@ -4,10 +4,27 @@ using System.Threading.Channels;
 
 namespace IoTHub.Contracts;
 
-public enum TelemetryProtocol : byte { Mqtt = 0, Http = 1, Coap = 2 }
+/// <summary>The protocol a telemetry message arrived over; dead letters record it as <c>mqtt</c>, <c>http</c> or <c>coap</c>.</summary>
+public enum TelemetryProtocol : byte
+{
+    /// <summary>MQTT 3.1.1 or 5.0, over TCP, TLS or WebSocket (topic <c>devices/{id}/telemetry</c>).</summary>
+    Mqtt = 0,
+    /// <summary><c>POST /api/v1/devices/{id}/telemetry</c>.</summary>
+    Http = 1,
+    /// <summary>CoAP (RFC 7252) <c>POST /devices/{id}/telemetry</c>: in the contract, not served yet.</summary>
+    Coap = 2,
+}
 
-public enum PayloadFormat : byte { Json = 0, Cbor = 1 }
+/// <summary>How a telemetry payload is encoded (CONTRACT.md, "Telemetry payload"); both decode to the same points.</summary>
+public enum PayloadFormat : byte
+{
+    /// <summary>UTF-8 JSON (RFC 8259), the default.</summary>
+    Json = 0,
+    /// <summary>CBOR (RFC 8949): MQTT 5 content type <c>application/cbor</c>, HTTP <c>Content-Type: application/cbor</c>.</summary>
+    Cbor = 1,
+}
 
+/// <summary>What became of a telemetry message, as its acknowledgement tells the device (MQTT PUBACK, HTTP status).</summary>
 public enum IngestStatus : byte
 {
     /// <summary>Committed as telemetry.</summary>
@@ -18,9 +35,18 @@ public enum IngestStatus : byte
     Unavailable,
 }
 
+/// <summary>The answer to one telemetry message, given once the batch holding it has committed.</summary>
+/// <param name="Status">Stored, dead-lettered or refused for now.</param>
+/// <param name="Reason">Why it was rejected or refused, one line for the device (MQTT 5 PUBACK reason string, HTTP problem
+/// <c>detail</c>); null when stored.</param>
+/// <param name="Errors">Each invalid field of a rejected message (HTTP 400 names them in <c>errors</c>); null otherwise.</param>
 public readonly record struct IngestOutcome(IngestStatus Status, string? Reason = null, IReadOnlyList<FieldError>? Errors = null)
 {
+    /// <summary>Committed as telemetry: MQTT PUBACK 0x00, HTTP 202.</summary>
     public static readonly IngestOutcome Stored = new(IngestStatus.Stored);
+
+    /// <summary>Not taken because the hub is stopping: HTTP 503; MQTT 5 PUBACK 0x80; on MQTT 3.1.1 no PUBACK and the
+    /// connection closes, so the device resends after reconnecting.</summary>
     public static readonly IngestOutcome Unavailable = new(IngestStatus.Unavailable, "the hub is shutting down");
 }
 
@@ -42,7 +68,16 @@ public readonly record struct RawTelemetry(
     long Sequence,
     IngestTicket? Ticket);
 
-public enum ValueKind : byte { Number = 0, Boolean = 1, Text = 2 }
+/// <summary>The type of a telemetry value; a series keeps the kind of its first stored value. The byte is the stored <c>kind</c> column.</summary>
+public enum ValueKind : byte
+{
+    /// <summary>A finite IEEE 754 double (JSON number; NaN and infinities are rejected).</summary>
+    Number = 0,
+    /// <summary>JSON <c>true</c>/<c>false</c>, stored as 1/0 in the number column.</summary>
+    Boolean = 1,
+    /// <summary>A short string, at most <c>Validation:MaxStringBytes</c> UTF-8 bytes (default 1 KiB).</summary>
+    Text = 2,
+}
 
 /// <summary>One typed value of one metric at one time.</summary>
 public readonly record struct TelemetryPoint(string Metric, long TimestampMs, ValueKind Kind, double Number, string? Text)
@@ -74,6 +109,11 @@ public sealed class IngestChannels
 {
     private readonly Channel<ValidatedTelemetry>[] _stores;
 
+    /// <summary>Creates the channels. Producers wait when one is full: that wait is the backpressure that slows acks.</summary>
+    /// <param name="rawCapacity">Messages received and not yet validated (<c>Storage:IngestQueueCapacity</c>).</param>
+    /// <param name="storeCapacity">Validated messages waiting for a writer, shared among the writers' channels
+    /// (<c>Storage:StoreQueueCapacity</c>).</param>
+    /// <param name="writers">Store channels, one per writer (at least 1).</param>
     public IngestChannels(int rawCapacity, int storeCapacity, int writers = 1)
     {
         Raw = Channel.CreateBounded<RawTelemetry>(new BoundedChannelOptions(rawCapacity)
@@ -94,8 +134,10 @@ public sealed class IngestChannels
         }
     }
 
+    /// <summary>Protocol adapters → validation workers: authenticated, undecoded messages.</summary>
     public Channel<RawTelemetry> Raw { get; }
 
+    /// <summary>Validation → the writers: one channel per writer, read only by that writer.</summary>
     public IReadOnlyList<Channel<ValidatedTelemetry>> Stores => _stores;
 
     /// <summary>The store channel (and so the writer) of a device.</summary>
@@ -113,6 +155,7 @@ public sealed class IngestChannels
         }
     }
 
+    /// <summary>No more validated messages (validation has drained and stopped): each writer commits what it holds and ends.</summary>
     public void CompleteStores()
     {
         foreach (var c in _stores) c.Writer.TryComplete();
@@ -122,13 +165,25 @@ public sealed class IngestChannels
 /// <summary>The value kind each stored series has had so far (its implicit type), for validation at start.</summary>
 public sealed record ListSeriesKinds : Mediator.IRequest<IReadOnlyList<SeriesKind>>;
 
+/// <summary>The value kind a stored series (one metric of one device) has: a later value of another kind is rejected.</summary>
+/// <param name="DeviceId">The device.</param>
+/// <param name="Metric">The metric name.</param>
+/// <param name="Kind">The kind of its stored values.</param>
 public sealed record SeriesKind(string DeviceId, string Metric, ValueKind Kind);
 
 /// <summary>What a device profile declares about one metric.</summary>
 public sealed record MetricRule(string Name, ValueKind Kind, string? Unit, double? Min, double? Max);
 
 /// <summary>What to do with points whose device clock is off by more than the tolerance.</summary>
-public enum ClockPolicy { Reject, ServerTime, Accept }
+public enum ClockPolicy
+{
+    /// <summary><c>reject</c>: dead-letter the message (MQTT 5 PUBACK 0x99, HTTP 400).</summary>
+    Reject,
+    /// <summary><c>serverTime</c>: store the points at receive time and keep the device's time beside them (<c>deviceTs</c>).</summary>
+    ServerTime,
+    /// <summary><c>accept</c>: store the points at the device's time; the drift is still flagged on the device.</summary>
+    Accept,
+}
 
 /// <summary>A device profile as validation needs it.</summary>
 public sealed record TelemetryProfile(string Id, bool RejectUnknownMetrics, ClockPolicy ClockPolicy, IReadOnlyList<MetricRule> Metrics);
@@ -136,16 +191,27 @@ public sealed record TelemetryProfile(string Id, bool RejectUnknownMetrics, Cloc
 /// <summary>Every profile and which devices use which, for validation at start.</summary>
 public sealed record ListTelemetryProfiles : Mediator.IRequest<TelemetryProfiles>;
 
+/// <summary>The answer to <see cref="ListTelemetryProfiles"/>.</summary>
+/// <param name="Profiles">Every profile.</param>
+/// <param name="Assignments">Each device that has a profile, with that profile's id.</param>
 public sealed record TelemetryProfiles(IReadOnlyList<TelemetryProfile> Profiles, IReadOnlyList<(string DeviceId, string ProfileId)> Assignments);
 
+/// <summary>A profile was created or replaced; validation applies it to the next message of each device using it.</summary>
 public sealed record ProfileChanged(TelemetryProfile Profile) : Mediator.INotification;
 
+/// <summary>A profile was deleted (only unused profiles can be).</summary>
 public sealed record ProfileDeleted(string ProfileId) : Mediator.INotification;
 
+/// <summary>A device's profile changed: <paramref name="ProfileId"/> is the new one, or null when it has none now
+/// (also published when a device is deleted).</summary>
 public sealed record DeviceProfileAssigned(string DeviceId, string? ProfileId) : Mediator.INotification;
 
 /// <summary>Receives per-device clock-drift estimates (device time minus receive time); lock-free, called per message.</summary>
 public interface IDeviceClock
 {
+    /// <summary>Records the latest drift of a device's clock.</summary>
+    /// <param name="deviceId">The device.</param>
+    /// <param name="driftMs">Device time minus receive time, in milliseconds (positive: the device's clock is ahead).</param>
+    /// <param name="flagged">True when the drift exceeds <c>Validation:ClockDriftTolerance</c>; shown on the device.</param>
     void Drift(string deviceId, long driftMs, bool flagged);
 }

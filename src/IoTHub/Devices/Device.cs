@@ -49,10 +49,25 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
     }
 }
 
-/// <summary>What the API shows of a device (never its token or hash). <c>Inactive</c>: its profile says it reports every
-/// N seconds (<c>reportIntervalSeconds</c>) and nothing has been heard from it for more than twice that.</summary>
+/// <summary>What the API shows of a device (never its token or hash): <c>GET /api/v1/devices/{id}</c> and the items of
+/// <c>GET /api/v1/devices</c>.</summary>
+/// <param name="Id">The device id.</param>
+/// <param name="Name">Its label, or null.</param>
+/// <param name="Status"><c>online</c>, <c>offline</c> or <c>never</c> (CONTRACT.md, "Presence").</param>
+/// <param name="Enabled">False when an operator disabled it: every protocol refuses it.</param>
+/// <param name="LastSeen">When it was last heard from (ISO 8601 UTC), or null if never.</param>
+/// <param name="Profile">Its profile id, or null.</param>
+/// <param name="Tags">Its tags.</param>
+/// <param name="ClockDriftMs">The latest drift of its clock: device time minus receive time, in milliseconds; null until it
+/// sent a timestamp.</param>
+/// <param name="ClockDriftFlagged">True when that drift exceeds <c>Validation:ClockDriftTolerance</c> (default 60 s).</param>
+/// <param name="Inactive">Its profile says it reports every N seconds (<c>reportIntervalSeconds</c>) and nothing has been
+/// heard from it for more than <see cref="InactiveAfterIntervals"/> times that.</param>
+/// <param name="CertificateThumbprint">The SHA-256 thumbprint (64 upper-case hex digits) of the client certificate it may
+/// log in with, or null.</param>
+/// <param name="CreatedAt">When it was registered (ISO 8601 UTC).</param>
 public sealed record DeviceView(
-    string Id, string? Name, string Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
+    string Id, string? Name, DeviceStatus Status, bool Enabled, DateTimeOffset? LastSeen, string? Profile,
     IReadOnlyList<string> Tags, long? ClockDriftMs, bool ClockDriftFlagged, bool Inactive, string? CertificateThumbprint, DateTimeOffset CreatedAt)
 {
     /// <summary>Silence longer than this many report intervals makes a device inactive.</summary>
@@ -62,7 +77,7 @@ public sealed record DeviceView(
     {
         var lastSeen = Math.Max(d.LastSeen ?? 0, presence.LastSeen(d.Id) ?? 0);
         var clock = presence.Clock(d.Id);
-        var status = d.Online ? "online" : lastSeen > 0 ? "offline" : "never";
+        var status = d.Online ? DeviceStatus.Online : lastSeen > 0 ? DeviceStatus.Offline : DeviceStatus.Never;
         var inactive = d.ProfileId is { } p && reportIntervals.TryGetValue(p, out var interval) && lastSeen > 0
             && nowMs - lastSeen > InactiveAfterIntervals * interval * 1000L;
         return new DeviceView(d.Id, d.Name, status, d.Enabled, lastSeen > 0 ? DateTimeOffset.FromUnixTimeMilliseconds(lastSeen) : null,

@@ -10,8 +10,11 @@ using IoTHub.Devices.UpdateDevice;
 
 namespace IoTHub.Devices;
 
+/// <summary>The Devices module: the device registry and its tokens, profiles, presence (online, last seen, clock drift,
+/// connection history) and CSV import.</summary>
 public static class DevicesModule
 {
+    /// <summary>Registers the device authenticator, presence tracking and its writers, and the request validators.</summary>
     public static IServiceCollection AddDevices(this IServiceCollection services, IConfiguration config)
     {
         services.AddSingleton<DeviceAuthenticator>();
@@ -27,6 +30,8 @@ public static class DevicesModule
         return services;
     }
 
+    /// <summary>Maps <c>/devices</c> (create, import, list, get, update, delete, rotate-token, connections) and
+    /// <c>/profiles</c> on <paramref name="api"/>.</summary>
     public static IEndpointRouteBuilder MapDevices(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         CreateDeviceHandler.Map(api);

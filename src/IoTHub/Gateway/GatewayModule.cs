@@ -11,8 +11,11 @@ using Microsoft.AspNetCore.Identity;
 
 namespace IoTHub.Gateway;
 
+/// <summary>The Gateway module: users, API keys, roles, cookie and bearer authentication, rate limits and the audit log.</summary>
 public static class GatewayModule
 {
+    /// <summary>Registers authentication (API key, bearer token, the UI's cookie), the role policies <c>viewer</c>,
+    /// <c>operator</c> and <c>admin</c>, rate limits, the audit trail and the first admin's bootstrap.</summary>
     public static IServiceCollection AddGateway(this IServiceCollection services, IConfiguration config)
     {
         // U+0000 in any JSON string of a request body is a 400 (PostgreSQL text cannot hold it).
@@ -45,6 +48,8 @@ public static class GatewayModule
         return services;
     }
 
+    /// <summary>Adds the request pipeline's gate, in this order: the U+0000 guard (400), authentication, the audit trail,
+    /// authorization (401, 403), antiforgery for cookie-authenticated API writes (400), rate limiting (429).</summary>
     public static WebApplication UseGateway(this WebApplication app)
     {
         app.Use(Input.NulGuard.InvokeAsync);
@@ -59,6 +64,8 @@ public static class GatewayModule
         return app;
     }
 
+    /// <summary>Maps <c>/auth/token</c>, <c>/users</c>, <c>/api-keys</c> and <c>/audit</c> on <paramref name="api"/>, and the
+    /// UI's <c>/auth/login</c> and <c>/auth/logout</c> at the root.</summary>
     public static IEndpointRouteBuilder MapGateway(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         IssueTokenHandler.Map(api);

@@ -5,8 +5,11 @@ using Microsoft.Extensions.Diagnostics.HealthChecks;
 
 namespace IoTHub.Observability;
 
+/// <summary>The Observability module: health checks, the Prometheus exporter, the OpenAPI document and its Swagger UI,
+/// and the throttle for repeatable log lines.</summary>
 public static class ObservabilityModule
 {
+    /// <summary>Registers health checks, the log throttle (section <c>LogThrottle</c>), the Prometheus exporter and OpenAPI.</summary>
     public static IServiceCollection AddObservability(this IServiceCollection services, IConfiguration config)
     {
         services.AddHealthChecks();
@@ -19,6 +22,9 @@ public static class ObservabilityModule
         return services;
     }
 
+    /// <summary>Maps, without authentication: <c>/health/live</c>, <c>/health/ready</c> (database and broker;
+    /// <c>{"status", "checks": {name: {"status", "description"}}}</c>, 503 when unhealthy), <c>/metrics</c> (Prometheus text
+    /// format 0.0.4), <c>/openapi/v1.json</c> and Swagger UI at <c>/docs</c>.</summary>
     public static IEndpointRouteBuilder MapObservability(this IEndpointRouteBuilder app)
     {
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteAsync }).AllowAnonymous();

@@ -8,8 +8,12 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Storage;
 
+/// <summary>The Storage module: the database (SQLite or PostgreSQL) and its schema, the group-commit telemetry writer,
+/// dead letters, retention, and the telemetry queries.</summary>
 public static class StorageModule
 {
+    /// <summary>Registers the store chosen by <c>Storage:Provider</c>, the ingest channels, the writer, retention, the schema
+    /// migrator and the <c>database</c> readiness check; binds sections <c>Storage</c> and <c>Retention</c> (validated at start).</summary>
     public static IServiceCollection AddStorage(this IServiceCollection services, IConfiguration config)
     {
         services.AddOptions<StorageOptions>().BindConfiguration(StorageOptions.SectionName).ValidateDataAnnotations()
@@ -64,6 +68,8 @@ public static class StorageModule
         return services;
     }
 
+    /// <summary>Maps <c>/devices/{id}/telemetry/latest</c>, <c>GET /devices/{id}/telemetry</c>, <c>/retention</c> and
+    /// <c>/dead-letters</c> on <paramref name="api"/>.</summary>
     public static IEndpointRouteBuilder MapStorage(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         GetLatestTelemetry.Map(api);

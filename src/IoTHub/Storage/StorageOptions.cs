@@ -2,11 +2,19 @@ using System.ComponentModel.DataAnnotations;
 
 namespace IoTHub.Storage;
 
-public enum StorageProvider { Sqlite, Postgres }
+/// <summary>The database behind the hub (<c>Storage:Provider</c>; CONTRACT.md, "Running").</summary>
+public enum StorageProvider
+{
+    /// <summary>An embedded SQLite file, <c>iothub.db</c> in the data directory: nothing to install.</summary>
+    Sqlite,
+    /// <summary>PostgreSQL at <c>ConnectionStrings:Postgres</c>: telemetry partitioned by day, binary COPY writes.</summary>
+    Postgres,
+}
 
 /// <summary>Section <c>Storage</c>: where telemetry lives and how the writer batches it.</summary>
 public sealed class StorageOptions
 {
+    /// <summary>The configuration section: <c>Storage</c>.</summary>
     public const string SectionName = "Storage";
 
     /// <summary><c>Sqlite</c> (embedded default, file under <c>DataDirectory</c>) or <c>Postgres</c> (<c>ConnectionStrings:Postgres</c>).</summary>
@@ -36,6 +44,7 @@ public sealed class StorageOptions
     [Range(0, 16)]
     public int Writers { get; set; }
 
+    /// <summary>The writers that run: <see cref="Writers"/>, with 0 resolved and SQLite held to 1.</summary>
     public int EffectiveWriters => Provider == StorageProvider.Sqlite ? 1 : Writers > 0 ? Writers : 2;
 
     /// <summary>A telemetry writer that holds a batch and has not committed for longer than this makes <c>/health/ready</c>

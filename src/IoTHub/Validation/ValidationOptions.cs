@@ -6,6 +6,7 @@ namespace IoTHub.Validation;
 /// <summary>Section <c>Validation</c>: the limits every telemetry message is held to.</summary>
 public sealed class ValidationOptions
 {
+    /// <summary>The configuration section: <c>Validation</c> (shared with <see cref="TelemetryAge"/>).</summary>
     public const string SectionName = "Validation";
 
     /// <summary>Largest accepted payload, in bytes (the contract's 256 KiB).</summary>

@@ -7,6 +7,7 @@ namespace IoTHub.Web;
 /// grids and charts. Its assets are served from the binary; nothing is fetched from the internet.</summary>
 public static class WebModule
 {
+    /// <summary>Registers Razor components with interactive server rendering, Radzen, and the UI's mediator.</summary>
     public static IServiceCollection AddWeb(this IServiceCollection services, IConfiguration config)
     {
         services.AddRazorComponents().AddInteractiveServerComponents();
@@ -16,6 +17,7 @@ public static class WebModule
         return services;
     }
 
+    /// <summary>Maps the UI's static assets and its pages; every page but <c>/login</c> requires a signed-in user.</summary>
     public static WebApplication MapWeb(this WebApplication app)
     {
         app.MapStaticAssets();

@@ -1,14 +1,16 @@
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Commands.ListCommands;
 
 /// <summary>Newest first; the cursor is the last id of the previous page (ids are time-ordered UUIDv7).</summary>
-public sealed record ListCommandsQuery(string DeviceId, string? State, string? Cursor, int Limit) : IRequest<Page<CommandView>?>;
+internal sealed record ListCommandsQuery(string DeviceId, string? State, string? Cursor, int Limit) : IRequest<Page<CommandView>?>;
 
-public sealed record GetCommandQuery(string DeviceId, string CommandId) : IRequest<CommandView?>;
+/// <summary>One command of a device, or null when that device has no command with this id.</summary>
+internal sealed record GetCommandQuery(string DeviceId, string CommandId) : IRequest<CommandView?>;
 
 internal sealed class ListCommandsHandler(HubDb db, IMediator mediator) :
     IRequestHandler<ListCommandsQuery, Page<CommandView>?>, IRequestHandler<GetCommandQuery, CommandView?>
@@ -32,20 +34,19 @@ internal sealed class ListCommandsHandler(HubDb db, IMediator mediator) :
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/devices/{id}/commands", async (string id, string? state, string? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/devices/{id}/commands", async Task<Results<Ok<Page<CommandView>>, ValidationProblem, NotFoundProblem>> (string id, string? state,
+                string? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
                 if (state is not null && !CommandState.All.Contains(state))
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["state"] = [$"state must be one of {string.Join(", ", CommandState.All)}"] });
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["state"] = [$"state must be one of {string.Join(", ", CommandState.All)}"] });
                 if (PageLimit.Check(limit, 50, 500, out var n) is { } badLimit) return badLimit;
                 return await m.Send(new ListCommandsQuery(id, state, cursor, n), ct) is { } page
-                    ? Results.Ok(page) : Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+                    ? TypedResults.Ok(page) : new NotFoundProblem($"Device '{id}' not found");
             })
-            .WithName("ListCommands").WithSummary("A device's commands with their state, newest first").WithTags("Commands")
-            .Produces<Page<CommandView>>().ProducesValidationProblem().ProducesProblem(404);
+            .WithName("ListCommands").WithSummary("A device's commands with their state, newest first").WithTags("Commands");
 
-        api.MapGet("/devices/{id}/commands/{commandId}", async (string id, string commandId, IMediator m, CancellationToken ct) =>
-                await m.Send(new GetCommandQuery(id, commandId), ct) is { } c ? Results.Ok(c) : Results.Problem(statusCode: 404, title: $"Command '{commandId}' not found"))
-            .WithName("GetCommand").WithSummary("One command with its state and the device's response").WithTags("Commands")
-            .Produces<CommandView>().ProducesProblem(404);
+        api.MapGet("/devices/{id}/commands/{commandId}", async Task<Results<Ok<CommandView>, NotFoundProblem>> (string id, string commandId, IMediator m, CancellationToken ct) =>
+                await m.Send(new GetCommandQuery(id, commandId), ct) is { } c ? TypedResults.Ok(c) : new NotFoundProblem($"Command '{commandId}' not found"))
+            .WithName("GetCommand").WithSummary("One command with its state and the device's response").WithTags("Commands");
     }
 }

@@ -14,13 +14,41 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Commands.SendCommand;
 
+/// <summary>The body of <c>POST /api/v1/devices/{id}/commands</c> (CONTRACT.md, "App / admin REST API"): what to send and
+/// how long to wait for the answer. Invalid fields answer 400 with problem+json naming each.</summary>
+/// <param name="Name">The command name, required, an identifier (e.g. <c>reboot</c>).</param>
+/// <param name="Params">A JSON object sent to the device with the name, at most <c>Commands:MaxJsonBytes</c> (default 64 KiB).</param>
+/// <param name="TimeoutSeconds">How long the request waits for the device's response, 1 to <c>Commands:MaxTimeoutSeconds</c>
+/// (default 300); absent: <c>Commands:DefaultTimeoutSeconds</c> (30). With no response in time: 504, or 202 while a
+/// <paramref name="DeliverWhenOnline"/> command still waits.</param>
+/// <param name="DeliverWhenOnline">True: a device that is offline gets the command when it next subscribes to its commands;
+/// false (default): an offline device answers 409.</param>
+/// <param name="ExpiresInSeconds">With <paramref name="DeliverWhenOnline"/> only: how long the queued command waits for its device,
+/// 1 to <c>Commands:MaxExpirySeconds</c> (30 days); absent: <c>Commands:DefaultExpirySeconds</c> (1 day).</param>
 public sealed record SendCommandBody(string? Name, JsonNode? Params, int? TimeoutSeconds, bool? DeliverWhenOnline, int? ExpiresInSeconds);
 
-public sealed record SendCommandRequest(string DeviceId, SendCommandBody Body, string? IdempotencyKey, string? RequestedBy) : IRequest<SendCommandResult>;
+/// <summary>A command to send: the body, the caller's <c>Idempotency-Key</c> header (at most 200 printable characters) and who asked.</summary>
+internal sealed record SendCommandRequest(string DeviceId, SendCommandBody Body, string? IdempotencyKey, string? RequestedBy) : IRequest<SendCommandResult>;
 
-public enum SendCommandOutcome { DeviceNotFound, Finished, StillPending, TimedOut, DeviceOffline, KeyReused }
+/// <summary>How sending a command ended, each with its HTTP answer.</summary>
+internal enum SendCommandOutcome
+{
+    /// <summary>404: no device has this id.</summary>
+    DeviceNotFound,
+    /// <summary>200: the command is final (succeeded or failed with the device's response).</summary>
+    Finished,
+    /// <summary>202: a <c>deliverWhenOnline</c> command still waits for its device or its response.</summary>
+    StillPending,
+    /// <summary>504: no response before the timeout; the command expired.</summary>
+    TimedOut,
+    /// <summary>409: the device is not connected (or not subscribed to its commands) and the command may not wait.</summary>
+    DeviceOffline,
+    /// <summary>422: the <c>Idempotency-Key</c> was first used for a command with another name or params.</summary>
+    KeyReused,
+}
 
-public sealed record SendCommandResult(SendCommandOutcome Outcome, CommandView? Command);
+/// <summary>The outcome of a <see cref="SendCommandRequest"/> with the command as it is now (null for <see cref="SendCommandOutcome.DeviceNotFound"/>).</summary>
+internal sealed record SendCommandResult(SendCommandOutcome Outcome, CommandView? Command);
 
 internal sealed class SendCommandBodyValidator : AbstractValidator<SendCommandBody>
 {
@@ -157,6 +185,8 @@ internal sealed class SendCommandHandler(
             .WithSummary("Send a command and wait for the device's response (Idempotency-Key makes retries safe)")
             .WithDescription("200 with the command and the device's response; 202 while a deliverWhenOnline command waits for its device; " +
                 "409 when the device is offline; 504 when it did not answer within timeoutSeconds; 422 when an Idempotency-Key is reused for a different command.")
+            // Kept by hand: seven kinds of response are one more than Results<...> can name, and the 409 and 504 problems carry
+            // the command as an extension member, which the typed problem results of Contracts do not.
             .Produces<CommandView>().Produces<CommandView>(202).ProducesValidationProblem().ProducesProblem(404).ProducesProblem(409)
             .ProducesProblem(422).ProducesProblem(504);
 }

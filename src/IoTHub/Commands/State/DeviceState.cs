@@ -7,17 +7,40 @@ using System.Text.Json.Nodes;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Commands.State;
 
+/// <summary>A device's twin, or null when the device does not exist.</summary>
 public sealed record GetDeviceStateQuery(string DeviceId) : IRequest<DeviceStateView?>;
 
+/// <summary>Changes a device's desired state and publishes it, retained, on <c>devices/{id}/state/desired</c>.</summary>
+/// <param name="DeviceId">The device.</param>
+/// <param name="Desired">The new desired state (<paramref name="Merge"/> false), or a JSON merge patch onto it (RFC 7386: null removes
+/// a member).</param>
+/// <param name="Merge">False replaces (HTTP PUT), true merges (HTTP PATCH).</param>
+/// <param name="IfMatch">The desired version the caller last read; when it is no longer current nothing changes
+/// (<see cref="SetDesiredOutcome.VersionMismatch"/>, HTTP 412). Null: no check.</param>
+/// <param name="RequestedBy">The user or key that asked, for the record.</param>
 public sealed record SetDesiredStateCommand(string DeviceId, JsonObject Desired, bool Merge, long? IfMatch, string? RequestedBy) : IRequest<SetDesiredStateResult>;
 
-public enum SetDesiredOutcome { Updated, DeviceNotFound, VersionMismatch, TooLarge }
+/// <summary>How a desired-state change ended; only <see cref="Updated"/> changed anything.</summary>
+public enum SetDesiredOutcome
+{
+    /// <summary>Saved with the next version and sent to the device (HTTP 200 with the new ETag).</summary>
+    Updated,
+    /// <summary>No device has this id (HTTP 404).</summary>
+    DeviceNotFound,
+    /// <summary><c>If-Match</c> named an older version (HTTP 412, RFC 9110 §13.1.1); the result carries the current state.</summary>
+    VersionMismatch,
+    /// <summary>The desired state would exceed <c>Commands:MaxJsonBytes</c> (default 64 KiB; HTTP 413).</summary>
+    TooLarge,
+}
 
+/// <summary>The outcome of a <see cref="SetDesiredStateCommand"/>, with the twin as it is now when
+/// <see cref="SetDesiredOutcome.Updated"/> or <see cref="SetDesiredOutcome.VersionMismatch"/>, else null.</summary>
 public sealed record SetDesiredStateResult(SetDesiredOutcome Outcome, DeviceStateView? State);
 
 internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvider time, IOptions<CommandsOptions> options, ILogger<DeviceStateHandler> log) :
@@ -138,55 +161,53 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapGet("/devices/{id}/state", async (string id, HttpContext http, IMediator m, CancellationToken ct) =>
+        api.MapGet("/devices/{id}/state", async Task<Results<Ok<DeviceStateView>, NotFoundProblem>> (string id, HttpContext http, IMediator m, CancellationToken ct) =>
             {
-                if (await m.Send(new GetDeviceStateQuery(id), ct) is not { } view) return Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+                if (await m.Send(new GetDeviceStateQuery(id), ct) is not { } view) return new NotFoundProblem($"Device '{id}' not found");
                 http.Response.Headers.ETag = $"\"{view.Desired.Version}\"";
-                return Results.Ok(view);
+                return TypedResults.Ok(view);
             })
-            .WithName("GetDeviceState").WithSummary("Desired and reported state with their versions, and the delta").WithTags("Device state")
-            .Produces<DeviceStateView>().ProducesProblem(404);
+            .WithName("GetDeviceState").WithSummary("Desired and reported state with their versions, and the delta").WithTags("Device state");
 
         api.MapPut("/devices/{id}/state", (string id, JsonObject body, HttpContext http, IMediator m, CancellationToken ct) => SetAsync(id, body, merge: false, http, m, ct))
             .RequireAuthorization("operator")
             .WithName("SetDesiredState").WithTags("Device state")
-            .WithSummary("Replace the desired state ({\"desired\": {...}}); If-Match with the desired version refuses lost updates")
-            .Produces<DeviceStateView>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412);
+            .WithSummary("Replace the desired state ({\"desired\": {...}}); If-Match with the desired version refuses lost updates");
 
         api.MapPatch("/devices/{id}/state", (string id, JsonObject body, HttpContext http, IMediator m, CancellationToken ct) => SetAsync(id, body, merge: true, http, m, ct))
             .RequireAuthorization("operator")
             .WithName("PatchDesiredState").WithTags("Device state")
-            .WithSummary("Merge a JSON merge patch into the desired state ({\"desired\": {...}}); null removes a member")
-            .Produces<DeviceStateView>().ProducesValidationProblem().ProducesProblem(404).ProducesProblem(412);
+            .WithSummary("Merge a JSON merge patch into the desired state ({\"desired\": {...}}); null removes a member");
     }
 
-    private static async Task<IResult> SetAsync(string id, JsonObject body, bool merge, HttpContext http, IMediator m, CancellationToken ct)
+    private static async Task<Results<Ok<DeviceStateView>, ValidationProblem, NotFoundProblem, PreconditionFailedProblem, ContentTooLargeProblem>> SetAsync(
+        string id, JsonObject body, bool merge, HttpContext http, IMediator m, CancellationToken ct)
     {
         if (body["desired"] is not JsonObject desired)
-            return Results.ValidationProblem(new Dictionary<string, string[]> { ["desired"] = ["desired must be a JSON object"] });
+            return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["desired"] = ["desired must be a JSON object"] });
         long? ifMatch = null;
         var header = http.Request.Headers.IfMatch.ToString().Trim();
         if (header.Length > 0 && header != "*")
         {
             var raw = header.StartsWith("W/", StringComparison.Ordinal) ? header[2..] : header;
             if (!long.TryParse(raw.Trim('"'), out var v))
-                return Results.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["If-Match must be the desired version, e.g. \"3\""] });
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["If-Match must be the desired version, e.g. \"3\""] });
             ifMatch = v;
         }
         var result = await m.Send(new SetDesiredStateCommand(id, desired, merge, ifMatch, http.User.Identity?.Name), ct);
         switch (result.Outcome)
         {
             case SetDesiredOutcome.DeviceNotFound:
-                return Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+                return new NotFoundProblem($"Device '{id}' not found");
             case SetDesiredOutcome.TooLarge:
-                return Results.Problem(statusCode: 413, title: "Desired state too large");
+                return new ContentTooLargeProblem("Desired state too large");
             case SetDesiredOutcome.VersionMismatch:
                 http.Response.Headers.ETag = $"\"{result.State!.Desired.Version}\"";
-                return Results.Problem(statusCode: 412, title: "Desired state has changed",
-                    detail: $"If-Match was {ifMatch}, the desired version is now {result.State.Desired.Version}. Read it again and retry.");
+                return new PreconditionFailedProblem("Desired state has changed",
+                    $"If-Match was {ifMatch}, the desired version is now {result.State.Desired.Version}. Read it again and retry.");
             default:
                 http.Response.Headers.ETag = $"\"{result.State!.Desired.Version}\"";
-                return Results.Ok(result.State);
+                return TypedResults.Ok(result.State);
         }
     }
 }

@@ -36,9 +36,18 @@ internal sealed class DeviceTwinConfiguration : IEntityTypeConfiguration<DeviceT
 }
 
 /// <summary>One side of the twin: its version, its state and when it last changed.</summary>
+/// <param name="Version">Starts at 0 (never set) and grows by one with each change; the desired version is the state's
+/// ETag and what <c>If-Match</c> names.</param>
+/// <param name="State">The JSON object, <c>{}</c> when never set.</param>
+/// <param name="UpdatedAt">When it last changed (ISO 8601 UTC), or null.</param>
 public sealed record StateSide(long Version, JsonObject State, DateTimeOffset? UpdatedAt);
 
-/// <summary>Both sides and the delta: what desired asks for that reported does not (yet) show.</summary>
+/// <summary>The device twin as <c>GET|PUT|PATCH /api/v1/devices/{id}/state</c> answer it:
+/// <c>{"deviceId", "desired": {"version", "state", "updatedAt"}, "reported": {...}, "delta": {...}}</c>.</summary>
+/// <param name="DeviceId">The device.</param>
+/// <param name="Desired">What operators asked for; sent to the device retained on <c>devices/{id}/state/desired</c>.</param>
+/// <param name="Reported">What the device said it has (<c>devices/{id}/state/reported</c>, merged as RFC 7386 patches).</param>
+/// <param name="Delta">What desired asks for that reported does not (yet) show.</param>
 public sealed record DeviceStateView(string DeviceId, StateSide Desired, StateSide Reported, JsonObject Delta)
 {
     internal static DeviceStateView Of(string deviceId, DeviceTwin? t)

@@ -17,6 +17,7 @@ internal static class DeviceStateOverHttp
             .WithMetadata(new DeviceAuthenticatedEndpoint())
             .Accepts<object>("application/json", "application/merge-patch+json")
             .WithName("ReportState").WithSummary("A device merges a JSON object into its reported state (device token as bearer)").WithTags("Device API")
+            // Kept by hand, like SendTelemetry's: the shared device check answers 401, 403 and 429 as an untyped IResult.
             .Produces<ReportedVersion>().ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(413).ProducesProblem(415);
 
         api.MapGet("/devices/{id}/state/desired", DesiredAsync)

@@ -16,6 +16,7 @@ internal static class IngestTelemetryOverHttp
             .WithMetadata(new DeviceAuthenticatedEndpoint())
             .Accepts<object>("application/json", "application/cbor")
             .WithName("SendTelemetry").WithSummary("A device sends telemetry (device token as bearer); 202 after durable storage").WithTags("Device API")
+            // Kept by hand: eight kinds of response (the device check alone gives 401, 403 and 429) are more than Results<...> can name.
             .Produces(202).ProducesValidationProblem().ProducesProblem(401).ProducesProblem(403).ProducesProblem(413).ProducesProblem(415).ProducesProblem(429).ProducesProblem(503);
 
     private static async Task<IResult> HandleAsync(string id, HttpContext http, IDeviceAuthenticator devices, IngestGate gate,

@@ -2,10 +2,12 @@ using IoTHub.Contracts;
 using IoTHub.Devices.GetDevice;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.DeleteDevice;
 
+/// <summary>Deletes a device with everything the hub holds of it; true when it existed.</summary>
 public sealed record DeleteDeviceCommand(string Id) : IRequest<bool>;
 
 /// <summary>Deletes the device; its connections drop and other modules delete what they hold of it.</summary>
@@ -22,9 +24,8 @@ internal sealed class DeleteDeviceHandler(HubDb db, IMediator mediator) : IReque
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapDelete("/devices/{id}", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new DeleteDeviceCommand(id), ct) ? Results.NoContent() : DeviceResults.NotFound(id))
+        api.MapDelete("/devices/{id}", async Task<Results<NoContent, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new DeleteDeviceCommand(id), ct) ? TypedResults.NoContent() : DeviceResults.NotFound(id))
             .RequireAuthorization("operator")
-            .WithName("DeleteDevice").WithSummary("Delete a device with its telemetry; live connections are dropped").WithTags("Devices")
-            .Produces(204).ProducesProblem(404);
+            .WithName("DeleteDevice").WithSummary("Delete a device with its telemetry; live connections are dropped").WithTags("Devices");
 }

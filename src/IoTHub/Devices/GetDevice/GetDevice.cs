@@ -2,10 +2,12 @@ using IoTHub.Contracts;
 using IoTHub.Devices.Presence;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.GetDevice;
 
+/// <summary>One device as the API shows it, or null when no device has this id.</summary>
 public sealed record GetDeviceQuery(string Id) : IRequest<DeviceView?>;
 
 internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimeProvider time) : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>
@@ -19,13 +21,12 @@ internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimePr
     public async ValueTask<bool> Handle(DeviceExists q, CancellationToken ct) => await db.Set<Device>().AnyAsync(x => x.Id == q.DeviceId, ct);
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices/{id}", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new GetDeviceQuery(id), ct) is { } d ? Results.Ok(d) : DeviceResults.NotFound(id))
-            .WithName("GetDevice").WithSummary("One device, with status, last seen and clock drift").WithTags("Devices")
-            .Produces<DeviceView>().ProducesProblem(404);
+        api.MapGet("/devices/{id}", async Task<Results<Ok<DeviceView>, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new GetDeviceQuery(id), ct) is { } d ? TypedResults.Ok(d) : DeviceResults.NotFound(id))
+            .WithName("GetDevice").WithSummary("One device, with status, last seen and clock drift").WithTags("Devices");
 }
 
 internal static class DeviceResults
 {
-    public static IResult NotFound(string id) => Results.Problem(statusCode: 404, title: $"Device '{id}' not found");
+    public static NotFoundProblem NotFound(string id) => new($"Device '{id}' not found");
 }

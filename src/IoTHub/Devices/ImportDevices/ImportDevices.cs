@@ -2,15 +2,30 @@
 // line is recognised and skipped). Each line is validated and created on its own: the report says, line by line,
 // which were created (with their tokens, shown this once) and why the others were refused.
 using FluentValidation;
+using IoTHub.Contracts;
 using IoTHub.Devices.CreateDevice;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 
 namespace IoTHub.Devices.ImportDevices;
 
+/// <summary>Creates a device for each line of <paramref name="Csv"/> (<c>id,name,profile,tags</c>, at most 10,000 lines;
+/// see the file's header), each on its own.</summary>
 public sealed record ImportDevicesCommand(string Csv) : IRequest<ImportReport>;
 
+/// <summary>What became of one CSV line.</summary>
+/// <param name="Line">Its line number in the CSV, from 1 (a header line counts).</param>
+/// <param name="Id">The device id: the one given, or the generated one when it was created without.</param>
+/// <param name="Created">True when the device was registered.</param>
+/// <param name="Token">The new device's token, shown this once (like <c>CreatedDevice.token</c>); null when not created.</param>
+/// <param name="Error">Why the line was refused (invalid field, id taken, unknown profile, too many fields); null when created.</param>
 public sealed record ImportedLine(int Line, string? Id, bool Created, string? Token, string? Error);
 
+/// <summary>The answer to <c>POST /api/v1/devices/import</c> (200 even when some lines failed):
+/// <c>{"created", "failed", "lines": [{"line", "id", "created", "token", "error"}]}</c>.</summary>
+/// <param name="Created">Devices registered.</param>
+/// <param name="Failed">Lines refused.</param>
+/// <param name="Lines">Every non-blank line that was not the header, in order.</param>
 public sealed record ImportReport(int Created, int Failed, IReadOnlyList<ImportedLine> Lines);
 
 internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<CreateDeviceRequest> validator) : IRequestHandler<ImportDevicesCommand, ImportReport>
@@ -48,9 +63,12 @@ internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<Create
                 continue;
             }
             var result = await mediator.Send(request, ct);
-            lines.Add(result.Device is { } d
-                ? new ImportedLine(number, d.Id, true, d.Token, null)
-                : new ImportedLine(number, request.Id, false, null, result.UnknownProfile ? $"no profile '{request.Profile}'" : $"device '{request.Id}' already exists"));
+            lines.Add(result.Outcome switch
+            {
+                CreateDeviceOutcome.Created => new ImportedLine(number, result.Device!.Id, true, result.Device.Token, null),
+                CreateDeviceOutcome.UnknownProfile => new ImportedLine(number, request.Id, false, null, $"no profile '{request.Profile}'"),
+                _ => new ImportedLine(number, request.Id, false, null, $"device '{request.Id}' already exists"),
+            });
         }
         return new ImportReport(lines.Count(l => l.Created), lines.Count(l => !l.Created), lines);
     }
@@ -79,19 +97,19 @@ internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<Create
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapPost("/devices/import", async (HttpRequest http, IMediator m, CancellationToken ct) =>
+        api.MapPost("/devices/import", async Task<Results<Ok<ImportReport>, ContentTooLargeProblem, UnsupportedMediaTypeProblem>> (HttpRequest http,
+                IMediator m, CancellationToken ct) =>
             {
                 var mediaType = http.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
                 if (mediaType is not ("text/csv" or "text/plain"))
-                    return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: "Send text/csv: id,name,profile,tags (tags separated by ';').");
-                if (http.ContentLength > 4 * 1024 * 1024) return Results.Problem(statusCode: 413, title: "At most 4 MiB of CSV");
+                    return new UnsupportedMediaTypeProblem("Unsupported media type", "Send text/csv: id,name,profile,tags (tags separated by ';').");
+                if (http.ContentLength > 4 * 1024 * 1024) return new ContentTooLargeProblem("At most 4 MiB of CSV");
                 using var reader = new StreamReader(http.Body);
                 var csv = await reader.ReadToEndAsync(ct);
-                if (csv.Length > 4 * 1024 * 1024) return Results.Problem(statusCode: 413, title: "At most 4 MiB of CSV");
-                return Results.Ok(await m.Send(new ImportDevicesCommand(csv), ct));
+                if (csv.Length > 4 * 1024 * 1024) return new ContentTooLargeProblem("At most 4 MiB of CSV");
+                return TypedResults.Ok(await m.Send(new ImportDevicesCommand(csv), ct));
             })
             .RequireAuthorization("operator")
             // No Accepts(...) metadata: it would make routing answer 415 before authorization answers 401/403.
-            .WithName("ImportDevices").WithSummary("Create devices from CSV (id,name,profile,tags); a report per line, tokens shown once").WithTags("Devices")
-            .Produces<ImportReport>().ProducesProblem(413).ProducesProblem(415);
+            .WithName("ImportDevices").WithSummary("Create devices from CSV (id,name,profile,tags); a report per line, tokens shown once").WithTags("Devices");
 }

@@ -2,21 +2,27 @@ using IoTHub.Contracts;
 using IoTHub.Devices.Presence;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.ListDevices;
 
-/// <summary>Keyset-paged by id: the cursor is the last id of the previous page.</summary>
-public sealed record ListDevicesQuery(string? Search, string? Status, string? Tag, string? Profile, string? Cursor, int Limit) : IRequest<Page<DeviceView>>;
+/// <summary>A page of devices in id order, filtered: <c>GET /api/v1/devices?search=&amp;status=&amp;tag=&amp;profile=&amp;cursor=&amp;limit=</c>.
+/// Keyset-paged by id: the cursor is the last id of the previous page.</summary>
+/// <param name="Search">Part of the id or name, case-insensitive; null or blank for all.</param>
+/// <param name="Status">Only devices with this status (or only inactive ones); null for all.</param>
+/// <param name="Tag">Only devices with this tag.</param>
+/// <param name="Profile">Only devices with this profile id.</param>
+/// <param name="Cursor">The <c>next</c> of the previous page; null for the first.</param>
+/// <param name="Limit">Devices per page (the endpoint allows 1-1000, default 100).</param>
+public sealed record ListDevicesQuery(string? Search, DeviceStatusFilter? Status, string? Tag, string? Profile, string? Cursor, int Limit) : IRequest<Page<DeviceView>>;
 
 /// <summary>How many devices match the same filters as <see cref="ListDevicesQuery"/>.</summary>
-public sealed record CountDevicesQuery(string? Search, string? Status, string? Tag, string? Profile) : IRequest<int>;
+public sealed record CountDevicesQuery(string? Search, DeviceStatusFilter? Status, string? Tag, string? Profile) : IRequest<int>;
 
 internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, TimeProvider time)
     : IRequestHandler<ListDevicesQuery, Page<DeviceView>>, IRequestHandler<CountDevicesQuery, int>
 {
-    public static readonly string[] Statuses = ["online", "offline", "never", "inactive"];
-
     /// <summary>Rows read per round while scanning for inactive devices (decided in memory: see <see cref="DeviceView"/>).</summary>
     private const int ScanChunk = 500;
 
@@ -25,7 +31,7 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
         var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
         var devices = Filtered(q.Search, q.Status, q.Tag, q.Profile, intervals);
         var now = time.NowMs();
-        if (q.Status != "inactive")
+        if (q.Status != DeviceStatusFilter.Inactive)
         {
             if (q.Cursor is { Length: > 0 } after) devices = devices.Where(d => string.Compare(d.Id, after) > 0);
             var page = await devices.OrderBy(d => d.Id).Take(q.Limit + 1).ToListAsync(ct);
@@ -45,7 +51,7 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
     public async ValueTask<int> Handle(CountDevicesQuery q, CancellationToken ct)
     {
         // Report intervals only decide "inactive"; the devices page counts twice on every refresh, mostly without it.
-        if (q.Status != "inactive")
+        if (q.Status != DeviceStatusFilter.Inactive)
             return await Filtered(q.Search, q.Status, q.Tag, q.Profile, System.Collections.ObjectModel.ReadOnlyDictionary<string, int>.Empty).CountAsync(ct);
         var intervals = await DeviceView.ReportIntervalsAsync(db, ct);
         var devices = Filtered(q.Search, q.Status, q.Tag, q.Profile, intervals);
@@ -54,7 +60,7 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
         return n;
     }
 
-    private IQueryable<Device> Filtered(string? search, string? status, string? tag, string? profile, IReadOnlyDictionary<string, int> intervals)
+    private IQueryable<Device> Filtered(string? search, DeviceStatusFilter? status, string? tag, string? profile, IReadOnlyDictionary<string, int> intervals)
     {
         var devices = db.Set<Device>().AsNoTracking().AsQueryable();
         if (!string.IsNullOrWhiteSpace(search))
@@ -65,12 +71,12 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
         var withInterval = intervals.Keys.ToList();
         devices = status switch
         {
-            "online" => devices.Where(d => d.Online),
-            "offline" => devices.Where(d => !d.Online && d.LastSeen != null),
-            "never" => devices.Where(d => !d.Online && d.LastSeen == null),
+            DeviceStatusFilter.Online => devices.Where(d => d.Online),
+            DeviceStatusFilter.Offline => devices.Where(d => !d.Online && d.LastSeen != null),
+            DeviceStatusFilter.Never => devices.Where(d => !d.Online && d.LastSeen == null),
             // Candidates only: the stored lastSeen lags the live one by up to a minute (and is still empty for a device
             // first heard from over HTTP since), so the final word is DeviceView's, in memory.
-            "inactive" => devices.Where(d => d.ProfileId != null && withInterval.Contains(d.ProfileId)),
+            DeviceStatusFilter.Inactive => devices.Where(d => d.ProfileId != null && withInterval.Contains(d.ProfileId)),
             _ => devices,
         };
         if (!string.IsNullOrWhiteSpace(tag)) devices = devices.Where(d => d.Tags.Contains("," + tag + ","));
@@ -100,13 +106,17 @@ internal sealed class ListDevicesHandler(HubDb db, DevicePresence presence, Time
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices", async (string? search, string? status, string? tag, string? profile, string? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/devices", async Task<Results<Ok<Page<DeviceView>>, ValidationProblem>> (string? search, string? status, string? tag, string? profile,
+                string? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
-                if (status is not null && !Statuses.Contains(status))
-                    return Results.ValidationProblem(new Dictionary<string, string[]> { ["status"] = [$"status must be one of {string.Join(", ", Statuses)}"] });
+                var filter = DeviceStatusNames.ParseFilter(status);
+                if (status is not null && filter is null)
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]>
+                    {
+                        ["status"] = [$"status must be one of {string.Join(", ", DeviceStatusNames.Filters)}"],
+                    });
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
-                return Results.Ok(await m.Send(new ListDevicesQuery(search, status, tag, profile, cursor, n), ct));
+                return TypedResults.Ok(await m.Send(new ListDevicesQuery(search, filter, tag, profile, cursor, n), ct));
             })
-            .WithName("ListDevices").WithSummary("Search, filter and page through devices").WithTags("Devices")
-            .Produces<Page<DeviceView>>().ProducesValidationProblem();
+            .WithName("ListDevices").WithSummary("Search, filter and page through devices").WithTags("Devices");
 }

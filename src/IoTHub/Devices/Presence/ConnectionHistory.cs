@@ -3,6 +3,7 @@ using IoTHub.Contracts;
 using IoTHub.Devices.GetDevice;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
@@ -38,6 +39,14 @@ internal sealed class DeviceConnectionConfiguration : IEntityTypeConfiguration<D
     }
 }
 
+/// <summary>One broker connection of a device, an item of <c>GET /api/v1/devices/{id}/connections</c> (the newest 500 are kept).</summary>
+/// <param name="ClientId">The MQTT client id it connected with (assigned by the hub when it sent none).</param>
+/// <param name="Protocol"><c>mqtt3</c> (3.1.1) or <c>mqtt5</c>.</param>
+/// <param name="RemoteAddress">The peer's IP address, or null when unknown.</param>
+/// <param name="ConnectedAt">When the CONNECT was accepted (ISO 8601 UTC).</param>
+/// <param name="DisconnectedAt">When it ended, or null while it is open.</param>
+/// <param name="DisconnectReason">Why it ended: "clean disconnect", "taken over by a new connection", "connection lost
+/// or keep-alive timeout", "server shutting down", ...; null while open.</param>
 public sealed record ConnectionView(string ClientId, string Protocol, string? RemoteAddress, DateTimeOffset ConnectedAt,
     DateTimeOffset? DisconnectedAt, string? DisconnectReason);
 
@@ -61,11 +70,11 @@ internal sealed class ListConnectionsHandler(HubDb db) : IRequestHandler<ListCon
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices/{id}/connections", async (string id, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/devices/{id}/connections", async Task<Results<Ok<Page<ConnectionView>>, ValidationProblem, NotFoundProblem>> (string id, long? cursor, int? limit,
+                IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 50, 500, out var n) is { } badLimit) return badLimit;
-                return await m.Send(new ListConnectionsQuery(id, cursor, n), ct) is { } page ? Results.Ok(page) : DeviceResults.NotFound(id);
+                return await m.Send(new ListConnectionsQuery(id, cursor, n), ct) is { } page ? TypedResults.Ok(page) : DeviceResults.NotFound(id);
             })
-            .WithName("ListDeviceConnections").WithSummary("A device's connection history: when, from where, protocol, why it ended").WithTags("Devices")
-            .Produces<Page<ConnectionView>>().ProducesValidationProblem().ProducesProblem(404);
+            .WithName("ListDeviceConnections").WithSummary("A device's connection history: when, from where, protocol, why it ended").WithTags("Devices");
 }

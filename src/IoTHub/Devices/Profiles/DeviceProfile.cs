@@ -28,7 +28,13 @@ internal sealed class DeviceProfile
         Metrics.Select(m => new MetricRule(m.Name, ProfileValues.Kind(m.Type), m.Unit, m.Min, m.Max)).ToList());
 }
 
-/// <summary>One metric of a profile, as the API shows and takes it.</summary>
+/// <summary>One metric of a profile, as the API shows and takes it:
+/// <c>{"name": "temperature", "type": "number", "unit": "°C", "min": -40, "max": 85}</c>.</summary>
+/// <param name="Name">The metric name in the payload (an identifier); unique in the profile.</param>
+/// <param name="Type"><c>number</c>, <c>boolean</c> or <c>string</c>: a value of another type is rejected.</param>
+/// <param name="Unit">The unit, for people and charts (at most 32 characters; not converted).</param>
+/// <param name="Min">Smallest valid value, inclusive (numbers only): a smaller one is rejected.</param>
+/// <param name="Max">Largest valid value, inclusive (numbers only); not below <paramref name="Min"/>.</param>
 public sealed record ProfileMetric(string Name, string Type, string? Unit, double? Min, double? Max);
 
 internal static class ProfileValues

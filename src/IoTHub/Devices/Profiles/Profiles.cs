@@ -2,22 +2,75 @@ using FluentValidation;
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.Profiles;
 
+/// <summary>A device profile as <c>POST /api/v1/profiles</c> and <c>PUT /api/v1/profiles/{id}</c> take it: what devices
+/// of a kind send and how validation treats their telemetry. A PUT replaces the whole profile; validation uses it from
+/// the next message on. Invalid fields answer 400 with problem+json naming each.</summary>
+/// <param name="Id">The profile id, an identifier; required by POST, ignored by PUT (the path names it).</param>
+/// <param name="Name">A label for people, at most 200 characters.</param>
+/// <param name="UnknownMetrics"><c>allow</c> (default): metrics the profile does not declare are stored as they come;
+/// <c>reject</c>: a message with one is dead-lettered.</param>
+/// <param name="ClockPolicy">What to do with a message whose device clock is off by more than the tolerance:
+/// <c>reject</c> (default), <c>serverTime</c> or <c>accept</c> (CONTRACT.md, "Telemetry payload").</param>
+/// <param name="ReportIntervalSeconds">How often its devices report, 1 to 604,800 seconds (7 days); a device silent for
+/// more than twice this is shown as inactive. Null: no expectation.</param>
+/// <param name="Metrics">The declared metrics, at most 500, names unique.</param>
 public sealed record ProfileBody(string? Id, string? Name, string? UnknownMetrics, string? ClockPolicy, int? ReportIntervalSeconds, IReadOnlyList<ProfileMetric>? Metrics);
 
+/// <summary>A stored device profile, as <c>/api/v1/profiles</c> answers it; the fields are those of <see cref="ProfileBody"/>
+/// with the defaults filled in.</summary>
+/// <param name="Id">The profile id.</param>
+/// <param name="Name">Its label, or null.</param>
+/// <param name="UnknownMetrics"><c>allow</c> or <c>reject</c>.</param>
+/// <param name="ClockPolicy"><c>reject</c>, <c>serverTime</c> or <c>accept</c>.</param>
+/// <param name="ReportIntervalSeconds">The expected report interval in seconds, or null.</param>
+/// <param name="Metrics">The declared metrics.</param>
+/// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
 public sealed record ProfileView(string Id, string? Name, string UnknownMetrics, string ClockPolicy, int? ReportIntervalSeconds,
     IReadOnlyList<ProfileMetric> Metrics, DateTimeOffset CreatedAt);
 
-public sealed record SaveProfileCommand(string Id, ProfileBody Body, bool Create) : IRequest<(ProfileView? Profile, bool Conflict)>;
+/// <summary>Creates (<paramref name="Create"/> true) or replaces the profile <paramref name="Id"/> with <paramref name="Body"/>,
+/// and tells validation.</summary>
+public sealed record SaveProfileCommand(string Id, ProfileBody Body, bool Create) : IRequest<SaveProfileResult>;
 
+/// <summary>How a save ended; only <see cref="SaveProfileOutcome.Saved"/> changed anything.</summary>
+public enum SaveProfileOutcome
+{
+    /// <summary>Created or replaced: the result carries the profile as stored (HTTP 201 or 200).</summary>
+    Saved,
+    /// <summary>Creating, but a profile with this id exists already (HTTP 409).</summary>
+    IdTaken,
+    /// <summary>Replacing, but no profile has this id (HTTP 404).</summary>
+    NotFound,
+}
+
+/// <summary>The outcome of a <see cref="SaveProfileCommand"/>, with the stored profile when it is
+/// <see cref="SaveProfileOutcome.Saved"/>, else null.</summary>
+public sealed record SaveProfileResult(SaveProfileOutcome Outcome, ProfileView? Profile);
+
+/// <summary>One profile, or null when no profile has this id.</summary>
 public sealed record GetProfileQuery(string Id) : IRequest<ProfileView?>;
 
+/// <summary>Every profile in id order, in one page (<c>next</c> is always null).</summary>
 public sealed record ListProfilesQuery : IRequest<Page<ProfileView>>;
 
-public sealed record DeleteProfileCommand(string Id) : IRequest<(bool Found, bool InUse)>;
+/// <summary>Deletes a profile that no device uses.</summary>
+public sealed record DeleteProfileCommand(string Id) : IRequest<DeleteProfileOutcome>;
+
+/// <summary>How a profile deletion ended.</summary>
+public enum DeleteProfileOutcome
+{
+    /// <summary>Deleted; validation stops using it at once (HTTP 204).</summary>
+    Deleted,
+    /// <summary>No profile has this id (HTTP 404).</summary>
+    NotFound,
+    /// <summary>Devices still use it; nothing changed (HTTP 409). Assign them another profile first.</summary>
+    InUse,
+}
 
 internal sealed class ProfileBodyValidator : AbstractValidator<ProfileBody>
 {
@@ -42,15 +95,15 @@ internal sealed class ProfileBodyValidator : AbstractValidator<ProfileBody>
 }
 
 internal sealed class ProfilesHandler(HubDb db, IMediator mediator, TimeProvider time) :
-    IRequestHandler<SaveProfileCommand, (ProfileView?, bool)>, IRequestHandler<GetProfileQuery, ProfileView?>,
-    IRequestHandler<ListProfilesQuery, Page<ProfileView>>, IRequestHandler<DeleteProfileCommand, (bool, bool)>,
+    IRequestHandler<SaveProfileCommand, SaveProfileResult>, IRequestHandler<GetProfileQuery, ProfileView?>,
+    IRequestHandler<ListProfilesQuery, Page<ProfileView>>, IRequestHandler<DeleteProfileCommand, DeleteProfileOutcome>,
     IRequestHandler<ListTelemetryProfiles, TelemetryProfiles>
 {
-    public async ValueTask<(ProfileView?, bool)> Handle(SaveProfileCommand c, CancellationToken ct)
+    public async ValueTask<SaveProfileResult> Handle(SaveProfileCommand c, CancellationToken ct)
     {
         var profile = await db.Set<DeviceProfile>().FirstOrDefaultAsync(p => p.Id == c.Id, ct);
-        if (c.Create && profile is not null) return (null, true);
-        if (!c.Create && profile is null) return (null, false);
+        if (c.Create && profile is not null) return new(SaveProfileOutcome.IdTaken, null);
+        if (!c.Create && profile is null) return new(SaveProfileOutcome.NotFound, null);
         if (profile is null)
         {
             profile = new DeviceProfile { Id = c.Id, CreatedAt = time.NowMs() };
@@ -64,7 +117,7 @@ internal sealed class ProfilesHandler(HubDb db, IMediator mediator, TimeProvider
         profile.Metrics = (b.Metrics ?? []).ToList();
         await db.SaveChangesAsync(ct);
         await mediator.Publish(new ProfileChanged(profile.ToTelemetryProfile()), ct);
-        return (View(profile), false);
+        return new(SaveProfileOutcome.Saved, View(profile));
     }
 
     public async ValueTask<ProfileView?> Handle(GetProfileQuery q, CancellationToken ct) =>
@@ -73,12 +126,13 @@ internal sealed class ProfilesHandler(HubDb db, IMediator mediator, TimeProvider
     public async ValueTask<Page<ProfileView>> Handle(ListProfilesQuery q, CancellationToken ct) =>
         new((await db.Set<DeviceProfile>().AsNoTracking().OrderBy(p => p.Id).ToListAsync(ct)).Select(View).ToList(), null);
 
-    public async ValueTask<(bool, bool)> Handle(DeleteProfileCommand c, CancellationToken ct)
+    public async ValueTask<DeleteProfileOutcome> Handle(DeleteProfileCommand c, CancellationToken ct)
     {
-        if (await db.Set<Device>().AnyAsync(d => d.ProfileId == c.Id, ct)) return (true, true);
+        if (await db.Set<Device>().AnyAsync(d => d.ProfileId == c.Id, ct)) return DeleteProfileOutcome.InUse;
         var n = await db.Set<DeviceProfile>().Where(p => p.Id == c.Id).ExecuteDeleteAsync(ct);
-        if (n > 0) await mediator.Publish(new ProfileDeleted(c.Id), ct);
-        return (n > 0, false);
+        if (n == 0) return DeleteProfileOutcome.NotFound;
+        await mediator.Publish(new ProfileDeleted(c.Id), ct);
+        return DeleteProfileOutcome.Deleted;
     }
 
     public async ValueTask<TelemetryProfiles> Handle(ListTelemetryProfiles q, CancellationToken ct)
@@ -93,40 +147,42 @@ internal sealed class ProfilesHandler(HubDb db, IMediator mediator, TimeProvider
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapPost("/profiles", async (ProfileBody body, IValidator<ProfileBody> validator, IMediator m, CancellationToken ct) =>
+        api.MapPost("/profiles", async Task<Results<Created<ProfileView>, ValidationProblem, ConflictProblem>> (ProfileBody body,
+                IValidator<ProfileBody> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
-                if (body.Id is null) return Results.ValidationProblem(new Dictionary<string, string[]> { ["id"] = ["id is required"] });
-                var (p, conflict) = await m.Send(new SaveProfileCommand(body.Id, body, Create: true), ct);
-                return conflict ? Results.Problem(statusCode: 409, title: $"Profile '{body.Id}' already exists") : Results.Created($"/api/v1/profiles/{p!.Id}", p);
+                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
+                if (body.Id is null) return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["id"] = ["id is required"] });
+                var result = await m.Send(new SaveProfileCommand(body.Id, body, Create: true), ct);
+                return result.Outcome == SaveProfileOutcome.Saved
+                    ? TypedResults.Created($"/api/v1/profiles/{body.Id}", result.Profile)
+                    : new ConflictProblem($"Profile '{body.Id}' already exists");
             })
             .RequireAuthorization("operator")
-            .WithName("CreateProfile").WithSummary("Create a device profile: metrics with type, unit and range").WithTags("Profiles")
-            .Produces<ProfileView>(201).ProducesValidationProblem().ProducesProblem(409);
-        api.MapPut("/profiles/{id}", async (string id, ProfileBody body, IValidator<ProfileBody> validator, IMediator m, CancellationToken ct) =>
+            .WithName("CreateProfile").WithSummary("Create a device profile: metrics with type, unit and range").WithTags("Profiles");
+        api.MapPut("/profiles/{id}", async Task<Results<Ok<ProfileView>, ValidationProblem, NotFoundProblem>> (string id, ProfileBody body,
+                IValidator<ProfileBody> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
-                var (p, _) = await m.Send(new SaveProfileCommand(id, body, Create: false), ct);
-                return p is null ? Results.Problem(statusCode: 404, title: $"Profile '{id}' not found") : Results.Ok(p);
+                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
+                var result = await m.Send(new SaveProfileCommand(id, body, Create: false), ct);
+                return result.Outcome == SaveProfileOutcome.Saved ? TypedResults.Ok(result.Profile) : new NotFoundProblem($"Profile '{id}' not found");
             })
             .RequireAuthorization("operator")
-            .WithName("UpdateProfile").WithSummary("Replace a device profile; validation uses it at once").WithTags("Profiles")
-            .Produces<ProfileView>().ProducesValidationProblem().ProducesProblem(404);
-        api.MapGet("/profiles", async (IMediator m, CancellationToken ct) => Results.Ok(await m.Send(new ListProfilesQuery(), ct)))
-            .WithName("ListProfiles").WithSummary("All device profiles").WithTags("Profiles").Produces<Page<ProfileView>>();
-        api.MapGet("/profiles/{id}", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new GetProfileQuery(id), ct) is { } p ? Results.Ok(p) : Results.Problem(statusCode: 404, title: $"Profile '{id}' not found"))
-            .WithName("GetProfile").WithSummary("One device profile").WithTags("Profiles").Produces<ProfileView>().ProducesProblem(404);
-        api.MapDelete("/profiles/{id}", async (string id, IMediator m, CancellationToken ct) =>
+            .WithName("UpdateProfile").WithSummary("Replace a device profile; validation uses it at once").WithTags("Profiles");
+        api.MapGet("/profiles", async Task<Ok<Page<ProfileView>>> (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListProfilesQuery(), ct)))
+            .WithName("ListProfiles").WithSummary("All device profiles").WithTags("Profiles");
+        api.MapGet("/profiles/{id}", async Task<Results<Ok<ProfileView>, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new GetProfileQuery(id), ct) is { } p ? TypedResults.Ok(p) : new NotFoundProblem($"Profile '{id}' not found"))
+            .WithName("GetProfile").WithSummary("One device profile").WithTags("Profiles");
+        api.MapDelete("/profiles/{id}", async Task<Results<NoContent, NotFoundProblem, ConflictProblem>> (string id, IMediator m, CancellationToken ct) =>
                 await m.Send(new DeleteProfileCommand(id), ct) switch
                 {
-                    (_, true) => Results.Problem(statusCode: 409, title: $"Profile '{id}' is assigned to devices"),
-                    (true, _) => Results.NoContent(),
-                    _ => Results.Problem(statusCode: 404, title: $"Profile '{id}' not found"),
+                    DeleteProfileOutcome.Deleted => TypedResults.NoContent(),
+                    DeleteProfileOutcome.InUse => new ConflictProblem($"Profile '{id}' is assigned to devices"),
+                    _ => new NotFoundProblem($"Profile '{id}' not found"),
                 })
             .RequireAuthorization("operator")
-            .WithName("DeleteProfile").WithSummary("Delete an unused device profile").WithTags("Profiles").Produces(204).ProducesProblem(404).ProducesProblem(409);
+            .WithName("DeleteProfile").WithSummary("Delete an unused device profile").WithTags("Profiles");
     }
 }

@@ -2,12 +2,17 @@ using IoTHub.Contracts;
 using IoTHub.Devices.GetDevice;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.RotateToken;
 
+/// <summary>Gives a device a new token; null when no device has this id.</summary>
 public sealed record RotateTokenCommand(string Id) : IRequest<RotatedToken?>;
 
+/// <summary>The answer to <c>POST /api/v1/devices/{id}/rotate-token</c>: <c>{"token"}</c>, the new token (256 random bits,
+/// 43 base64url characters), shown this once. The old one is refused from now on and the device's live connections are
+/// dropped (CONTRACT.md, "Identity").</summary>
 public sealed record RotatedToken(string Token);
 
 /// <summary>A new token, shown once; the old one stops working at once and live connections are dropped.</summary>
@@ -24,9 +29,8 @@ internal sealed class RotateTokenHandler(HubDb db, IMediator mediator) : IReques
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapPost("/devices/{id}/rotate-token", async (string id, IMediator m, CancellationToken ct) =>
-                await m.Send(new RotateTokenCommand(id), ct) is { } t ? Results.Ok(t) : DeviceResults.NotFound(id))
+        api.MapPost("/devices/{id}/rotate-token", async Task<Results<Ok<RotatedToken>, NotFoundProblem>> (string id, IMediator m, CancellationToken ct) =>
+                await m.Send(new RotateTokenCommand(id), ct) is { } t ? TypedResults.Ok(t) : DeviceResults.NotFound(id))
             .RequireAuthorization("operator")
-            .WithName("RotateDeviceToken").WithSummary("Issue a new token; the old one is refused at once").WithTags("Devices")
-            .Produces<RotatedToken>().ProducesProblem(404);
+            .WithName("RotateDeviceToken").WithSummary("Issue a new token; the old one is refused at once").WithTags("Devices");
 }

@@ -4,17 +4,37 @@ using IoTHub.Devices.GetDevice;
 using IoTHub.Devices.Presence;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices.UpdateDevice;
 
-/// <summary>A partial update: absent fields are left as they are.</summary>
+/// <summary>The body of <c>PATCH /api/v1/devices/{id}</c>, a partial update: absent (null) fields are left as they are.</summary>
+/// <param name="Name">A new label, at most 200 characters.</param>
+/// <param name="Profile">A profile id to assign (unknown: 400 naming <c>profile</c>), or <c>""</c> to remove the profile.</param>
+/// <param name="Tags">The new tags, replacing the old ones (at most 32).</param>
+/// <param name="Enabled">False disables the device: it is refused on every protocol and its connections drop at once.</param>
+/// <param name="CertificateThumbprint">A SHA-256 client-certificate thumbprint (64 hex digits), or <c>""</c> to remove it;
+/// a change drops the device's live connections.</param>
 public sealed record UpdateDeviceRequest(string? Name, string? Profile, IReadOnlyList<string>? Tags, bool? Enabled, string? CertificateThumbprint = null);
 
+/// <summary>Applies <paramref name="Changes"/> to device <paramref name="Id"/>.</summary>
 public sealed record UpdateDeviceCommand(string Id, UpdateDeviceRequest Changes) : IRequest<UpdateDeviceResult>;
 
-/// <summary>The updated device; null with <c>UnknownProfile</c> set when the named profile does not exist, null alone when the device does not.</summary>
-public sealed record UpdateDeviceResult(DeviceView? Device, string? UnknownProfile = null);
+/// <summary>How an update ended; only <see cref="UpdateDeviceOutcome.Updated"/> changed anything.</summary>
+public enum UpdateDeviceOutcome
+{
+    /// <summary>Saved: the result carries the device as it is now (HTTP 200).</summary>
+    Updated,
+    /// <summary>No device has this id (HTTP 404).</summary>
+    DeviceNotFound,
+    /// <summary>The requested profile does not exist (HTTP 400 naming <c>profile</c>).</summary>
+    UnknownProfile,
+}
+
+/// <summary>The outcome of an <see cref="UpdateDeviceCommand"/>, with the device as it is now when it is
+/// <see cref="UpdateDeviceOutcome.Updated"/>, else null.</summary>
+public sealed record UpdateDeviceResult(UpdateDeviceOutcome Outcome, DeviceView? Device);
 
 internal sealed class UpdateDeviceValidator : AbstractValidator<UpdateDeviceRequest>
 {
@@ -33,14 +53,15 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
     public async ValueTask<UpdateDeviceResult> Handle(UpdateDeviceCommand c, CancellationToken ct)
     {
         var d = await db.Set<Device>().FirstOrDefaultAsync(x => x.Id == c.Id, ct);
-        if (d is null) return new UpdateDeviceResult(null);
+        if (d is null) return new UpdateDeviceResult(UpdateDeviceOutcome.DeviceNotFound, null);
         var ch = c.Changes;
         if (ch.Name is not null) d.Name = ch.Name;
         var profileChanged = false;
         if (ch.Profile is not null)
         {
             var profile = ch.Profile.Length == 0 ? null : ch.Profile;
-            if (profile is not null && !await db.Set<Profiles.DeviceProfile>().AnyAsync(p => p.Id == profile, ct)) return new UpdateDeviceResult(null, profile);
+            if (profile is not null && !await db.Set<Profiles.DeviceProfile>().AnyAsync(p => p.Id == profile, ct))
+                return new UpdateDeviceResult(UpdateDeviceOutcome.UnknownProfile, null);
             profileChanged = profile != d.ProfileId;
             d.ProfileId = profile;
         }
@@ -54,22 +75,24 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
         authenticator.Invalidate(d.Id);
         if (disabling || certificateChanged) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
         if (profileChanged) await mediator.Publish(new DeviceProfileAssigned(d.Id, d.ProfileId), ct);
-        return new UpdateDeviceResult(DeviceView.Of(d, presence, await DeviceView.ReportIntervalsAsync(db, ct), time.NowMs()));
+        return new UpdateDeviceResult(UpdateDeviceOutcome.Updated, DeviceView.Of(d, presence, await DeviceView.ReportIntervalsAsync(db, ct), time.NowMs()));
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapPatch("/devices/{id}", async (string id, UpdateDeviceRequest body, IValidator<UpdateDeviceRequest> validator, IMediator m, CancellationToken ct) =>
+        api.MapPatch("/devices/{id}", async Task<Results<Ok<DeviceView>, ValidationProblem, NotFoundProblem>> (string id, UpdateDeviceRequest body,
+                IValidator<UpdateDeviceRequest> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
-                return await m.Send(new UpdateDeviceCommand(id, body), ct) switch
+                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
+                var result = await m.Send(new UpdateDeviceCommand(id, body), ct);
+                return result.Outcome switch
                 {
-                    { Device: { } d } => Results.Ok(d),
-                    { UnknownProfile: { } p } => Results.ValidationProblem(new Dictionary<string, string[]> { ["profile"] = [$"no profile '{p}'"] }),
+                    UpdateDeviceOutcome.Updated => TypedResults.Ok(result.Device),
+                    UpdateDeviceOutcome.UnknownProfile =>
+                        TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["profile"] = [$"no profile '{body.Profile}'"] }),
                     _ => DeviceResults.NotFound(id),
                 };
             })
             .RequireAuthorization("operator")
-            .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, register a client-certificate thumbprint, enable or disable a device").WithTags("Devices")
-            .Produces<DeviceView>().ProducesValidationProblem().ProducesProblem(404);
+            .WithName("UpdateDevice").WithSummary("Rename, retag, assign a profile, register a client-certificate thumbprint, enable or disable a device").WithTags("Devices");
 }

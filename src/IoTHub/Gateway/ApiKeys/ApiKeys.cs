@@ -3,19 +3,40 @@ using IoTHub.Contracts;
 using IoTHub.Gateway.Auth;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Gateway.ApiKeys;
 
+/// <summary>Creates an API key for an app: the body of <c>POST /api/v1/api-keys</c> (admin). Invalid fields answer 400.</summary>
+/// <param name="Name">Which app or integration it is for, 1-100 characters; shown in the audit log as <c>apikey:{name}</c>.</param>
+/// <param name="Role"><c>viewer</c>, <c>operator</c> or <c>admin</c>: what the key may do, over REST and MQTT.</param>
 public sealed record CreateApiKeyRequest(string Name, string Role) : IRequest<CreatedApiKey>;
 
-/// <summary>The only response that carries the key itself.</summary>
+/// <summary>The only response that carries the key itself (201 to <c>POST /api/v1/api-keys</c>):
+/// <c>{"id", "name", "role", "key", "createdAt"}</c>.</summary>
+/// <param name="Id">The key's id, for revoking it.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="Role">Its role.</param>
+/// <param name="Key">The key: <c>ihk_</c> and 43 base64url characters (256 random bits). Send it as <c>X-Api-Key</c>, or as
+/// the MQTT password with username <c>apikey</c>. Only its hash is stored, so it cannot be shown again.</param>
+/// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
 public sealed record CreatedApiKey(long Id, string Name, string Role, string Key, DateTimeOffset CreatedAt);
 
+/// <summary>An API key as <c>GET /api/v1/api-keys</c> lists it: never the key itself.</summary>
+/// <param name="Id">The key's id.</param>
+/// <param name="Name">Its name.</param>
+/// <param name="Role">Its role.</param>
+/// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
+/// <param name="LastUsedAt">When it was last accepted, to within a few seconds (recorded every 5 s); null if never.</param>
+/// <param name="RevokedAt">When it was revoked, or null while it works.</param>
 public sealed record ApiKeyView(long Id, string Name, string Role, DateTimeOffset CreatedAt, DateTimeOffset? LastUsedAt, DateTimeOffset? RevokedAt);
 
+/// <summary>Every API key, revoked ones too, in creation order, in one page.</summary>
 public sealed record ListApiKeysQuery : IRequest<Page<ApiKeyView>>;
 
+/// <summary>Revokes a key at once: it is refused from now on and its live MQTT connections drop. False when no live key
+/// has this id (unknown, or revoked already).</summary>
 public sealed record RevokeApiKeyCommand(long Id) : IRequest<bool>;
 
 internal sealed class CreateApiKeyValidator : AbstractValidator<CreateApiKeyRequest>
@@ -57,25 +78,23 @@ internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVeri
 
     public static void Map(RouteGroupBuilder api)
     {
-        api.MapPost("/api-keys", async (CreateApiKeyRequest body, IValidator<CreateApiKeyRequest> validator, IMediator m, CancellationToken ct) =>
+        api.MapPost("/api-keys", async Task<Results<Created<CreatedApiKey>, ValidationProblem>> (CreateApiKeyRequest body,
+                IValidator<CreateApiKeyRequest> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return Results.ValidationProblem(v.ToDictionary());
+                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
                 var k = await m.Send(body, ct);
-                return Results.Created($"/api/v1/api-keys/{k.Id}", k);
+                return TypedResults.Created($"/api/v1/api-keys/{k.Id}", k);
             })
             .RequireAuthorization("admin")
-            .WithName("CreateApiKey").WithSummary("Create an API key for an app; the key is shown only in this response").WithTags("API keys")
-            .Produces<CreatedApiKey>(201).ProducesValidationProblem();
-        api.MapGet("/api-keys", async (IMediator m, CancellationToken ct) => Results.Ok(await m.Send(new ListApiKeysQuery(), ct)))
+            .WithName("CreateApiKey").WithSummary("Create an API key for an app; the key is shown only in this response").WithTags("API keys");
+        api.MapGet("/api-keys", async Task<Ok<Page<ApiKeyView>>> (IMediator m, CancellationToken ct) => TypedResults.Ok(await m.Send(new ListApiKeysQuery(), ct)))
             .RequireAuthorization("admin")
-            .WithName("ListApiKeys").WithSummary("API keys with role and last use (never the keys)").WithTags("API keys")
-            .Produces<Page<ApiKeyView>>();
-        api.MapDelete("/api-keys/{id:long}", async (long id, IMediator m, CancellationToken ct) =>
-                await m.Send(new RevokeApiKeyCommand(id), ct) ? Results.NoContent() : Results.Problem(statusCode: 404, title: $"API key {id} not found"))
+            .WithName("ListApiKeys").WithSummary("API keys with role and last use (never the keys)").WithTags("API keys");
+        api.MapDelete("/api-keys/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
+                await m.Send(new RevokeApiKeyCommand(id), ct) ? TypedResults.NoContent() : new NotFoundProblem($"API key {id} not found"))
             .RequireAuthorization("admin")
-            .WithName("RevokeApiKey").WithSummary("Revoke an API key at once").WithTags("API keys")
-            .Produces(204).ProducesProblem(404);
+            .WithName("RevokeApiKey").WithSummary("Revoke an API key at once").WithTags("API keys");
     }
 }
 

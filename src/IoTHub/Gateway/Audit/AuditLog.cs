@@ -4,6 +4,7 @@
 using IoTHub.Contracts;
 using IoTHub.Storage;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Metadata.Builders;
 using System.Security.Claims;
@@ -47,9 +48,30 @@ internal sealed class AuditEntryConfiguration : IEntityTypeConfiguration<AuditEn
     }
 }
 
+/// <summary>One audit entry, an item of <c>GET /api/v1/audit</c>: a state-changing API call or UI action. Bodies are never
+/// recorded.</summary>
+/// <param name="Id">The entry's id, increasing; the cursor of the next page.</param>
+/// <param name="At">When the call completed (ISO 8601 UTC).</param>
+/// <param name="Actor">The username, <c>apikey:{name}</c>, or for an anonymous call the username it tried (a sign-in) or
+/// <c>anonymous</c>.</param>
+/// <param name="ActorKind"><c>user</c>, <c>apikey</c> or <c>anonymous</c>.</param>
+/// <param name="Role">The caller's role, or null when anonymous.</param>
+/// <param name="Action">The endpoint's name, e.g. <c>CreateDevice</c>, <c>RevokeApiKey</c> (the OpenAPI operationId).</param>
+/// <param name="Target">The route values, e.g. <c>id=sensor-1</c>, or null.</param>
+/// <param name="Method">The HTTP method, or <c>UI</c> for an action taken in the web UI.</param>
+/// <param name="Path">The request path (at most 500 characters).</param>
+/// <param name="Status">The HTTP status answered (for UI actions 200 or 400).</param>
+/// <param name="RemoteAddress">The client's IP address, or null.</param>
 public sealed record AuditView(long Id, DateTimeOffset At, string Actor, string ActorKind, string? Role, string Action, string? Target,
     string Method, string Path, int Status, string? RemoteAddress);
 
+/// <summary>A page of the audit log, newest first: <c>GET /api/v1/audit?actor=&amp;action=&amp;from=&amp;to=&amp;cursor=&amp;limit=</c> (admin).</summary>
+/// <param name="Actor">Only entries of this actor (exact).</param>
+/// <param name="Action">Only entries of this action (exact).</param>
+/// <param name="From">Only entries at or after this time.</param>
+/// <param name="To">Only entries before this time.</param>
+/// <param name="Cursor">The <c>next</c> of the previous page: entries with a smaller id.</param>
+/// <param name="Limit">Entries per page (the endpoint allows 1-1000, default 100).</param>
 public sealed record ListAuditQuery(string? Actor, string? Action, DateTimeOffset? From, DateTimeOffset? To, long? Cursor, int Limit) : IRequest<Page<AuditView>>;
 
 /// <summary>Endpoints set this item to name the account a request acted for when no one is signed in (a login attempt).</summary>
@@ -128,12 +150,12 @@ internal sealed class ListAuditHandler(HubDb db, TimeProvider time) : IRequestHa
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/audit", async (string? actor, string? action, DateTimeOffset? from, DateTimeOffset? to, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/audit", async Task<Results<Ok<Page<AuditView>>, ValidationProblem>> (string? actor, string? action, DateTimeOffset? from,
+                DateTimeOffset? to, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
-                return Results.Ok(await m.Send(new ListAuditQuery(actor, action, from, to, cursor, n), ct));
+                return TypedResults.Ok(await m.Send(new ListAuditQuery(actor, action, from, to, cursor, n), ct));
             })
             .RequireAuthorization("admin")
-            .WithName("ListAudit").WithSummary("Who changed what, when and from where; newest first (admin)").WithTags("Audit")
-            .Produces<Page<AuditView>>().ProducesValidationProblem();
+            .WithName("ListAudit").WithSummary("Who changed what, when and from where; newest first (admin)").WithTags("Audit");
 }

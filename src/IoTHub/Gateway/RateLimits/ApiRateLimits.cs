@@ -14,13 +14,19 @@ using Microsoft.AspNetCore.RateLimiting;
 namespace IoTHub.Gateway.RateLimits;
 
 /// <summary>Section <c>RateLimits</c>: requests per second, counted over a sliding window (a burst spends the whole second's budget).</summary>
+/// <summary>Section <c>RateLimits</c>: how many API requests a caller may make (excess: 429 with <c>Retry-After</c>, RFC 6585
+/// §4) and how failed sign-ins are slowed down. Device endpoints are limited per device instead
+/// (<c>Connectivity:DeviceMessagesPerSecond</c>).</summary>
 public sealed class RateLimitOptions
 {
+    /// <summary>The configuration section: <c>RateLimits</c>.</summary>
     public const string SectionName = "RateLimits";
 
+    /// <summary>Requests a second per API key (CONTRACT.md, "Limits": 50), over a sliding one-second window.</summary>
     [Range(1, 1_000_000)]
     public int ApiKeyRequestsPerSecond { get; set; } = 50;
 
+    /// <summary>Requests a second per signed-in user (bearer token or the UI's cookie), over a sliding one-second window.</summary>
     [Range(1, 1_000_000)]
     public int UserRequestsPerSecond { get; set; } = 50;
 

@@ -8,8 +8,12 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Gateway.Users;
 
+/// <summary>Section <c>Bootstrap</c>: the first start, when there is no user yet (CONTRACT.md, "Identity"). An <c>admin</c>
+/// user is created with this password, or a random one that is logged once and written to
+/// <c>&lt;data dir&gt;/initial-admin-password</c>.</summary>
 public sealed class BootstrapOptions
 {
+    /// <summary>The configuration section: <c>Bootstrap</c> (environment: <c>IOTHUB_Bootstrap__AdminPassword</c>).</summary>
     public const string SectionName = "Bootstrap";
 
     /// <summary>Password of the first admin user; empty means generate one.</summary>

@@ -1,18 +1,31 @@
 using System.Text;
 using IoTHub.Contracts;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage.DeadLetters;
 
-/// <summary>
-/// A dead letter as the API shows it. <c>payload</c> is the UTF-8 text when the bytes are valid UTF-8, else
-/// base64 (<c>payloadEncoding</c> says which); <c>payloadSize</c> is the original size, which may exceed what was kept.
-/// </summary>
+/// <summary>A rejected message as <c>GET /api/v1/dead-letters</c> shows it (CONTRACT.md).</summary>
+/// <param name="Id">The dead letter's id, increasing; the cursor of the next page.</param>
+/// <param name="DeviceId">The device that sent it.</param>
+/// <param name="ReceivedAt">When the hub received it (ISO 8601 UTC).</param>
+/// <param name="Protocol"><c>mqtt</c> or <c>http</c>.</param>
+/// <param name="Reason">Why it was rejected, e.g. <c>values.temperature: expected a number</c>.</param>
+/// <param name="Payload">The bytes as received, cut to <c>Storage:DeadLetterPayloadLimit</c> (default 16 KiB): UTF-8 text
+/// when they are valid UTF-8, else base64.</param>
+/// <param name="PayloadEncoding"><c>utf-8</c> or <c>base64</c>: how to read <paramref name="Payload"/>.</param>
+/// <param name="PayloadSize">The original size in bytes, which may exceed what was kept.</param>
 public sealed record DeadLetterView(long Id, string DeviceId, DateTimeOffset ReceivedAt, string Protocol, string Reason,
     string Payload, string PayloadEncoding, int PayloadSize);
 
-/// <summary>Newest first; the cursor is the last id of the previous page.</summary>
+/// <summary>A page of dead letters, newest first: <c>GET /api/v1/dead-letters?deviceId=&amp;from=&amp;to=&amp;reason=&amp;cursor=&amp;limit=</c>.</summary>
+/// <param name="DeviceId">Only this device's.</param>
+/// <param name="From">Only those received at or after this time.</param>
+/// <param name="To">Only those received before this time.</param>
+/// <param name="Reason">Only those whose reason contains this text.</param>
+/// <param name="Cursor">The <c>next</c> of the previous page: dead letters with a smaller id.</param>
+/// <param name="Limit">Dead letters per page (the endpoint allows 1-1000, default 100).</param>
 public sealed record ListDeadLettersQuery(string? DeviceId, DateTimeOffset? From, DateTimeOffset? To, string? Reason, long? Cursor, int Limit)
     : IRequest<Page<DeadLetterView>>;
 
@@ -50,16 +63,16 @@ internal sealed class ListDeadLettersHandler(HubDb db) : IRequestHandler<ListDea
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/dead-letters", async (string? deviceId, DateTimeOffset? from, DateTimeOffset? to, string? reason, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        api.MapGet("/dead-letters", async Task<Results<Ok<Page<DeadLetterView>>, ValidationProblem>> (string? deviceId, DateTimeOffset? from,
+                DateTimeOffset? to, string? reason, long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
-                return Results.Ok(await m.Send(new ListDeadLettersQuery(deviceId, from, to, reason, cursor, n), ct));
+                return TypedResults.Ok(await m.Send(new ListDeadLettersQuery(deviceId, from, to, reason, cursor, n), ct));
             })
-            .WithName("ListDeadLetters").WithSummary("Rejected messages with their reasons, newest first").WithTags("Telemetry")
-            .Produces<Page<DeadLetterView>>().ProducesValidationProblem();
+            .WithName("ListDeadLetters").WithSummary("Rejected messages with their reasons, newest first").WithTags("Telemetry");
 }
 
-/// <summary>A deleted device takes its dead letters with it.</summary>
+/// <summary>Counts dead letters received since a time, of all devices or one (the overview's figure).</summary>
 internal sealed class CountDeadLettersHandler(HubDb db) : IRequestHandler<CountDeadLettersQuery, long>
 {
     public async ValueTask<long> Handle(CountDeadLettersQuery q, CancellationToken ct)
@@ -71,6 +84,7 @@ internal sealed class CountDeadLettersHandler(HubDb db) : IRequestHandler<CountD
     }
 }
 
+/// <summary>A deleted device takes its dead letters with it.</summary>
 internal sealed class DeleteDeviceDeadLetters(HubDb db) : INotificationHandler<DeviceDeleted>
 {
     public async ValueTask Handle(DeviceDeleted n, CancellationToken ct) =>

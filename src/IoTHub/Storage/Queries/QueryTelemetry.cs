@@ -4,17 +4,47 @@
 // page never ends inside a millisecond, since `next` is a time. Every number in an answer is finite (FiniteAggregates).
 using IoTHub.Contracts;
 using Mediator;
+using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Storage.Queries;
 
-/// <summary>A stored point; <c>deviceTs</c> is the device's own time where the clock policy replaced it.</summary>
+/// <summary>A stored point, in the <c>points</c> of a <c>raw</c> series: <c>{"ts", "value", "deviceTs"}</c>.</summary>
+/// <param name="Ts">Its time (ISO 8601 UTC, millisecond precision).</param>
+/// <param name="Value">A number, <c>true</c>/<c>false</c> or a string.</param>
+/// <param name="DeviceTs">The device's own time where the clock policy <c>serverTime</c> replaced it by the receive time; else null.</param>
 public sealed record RawPoint(DateTimeOffset Ts, object? Value, DateTimeOffset? DeviceTs);
 
+/// <summary>One window aggregate, in the <c>points</c> of a <c>1m</c>, <c>1h</c> or <c>1d</c> series (numeric metrics only):
+/// <c>{"start", "count", "min", "max", "avg", "sum", "last"}</c>. Every number is finite.</summary>
+/// <param name="Start">The window's start (ISO 8601 UTC); it lasts one resolution.</param>
+/// <param name="Count">Points in the window.</param>
+/// <param name="Min">Smallest value.</param>
+/// <param name="Max">Largest value.</param>
+/// <param name="Avg">Sum / count, kept within [min, max].</param>
+/// <param name="Sum">Sum of the values, saturating at ±1.7976931348623157e308.</param>
+/// <param name="Last">The value with the latest timestamp.</param>
 public sealed record WindowPoint(DateTimeOffset Start, long Count, double Min, double Max, double Avg, double Sum, double Last);
 
+/// <summary>The answer of <c>GET /api/v1/devices/{id}/telemetry</c> (CONTRACT.md):
+/// <c>{"deviceId", "metric", "resolution", "points": [...], "next"}</c>.</summary>
+/// <param name="DeviceId">The device.</param>
+/// <param name="Metric">The metric.</param>
+/// <param name="Resolution">What the points are: <c>raw</c>, <c>1m</c>, <c>1h</c> or <c>1d</c>; <c>auto</c> resolves to the
+/// finest of these that answers with at most <c>maxPoints</c> points.</param>
+/// <param name="Points"><see cref="RawPoint"/>s for <c>raw</c>, else <see cref="WindowPoint"/>s; oldest first, at most
+/// <c>maxPoints</c>. Empty when the metric has no data.</param>
+/// <param name="Next">When the range held more: the <c>from</c> of the next page (a page never ends inside a millisecond);
+/// else null.</param>
 public sealed record TelemetrySeries(string DeviceId, string Metric, string Resolution, IReadOnlyList<object> Points, DateTimeOffset? Next);
 
+/// <summary>One metric of a device over a time range. The endpoint checks the parameters (400 naming each bad one).</summary>
+/// <param name="DeviceId">The device (404 when it does not exist).</param>
+/// <param name="Metric">The metric, required.</param>
+/// <param name="From">Start of the range, inclusive (default: a day before <paramref name="To"/>).</param>
+/// <param name="To">End of the range, exclusive (default: now); after <paramref name="From"/>.</param>
+/// <param name="Resolution"><c>raw</c>, <c>1m</c>, <c>1h</c>, <c>1d</c> or <c>auto</c> (default).</param>
+/// <param name="MaxPoints">Most points in one answer, 1-10,000 (default 1,000).</param>
 public sealed record QueryTelemetryRequest(string DeviceId, string Metric, DateTimeOffset From, DateTimeOffset To, string Resolution, int MaxPoints)
     : IRequest<TelemetrySeries?>;
 
@@ -99,8 +129,8 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
     }
 
     public static void Map(RouteGroupBuilder api) =>
-        api.MapGet("/devices/{id}/telemetry", async (string id, string? metric, DateTimeOffset? from, DateTimeOffset? to, string? resolution, int? maxPoints,
-                IMediator m, TimeProvider time, CancellationToken ct) =>
+        api.MapGet("/devices/{id}/telemetry", async Task<Results<Ok<TelemetrySeries>, ValidationProblem, NotFoundProblem>> (string id, string? metric,
+                DateTimeOffset? from, DateTimeOffset? to, string? resolution, int? maxPoints, IMediator m, TimeProvider time, CancellationToken ct) =>
             {
                 var errors = new Dictionary<string, string[]>();
                 if (string.IsNullOrWhiteSpace(metric)) errors["metric"] = ["metric is required"];
@@ -111,10 +141,9 @@ internal sealed class QueryTelemetry(HubDb db, IMediator mediator) : IRequestHan
                 var end = to ?? time.GetUtcNow();
                 var start = from ?? end.AddDays(-1);
                 if (start >= end) errors["from"] = ["from must be before to"];
-                if (errors.Count > 0) return Results.ValidationProblem(errors);
+                if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
                 var r = await m.Send(new QueryTelemetryRequest(id, metric!, start, end, resolution, max), ct);
-                return r is null ? Results.Problem(statusCode: 404, title: $"Device '{id}' not found") : Results.Ok(r);
+                return r is null ? new NotFoundProblem($"Device '{id}' not found") : TypedResults.Ok(r);
             })
-            .WithName("QueryTelemetry").WithSummary("Raw points or window aggregates of one metric over a time range").WithTags("Telemetry")
-            .Produces<TelemetrySeries>().ProducesValidationProblem().ProducesProblem(404);
+            .WithName("QueryTelemetry").WithSummary("Raw points or window aggregates of one metric over a time range").WithTags("Telemetry");
 }

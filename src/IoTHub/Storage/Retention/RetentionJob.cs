@@ -7,6 +7,12 @@ using Microsoft.Extensions.Options;
 namespace IoTHub.Storage.Retention;
 
 /// <summary>What one run removed: rows per table, and (PostgreSQL) whole raw partitions dropped.</summary>
+/// <param name="RanAt">When the run finished (ISO 8601 UTC).</param>
+/// <param name="RawRows">Raw rows deleted (SQLite; on PostgreSQL the rows of dropped partitions are not counted).</param>
+/// <param name="RawPartitions">Daily raw partitions dropped (PostgreSQL; 0 on SQLite).</param>
+/// <param name="OneMinuteRows">1-minute window rows deleted.</param>
+/// <param name="OneHourRows">1-hour window rows deleted.</param>
+/// <param name="OneDayRows">1-day window rows deleted.</param>
 public sealed record RetentionReport(DateTimeOffset RanAt, long RawRows, int RawPartitions, long OneMinuteRows, long OneHourRows, long OneDayRows);
 
 internal sealed class RetentionJob(IStoreMaintenance store, IOptions<RetentionOptions> options, TimeProvider time, ILogger<RetentionJob> log)

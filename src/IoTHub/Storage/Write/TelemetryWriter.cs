@@ -15,7 +15,9 @@ namespace IoTHub.Storage.Write;
 internal interface ITelemetryStore
 {
     /// <summary>Stores the points of valid messages and the dead letters of rejected ones, in one transaction.</summary>
+    /// <param name="batch">The messages, in arrival order; a resent point (same device, metric and timestamp) is stored once.</param>
     /// <param name="committed">Filled with the numeric points of the batch, with their series ids.</param>
+    /// <param name="ct">Cancels the commit; nothing of the batch is then stored.</param>
     Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct);
 
     /// <summary>Forget cached series of a deleted device.</summary>

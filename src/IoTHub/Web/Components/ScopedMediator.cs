@@ -6,8 +6,11 @@ using Mediator;
 
 namespace IoTHub.Web.Components;
 
+/// <summary>The UI's mediator: each request runs in a DI scope (and so a DbContext) of its own; see the file's header.</summary>
+/// <param name="scopes">Creates the scope of each request.</param>
 public sealed class ScopedMediator(IServiceScopeFactory scopes)
 {
+    /// <summary>Sends a module's request to its handler in a fresh scope and returns the handler's answer.</summary>
     public async ValueTask<TResponse> Send<TResponse>(IRequest<TResponse> request, CancellationToken ct = default)
     {
         await using var scope = scopes.CreateAsyncScope();

@@ -1,5 +1,8 @@
-// The process: runs the hub; a start-up failure it can explain is one sentence on stderr and exit code 1.
+// The process. `IoTHub --health-check [url]` probes a running hub (the container's HEALTHCHECK) and exits 0 when it is
+// ready. Otherwise it runs the hub; a start-up failure it can explain is one sentence on stderr and exit code 1.
 using IoTHub;
+
+if (HealthProbe.IsRequested(args)) return await HealthProbe.RunAsync(args);
 
 var settings = StartupFailure.ReadSettings(args);
 if (StartupFailure.CheckDataDirectory(settings) is { } unwritable) return Fail(unwritable);
@@ -17,6 +20,11 @@ catch (Exception ex)
 try
 {
     await app.StartAsync();
+}
+catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
+{
+    Console.WriteLine("IoTHub was stopped while it was starting."); // Ctrl+C or SIGTERM during the start
+    return 0;
 }
 catch (Exception ex)
 {

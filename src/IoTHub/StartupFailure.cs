@@ -248,7 +248,7 @@ internal static partial class StartupFailure
             // "Read-only file system : '/path'": the reason without the path, named in the sentence anyway
             _ => ex.Message.Split(" : '", 2)[0].TrimEnd('.'),
         };
-        return $"{Prefix}the data directory {dir} cannot be written ({reason}); give IoTHub's user write access to it, or set DataDirectory (IOTHUB_DataDirectory or --DataDirectory=) to a writable folder.";
+        return $"{Prefix}the data directory {dir} cannot be written ({reason}); give IoTHub's user ({Environment.UserName}) write access to it, or set DataDirectory (IOTHUB_DataDirectory or --DataDirectory=) to a writable folder.";
     }
 
     // ---- TLS ----

@@ -13,7 +13,8 @@ public sealed class DeviceBehaviour(IMqttClient client, string deviceId, Payload
     public long CommandsAnswered;
     public long DesiredApplied;
 
-    public async Task StartAsync(CancellationToken ct)
+    /// <summary>Answers what arrives on the client, over every connection it makes.</summary>
+    public void Attach()
     {
         client.ApplicationMessageReceivedAsync += e =>
         {
@@ -23,6 +24,12 @@ public sealed class DeviceBehaviour(IMqttClient client, string deviceId, Payload
             _ = Task.Run(() => topic.EndsWith("/state/desired", StringComparison.Ordinal) ? ApplyDesiredAsync(body) : AnswerAsync(topic, body), CancellationToken.None);
             return Task.CompletedTask;
         };
+    }
+
+    /// <summary>Subscribes to its commands and desired state and reports its state: after each connect, since the
+    /// client starts a clean session.</summary>
+    public async Task SubscribeAsync(CancellationToken ct)
+    {
         await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
             .WithTopicFilter($"devices/{deviceId}/commands/+", MqttQualityOfServiceLevel.AtLeastOnce)
             .WithTopicFilter($"devices/{deviceId}/state/desired", MqttQualityOfServiceLevel.AtLeastOnce).Build(), ct);

@@ -12,7 +12,24 @@ public sealed record SimDevice(string Id, string Token);
 
 public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
-    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1);
+    DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1,
+    Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default);
+
+/// <summary>The run so far, reported every <see cref="LoadOptions.ProgressInterval"/>.</summary>
+/// <param name="Elapsed">Since publishing began.</param>
+/// <param name="Sent">Messages sent so far.</param>
+/// <param name="Acked">Messages acknowledged (QoS 1; HTTP 202).</param>
+/// <param name="Failed">Messages refused, or lost with their connection.</param>
+/// <param name="SentPerSecond">Messages sent per second since the last report.</param>
+/// <param name="Connected">Devices connected now (MQTT; null over HTTP, which has no connection to keep).</param>
+/// <param name="Devices">Devices in the fleet.</param>
+/// <param name="Reconnects">Times a device's connection came back after it was lost.</param>
+public sealed record LoadProgress(TimeSpan Elapsed, long Sent, long Acked, long Failed, double SentPerSecond, int? Connected, int Devices, long Reconnects)
+{
+    public override string ToString() =>
+        $"{Elapsed.TotalSeconds,5:0} s: sent {Sent:N0} ({SentPerSecond:N0}/s), acked {Acked:N0}, errors {Failed:N0}"
+        + (Connected is { } c ? $", connected {c}/{Devices}" : $", {Devices} devices") + (Reconnects > 0 ? $", reconnects {Reconnects:N0}" : "");
+}
 
 public sealed class LoadResult
 {
@@ -21,6 +38,7 @@ public sealed class LoadResult
     public long Failed;
     public long CommandsAnswered;
     public long DesiredApplied;
+    public long Reconnects;
     public TimeSpan Elapsed;
     public readonly List<double> LatenciesMs = new();
 
@@ -37,6 +55,7 @@ public sealed class LoadResult
 
     public override string ToString() =>
         $"sent {Sent:N0}, acked {Acked:N0}, failed {Failed:N0} in {Elapsed.TotalSeconds:0.0} s: {AcksPerSecond:N0} acks/s, latency p50 {Percentile(50):0.0} ms, p99 {Percentile(99):0.0} ms"
+        + (Reconnects > 0 ? $"; {Reconnects:N0} reconnects" : "")
         + (CommandsAnswered + DesiredApplied > 0 ? $"; answered {CommandsAnswered} commands, applied {DesiredApplied} desired states" : "");
 }
 
@@ -48,29 +67,29 @@ public static class LoadGenerator
         var perDevice = new List<double>[devices.Count];
         if (o.Protocol == "http") return await RunHttpAsync(devices, o, result, ct);
 
-        var clients = new IMqttClient[devices.Count];
+        var links = new DeviceLink[devices.Count];
         var payloadFactories = Enumerable.Range(0, devices.Count).Select(i => new PayloadFactory(o.Model, i)).ToArray();
         var behaviours = new DeviceBehaviour?[devices.Count];
         var factory = new MqttClientFactory();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         await Parallel.ForEachAsync(Enumerable.Range(0, devices.Count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct }, async (i, token) =>
         {
             var client = factory.CreateMqttClient();
             var b = new MqttClientOptionsBuilder().WithTcpServer(o.MqttHost, o.MqttPort).WithProtocolVersion(MqttProtocolVersion.V500)
                 .WithClientId(devices[i].Id).WithTimeout(TimeSpan.FromSeconds(60)).WithKeepAlivePeriod(TimeSpan.FromSeconds(60));
             if (o.UseCredentials) b = b.WithCredentials(devices[i].Id, devices[i].Token);
-            var connect = await client.ConnectAsync(b.Build(), token);
-            if (connect.ResultCode != MqttClientConnectResultCode.Success) throw new InvalidOperationException($"{devices[i].Id}: {connect.ResultCode}");
-            clients[i] = client;
             if (o.Interactive)
             {
                 behaviours[i] = new DeviceBehaviour(client, devices[i].Id, payloadFactories[i]);
-                await behaviours[i]!.StartAsync(token);
+                behaviours[i]!.Attach();
             }
+            links[i] = new DeviceLink(client, b.Build(), behaviours[i] is { } behaviour ? behaviour.SubscribeAsync : null, stop.Token);
+            await links[i].ConnectAsync(token);
         });
 
         var stopwatch = Stopwatch.StartNew();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(o.Duration);
+        var reporting = ReportProgressAsync(o, result, stopwatch, () => links.Count(l => l.IsConnected), devices.Count, () => links.Sum(l => l.Reconnects), stop.Token);
         // Each device keeps up to InFlight messages unacknowledged (as paho's max_inflight does): that many publishing
         // loops share its connection, each at rate / InFlight.
         var inFlight = Math.Max(1, o.InFlight);
@@ -101,7 +120,7 @@ public static class LoadGenerator
                 Interlocked.Increment(ref result.Sent);
                 try
                 {
-                    var ack = await clients[i].PublishAsync(message, CancellationToken.None);
+                    var ack = await links[i].Client.PublishAsync(message, CancellationToken.None);
                     if (qos == MqttQualityOfServiceLevel.AtMostOnce) continue;
                     if (ack.IsSuccess)
                     {
@@ -112,26 +131,51 @@ public static class LoadGenerator
                 }
                 catch (Exception)
                 {
+                    // Lost with its connection (the hub went away): the device waits for its link to come back.
                     Interlocked.Increment(ref result.Failed);
-                    if (!clients[i].IsConnected) break;
+                    if (!await links[i].WaitUntilConnectedAsync(stop.Token)) break;
+                    next = Stopwatch.GetTimestamp(); // resume at the set rate, not with a burst of the messages the outage skipped
                 }
             }
             lock (perDevice[i]) perDevice[i].AddRange(latencies);
         }, CancellationToken.None)).ToArray();
         await Task.WhenAll(tasks);
         result.Elapsed = stopwatch.Elapsed;
+        await reporting;
+        result.Reconnects = links.Sum(l => l.Reconnects);
         foreach (var l in perDevice) result.LatenciesMs.AddRange(l);
         foreach (var b in behaviours)
         {
             result.CommandsAnswered += b?.CommandsAnswered ?? 0;
             result.DesiredApplied += b?.DesiredApplied ?? 0;
         }
-        await Parallel.ForEachAsync(clients, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (c, _) =>
-        {
-            try { if (c.IsConnected) await c.DisconnectAsync(); } catch (Exception) { }
-            c.Dispose();
-        });
+        await Parallel.ForEachAsync(links, new ParallelOptions { MaxDegreeOfParallelism = 32 }, async (l, _) => await l.CloseAsync());
         return result;
+    }
+
+    /// <summary>Calls <see cref="LoadOptions.Progress"/> every <see cref="LoadOptions.ProgressInterval"/> until the run stops.</summary>
+    private static async Task ReportProgressAsync(LoadOptions o, LoadResult result, Stopwatch stopwatch, Func<int>? connected, int devices,
+        Func<long> reconnects, CancellationToken stop)
+    {
+        if (o.Progress is null || o.ProgressInterval <= TimeSpan.Zero) return;
+        using var timer = new PeriodicTimer(o.ProgressInterval);
+        long lastSent = 0;
+        var lastAt = TimeSpan.Zero;
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                var now = stopwatch.Elapsed;
+                var sent = Interlocked.Read(ref result.Sent);
+                o.Progress(new LoadProgress(now, sent, Interlocked.Read(ref result.Acked), Interlocked.Read(ref result.Failed),
+                    (sent - lastSent) / (now - lastAt).TotalSeconds, connected?.Invoke(), devices, reconnects()));
+                (lastSent, lastAt) = (sent, now);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the run is over
+        }
     }
 
     private static async Task<LoadResult> RunHttpAsync(IReadOnlyList<SimDevice> devices, LoadOptions o, LoadResult result, CancellationToken ct)
@@ -140,12 +184,14 @@ public static class LoadGenerator
         var stopwatch = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(o.Duration);
+        var reporting = ReportProgressAsync(o, result, stopwatch, null, devices.Count, () => 0, stop.Token);
         var perDevice = new List<double>[devices.Count];
         var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
         {
             var latencies = perDevice[i] = new List<double>(256);
             var payloads = new PayloadFactory(o.Model, i);
             var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(1 / o.RatePerDevice) : TimeSpan.Zero;
+            var unreachable = TimeSpan.Zero;
             while (!stop.IsCancellationRequested)
             {
                 var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/devices/{devices[i].Id}/telemetry")
@@ -165,10 +211,15 @@ public static class LoadGenerator
                         latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     }
                     else Interlocked.Increment(ref result.Failed);
+                    unreachable = TimeSpan.Zero;
                 }
                 catch (HttpRequestException)
                 {
+                    // The hub is away: try again after 0.5 s, doubling up to 5 s, as the MQTT devices reconnect.
                     Interlocked.Increment(ref result.Failed);
+                    unreachable = unreachable == TimeSpan.Zero ? TimeSpan.FromMilliseconds(500) : TimeSpan.FromTicks(Math.Min(unreachable.Ticks * 2, TimeSpan.FromSeconds(5).Ticks));
+                    try { await Task.Delay(unreachable, stop.Token); } catch (OperationCanceledException) { break; }
+                    continue;
                 }
                 if (interval > TimeSpan.Zero)
                 {
@@ -178,6 +229,7 @@ public static class LoadGenerator
         }, CancellationToken.None)).ToArray();
         await Task.WhenAll(tasks);
         result.Elapsed = stopwatch.Elapsed;
+        await reporting;
         foreach (var l in perDevice) if (l is not null) result.LatenciesMs.AddRange(l);
         return result;
     }

@@ -19,34 +19,53 @@ if (o is null)
           --user NAME --password PW   admin login used to provision devices (default admin / data/initial-admin-password)
           --csv FILE           use existing devices from a CSV of id,token instead of provisioning
           --prefix P           device id prefix (default sim)
+          --progress SECONDS   print a progress line this often; 0 = only the summary (default 5)
         """);
     return 2;
 }
 using var cts = new CancellationTokenSource();
 Console.CancelKeyPress += (_, e) => { e.Cancel = true; cts.Cancel(); };
 List<SimDevice> devices;
-if (o.Csv is not null)
+LoadResult result;
+try
 {
-    devices = Provisioning.FromCsv(o.Csv);
+    if (o.Csv is not null)
+    {
+        devices = Provisioning.FromCsv(o.Csv);
+    }
+    else
+    {
+        using var http = new HttpClient { BaseAddress = o.Url };
+        var password = o.Password ?? (File.Exists("data/initial-admin-password") ? File.ReadAllText("data/initial-admin-password").Trim() : null);
+        if (password is null)
+        {
+            Console.Error.WriteLine("iothub-sim: give --password (or run from the folder holding data/initial-admin-password)");
+            return 2;
+        }
+        var bearer = await Provisioning.LoginAsync(http, o.User, password, cts.Token);
+        devices = await Provisioning.CreateAsync(http, bearer, o.Prefix, o.Devices, cts.Token);
+        Console.WriteLine($"provisioned {devices.Count} devices ({o.Prefix}-0 .. {o.Prefix}-{devices.Count - 1})");
+    }
+    Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.InFlight} in flight each, {o.Duration.TotalSeconds:0} s ...");
+    if (o.Protocol == "mqtt") Console.WriteLine("devices answer commands (ping, reboot, setSetpoint) and follow their desired state (setpoint); they reconnect if the hub goes away");
+    result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
+        Interactive: o.Protocol == "mqtt", InFlight: o.InFlight, Progress: p => Console.WriteLine(p), ProgressInterval: o.Progress), cts.Token);
 }
-else
+catch (Exception ex) when (ex is HttpRequestException or MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or IOException)
 {
-    using var http = new HttpClient { BaseAddress = o.Url };
-    var password = o.Password ?? (File.Exists("data/initial-admin-password") ? File.ReadAllText("data/initial-admin-password").Trim() : null)
-        ?? throw new InvalidOperationException("give --password (or run from the folder holding data/initial-admin-password)");
-    var bearer = await Provisioning.LoginAsync(http, o.User, password, cts.Token);
-    devices = await Provisioning.CreateAsync(http, bearer, o.Prefix, o.Devices, cts.Token);
-    Console.WriteLine($"provisioned {devices.Count} devices ({o.Prefix}-0 .. {o.Prefix}-{devices.Count - 1})");
+    // Before the run: the hub is not there, or refuses the login or a device. During the run the devices reconnect instead.
+    Console.Error.WriteLine($"iothub-sim: {ex.Message} (IoTHub at {o.Url}, MQTT {o.MqttHost}:{o.MqttPort})");
+    return 1;
 }
-Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.InFlight} in flight each, {o.Duration.TotalSeconds:0} s ...");
-if (o.Protocol == "mqtt") Console.WriteLine("devices answer commands (ping, reboot, setSetpoint) and follow their desired state (setpoint)");
-var result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
-    Interactive: o.Protocol == "mqtt", InFlight: o.InFlight), cts.Token);
+catch (OperationCanceledException)
+{
+    return 130;
+}
 Console.WriteLine(result);
 return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
 
 internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices, double Rate, int Qos, string Protocol, TimeSpan Duration,
-    DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight)
+    DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight, TimeSpan Progress)
 {
     public static Args? Parse(string[] args)
     {
@@ -64,6 +83,7 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
             int.Parse(d.GetValueOrDefault("qos", "1")), protocol, TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("duration", "30"), System.Globalization.CultureInfo.InvariantCulture)),
             Enum.Parse<DeviceModel>(d.GetValueOrDefault("model", "thermostat"), ignoreCase: true), d.GetValueOrDefault("user", "admin"),
             d.GetValueOrDefault("password"), d.GetValueOrDefault("csv"), d.GetValueOrDefault("prefix", "sim"),
-            int.Parse(d.GetValueOrDefault("inflight", "1"), System.Globalization.CultureInfo.InvariantCulture));
+            int.Parse(d.GetValueOrDefault("inflight", "1"), System.Globalization.CultureInfo.InvariantCulture),
+            TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("progress", "5"), System.Globalization.CultureInfo.InvariantCulture)));
     }
 }

@@ -35,6 +35,7 @@ public static class HubApp
         builder.WebHost.UseStaticWebAssets();
         builder.Configuration.AddCommandLine(args);
         configure?.Invoke(builder);
+        var startupLogs = StartupLogFilter.AddTo(builder);
 
         builder.Services.AddMediator((Mediator.MediatorOptions o) =>
         {
@@ -65,10 +66,15 @@ public static class HubApp
         builder.Services.AddWeb(builder.Configuration);
         builder.Services.AddHttpContextAccessor();
         builder.WebHost.UseConnectivityListeners(builder.Configuration);
-        // The listeners above already honour --urls; clearing the setting stops Kestrel warning that it "overrides" them.
-        builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, "");
+        // The listeners above already honour --urls. Kestrel would also bind what "urls" (or HTTP_PORTS, which the aspnet
+        // container image sets) names, and warn that it is "Overriding address(es)" with the listeners. An empty "urls"
+        // falls back to the value the host captured from the command line when it was created; ";" names no address.
+        builder.WebHost.UseSetting(WebHostDefaults.ServerUrlsKey, ";");
+        builder.WebHost.UseSetting(WebHostDefaults.HttpPortsKey, "");
+        builder.WebHost.UseSetting(WebHostDefaults.HttpsPortsKey, "");
 
         var app = builder.Build();
+        app.Lifetime.ApplicationStarted.Register(startupLogs.Started);
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseGateway();

@@ -42,4 +42,37 @@ public sealed class SimulatorTests(Store store) : HubFixture(store)
         var latest = await admin.GetJsonAsync($"/api/v1/devices/{target}/telemetry/latest");
         Assert.That(latest["values"]!.AsArray().Select(v => v!["metric"]!.GetValue<string>()), Does.Contain("temperature"));
     }
+
+    [Test]
+    public async Task The_fleet_reconnects_with_back_off_when_the_hub_restarts_and_carries_on_reporting_progress()
+    {
+        // Its own hub: this one is restarted under the fleet.
+        await using var hub = await HubHost.StartAsync(Store);
+        var devices = new List<SimDevice>();
+        for (var i = 0; i < 3; i++)
+        {
+            var (id, token) = await hub.CreateDeviceAsync();
+            devices.Add(new SimDevice(id, token));
+        }
+        var progress = new System.Collections.Concurrent.ConcurrentQueue<LoadProgress>();
+        var run = LoadGenerator.RunAsync(devices, new LoadOptions("127.0.0.1", hub.MqttPort, hub.BaseAddress, "mqtt", 1, 10, TimeSpan.FromSeconds(25),
+            DeviceModel.Thermostat, Interactive: true, Progress: progress.Enqueue, ProgressInterval: TimeSpan.FromSeconds(1)), CancellationToken.None);
+        await WaitFor.ConditionAsync(() => Task.FromResult(progress.LastOrDefault() is { Acked: > 20, Connected: 3 }), "the fleet publishes", TimeSpan.FromSeconds(15));
+
+        await hub.RestartAsync();
+        var ackedAtRestart = progress.Last().Acked;
+        await WaitFor.ConditionAsync(() => Task.FromResult(progress.LastOrDefault() is { Connected: 3, Reconnects: >= 3 } p && p.Acked > ackedAtRestart + 20),
+            "every device is back and its messages are acknowledged again", TimeSpan.FromSeconds(30));
+        // They subscribed again after reconnecting: a command still reaches one and is answered.
+        using var admin = await hub.AdminAsync();
+        var command = await admin.PostAsync($"/api/v1/devices/{devices[0].Id}/commands", Json.Of(new { name = "ping", timeoutSeconds = 5 }));
+        var result = await run;
+
+        Assert.That((await command.ReadJsonAsync())["state"]!.GetValue<string>(), Is.EqualTo("succeeded"));
+        Assert.That(result.Reconnects, Is.GreaterThanOrEqualTo(3));
+        Assert.That(result.Acked, Is.GreaterThan(ackedAtRestart + 20));
+        Assert.That(progress.Select(p => p.Elapsed), Is.Ordered);
+        Assert.That(progress.Count, Is.InRange(20, 26), "a line a second for 25 s");
+        Assert.That(progress.Last().ToString(), Does.Match(@"^\s*\d+ s: sent [\d,]+ \(\d+/s\), acked [\d,]+, errors [\d,]+, connected 3/3, reconnects \d+$"));
+    }
 }

@@ -17,7 +17,8 @@ namespace IoTHub.Tests.Storage;
 public sealed class MigrationTests(Store store)
 {
     private const string BeforeSequence = "DeviceCertificates";
-    private string _connectionString = null!;
+    private string? _connectionString;
+    private string ConnectionString => _connectionString ?? throw new InvalidOperationException("set-up made no database");
     private string? _directory;
 
     [SetUp]
@@ -36,13 +37,16 @@ public sealed class MigrationTests(Store store)
     [TearDown]
     public async Task DropDatabase()
     {
-        if (store == Store.Postgres) await TestPostgres.DropDatabaseAsync(_connectionString);
-        else Directory.Delete(_directory!, true);
+        // Without a server the set-up skips before it creates anything: nothing to drop then.
+        if (store == Store.Postgres && _connectionString is not null) await TestPostgres.DropDatabaseAsync(_connectionString);
+        else if (_directory is not null) Directory.Delete(_directory, true);
+        _connectionString = null;
+        _directory = null;
     }
 
     private HubDb Context() => store == Store.Postgres
-        ? new PostgresHubDb(new DbContextOptionsBuilder<PostgresHubDb>().UseNpgsql(_connectionString).Options)
-        : new SqliteHubDb(new DbContextOptionsBuilder<SqliteHubDb>().UseSqlite(_connectionString).Options);
+        ? new PostgresHubDb(new DbContextOptionsBuilder<PostgresHubDb>().UseNpgsql(ConnectionString).Options)
+        : new SqliteHubDb(new DbContextOptionsBuilder<SqliteHubDb>().UseSqlite(ConnectionString).Options);
 
     private async Task MigrateAsync(string? target)
     {
@@ -54,7 +58,7 @@ public sealed class MigrationTests(Store store)
 
     private async Task<int> ExecuteAsync(string sql)
     {
-        await using DbConnection c = store == Store.Postgres ? new NpgsqlConnection(_connectionString) : new SqliteConnection(_connectionString);
+        await using DbConnection c = store == Store.Postgres ? new NpgsqlConnection(ConnectionString) : new SqliteConnection(ConnectionString);
         await c.OpenAsync();
         await using var cmd = c.CreateCommand();
         cmd.CommandText = sql;

@@ -12,13 +12,15 @@ namespace IoTHub.Tests.Commands;
 [TestFixture(Store.Postgres)]
 public sealed class CommandTests(Store store) : HubFixture(store)
 {
-    private async Task<HttpResponseMessage> SendAsync(string deviceId, object body, string? idempotencyKey = null)
+    internal static async Task<HttpResponseMessage> SendAsync(HubHost hub, string deviceId, object body, string? idempotencyKey = null)
     {
-        using var admin = await Hub.AdminAsync();
+        using var admin = await hub.AdminAsync();
         using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/devices/{deviceId}/commands") { Content = Json.Of(body) };
         if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
         return await admin.SendAsync(request);
     }
+
+    private Task<HttpResponseMessage> SendAsync(string deviceId, object body, string? idempotencyKey = null) => SendAsync(Hub, deviceId, body, idempotencyKey);
 
     [TestCase(MqttProtocolVersion.V500)]
     [TestCase(MqttProtocolVersion.V311)]
@@ -83,52 +85,6 @@ public sealed class CommandTests(Store store) : HubFixture(store)
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Conflict));
         Assert.That((await response.ReadJsonAsync())["command"]!["state"]!.GetValue<string>(), Is.EqualTo("failed"));
-    }
-
-    [Test]
-    public async Task Commands_for_an_offline_device_are_delivered_in_order_once_when_it_connects_30_s_later()
-    {
-        var (id, token) = await Hub.CreateDeviceAsync();
-        var first = await SendAsync(id, new { name = "setSetpoint", @params = new { value = 19 }, deliverWhenOnline = true, expiresInSeconds = 600 });
-        var second = await SendAsync(id, new { name = "setSetpoint", @params = new { value = 21 }, deliverWhenOnline = true, expiresInSeconds = 600 });
-        Assert.That(first.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
-        Assert.That(second.StatusCode, Is.EqualTo(HttpStatusCode.Accepted));
-        var firstId = (await first.ReadJsonAsync())["id"]!.GetValue<string>();
-        var secondId = (await second.ReadJsonAsync())["id"]!.GetValue<string>();
-        Assert.That(first.Headers.Location!.ToString(), Does.EndWith(firstId));
-
-        await Task.Delay(TimeSpan.FromSeconds(30));
-        await using (var device = await TestDevice.ConnectAsync(Hub, id, token, MqttProtocolVersion.V311))
-        {
-            await WaitFor.ConditionAsync(() => device.Commands.Count >= 2, "both queued commands arrive");
-            Assert.That(device.Commands.Select(c => c.CommandId), Is.EqualTo(new[] { firstId, secondId }));
-            Assert.That(device.Commands.Select(c => c.Body["params"]!["value"]!.GetValue<int>()), Is.EqualTo(new[] { 19, 21 }));
-            using var admin = await Hub.AdminAsync();
-            await WaitFor.ConditionAsync(async () =>
-                (await admin.GetJsonAsync($"/api/v1/devices/{id}/commands/{secondId}"))["state"]!.GetValue<string>() == "succeeded", "the second command succeeds");
-            Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/commands/{firstId}"))["state"]!.GetValue<string>(), Is.EqualTo("succeeded"));
-        }
-
-        await using var again = await TestDevice.ConnectAsync(Hub, id, token);
-        await Task.Delay(1000);
-        Assert.That(again.Commands, Is.Empty, "a delivered command is never delivered again");
-    }
-
-    [Test]
-    public async Task An_expired_queued_command_is_never_delivered()
-    {
-        var (id, token) = await Hub.CreateDeviceAsync();
-        var queued = await SendAsync(id, new { name = "unlock", deliverWhenOnline = true, expiresInSeconds = 1 });
-        var commandId = (await queued.ReadJsonAsync())["id"]!.GetValue<string>();
-
-        await Task.Delay(1500);
-        await using var device = await TestDevice.ConnectAsync(Hub, id, token);
-        await Task.Delay(1000);
-
-        Assert.That(device.Commands, Is.Empty);
-        using var admin = await Hub.AdminAsync();
-        await WaitFor.ConditionAsync(async () =>
-            (await admin.GetJsonAsync($"/api/v1/devices/{id}/commands/{commandId}"))["state"]!.GetValue<string>() == "expired", "the command is marked expired");
     }
 
     [Test]

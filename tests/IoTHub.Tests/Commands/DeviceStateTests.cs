@@ -10,6 +10,7 @@ namespace IoTHub.Tests.Commands;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
+[OwnHost("restarts the hub")]
 public sealed class DeviceStateTests(Store store) : HubFixture(store)
 {
     private static MqttApplicationMessage Reported(string id, string json) => new MqttApplicationMessageBuilder()

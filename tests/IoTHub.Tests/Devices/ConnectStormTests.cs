@@ -9,6 +9,7 @@ namespace IoTHub.Tests.Devices;
 /// stalled every ack for seconds.</summary>
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
+[OwnHost("counts the connections to the hub's database")]
 public sealed class ConnectStormTests(Store store) : HubFixture(store)
 {
     private const int Devices = 200;

@@ -6,6 +6,7 @@ namespace IoTHub.Tests.Gateway;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
+[OwnHost("reads every audit entry of the last second")]
 public sealed class AuditTests(Store store) : HubFixture(store)
 {
     [Test]

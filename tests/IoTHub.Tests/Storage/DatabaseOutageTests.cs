@@ -13,6 +13,7 @@ namespace IoTHub.Tests.Storage;
 /// </summary>
 [TestFixture(Store.Postgres)]
 [NonParallelizable]
+[OwnHost("restarts PostgreSQL under it")]
 public sealed class DatabaseOutageTests(Store store) : HubFixture(store)
 {
     private static async Task Cluster(string action)

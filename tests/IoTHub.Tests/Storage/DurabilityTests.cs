@@ -6,6 +6,7 @@ namespace IoTHub.Tests.Storage;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
+[OwnHost("restarts the hub")]
 public sealed class DurabilityTests(Store store) : HubFixture(store)
 {
     [Test]

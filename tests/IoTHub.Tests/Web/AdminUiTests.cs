@@ -9,6 +9,7 @@ using static Microsoft.Playwright.Assertions;
 namespace IoTHub.Tests.Web;
 
 [TestFixture(Store.Sqlite)]
+[OwnHost("expects the fleet it imports on the first page of all devices")]
 public sealed class AdminUiTests(Store store) : BrowserFixture(store)
 {
     private static MqttApplicationMessage Telemetry(string id, string json) =>

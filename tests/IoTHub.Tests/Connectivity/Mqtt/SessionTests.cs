@@ -11,6 +11,7 @@ namespace IoTHub.Tests.Connectivity.Mqtt;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
+[OwnHost("restarts the hub")]
 public sealed class SessionTests(Store store) : HubFixture(store)
 {
     private MqttClientOptions AppOptions(string key, string clientId, MqttProtocolVersion version, bool cleanStart, uint sessionExpiry = 300, Action<MqttClientOptionsBuilder>? more = null)

@@ -27,7 +27,7 @@ public sealed class WindowTrackerSpecs
     private static readonly long Noon = DateTimeOffset.Parse("2025-11-30T12:00:00Z", System.Globalization.CultureInfo.InvariantCulture).ToUnixTimeMilliseconds();
 
     private readonly FakeTimeProvider _clock = new(DateTimeOffset.FromUnixTimeMilliseconds(Noon + 30 * Second));
-    private readonly IngestChannels _channels = new(1, 1);
+    private readonly CommittedFeed _feed = new();
     private readonly RollupStore _store = new();
     private readonly RecentWindows _recent = new();
     private ServiceProvider _services = null!;
@@ -38,7 +38,7 @@ public sealed class WindowTrackerSpecs
     private Task StartAsync()
     {
         _services = new ServiceCollection().AddSingleton<IMediator>(_store).BuildServiceProvider();
-        _tracker = new WindowTracker(_channels, _services.GetRequiredService<IServiceScopeFactory>(), _recent,
+        _tracker = new WindowTracker(_feed, _services.GetRequiredService<IServiceScopeFactory>(), _recent,
             Options.Create(new AggregationOptions { AllowedLateness = Lateness, IdleClose = Idle, TickInterval = Tick }), _clock, NullLogger<WindowTracker>.Instance);
         return _tracker.StartAsync(CancellationToken.None);
     }
@@ -58,7 +58,8 @@ public sealed class WindowTrackerSpecs
     private async Task CommitAsync((string Device, string Metric, long SeriesId) series, params (long Ts, double Value)[] points)
     {
         foreach (var (ts, value) in points) _store.Fold(series.SeriesId, ts, value);
-        await _channels.Committed.Writer.WriteAsync(points.Select(p => new CommittedPoint(series.SeriesId, series.Device, series.Metric, p.Ts)).ToArray());
+        _feed.Publish(points.Select(p => new CommittedPoint(series.SeriesId, series.Device, series.Metric, p.Ts)).ToArray());
+        await Task.Yield();
     }
 
     /// <summary>Moves the hub's clock on tick by tick until the tracker has closed what was due, proven by a witness

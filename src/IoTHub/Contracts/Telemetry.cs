@@ -99,8 +99,9 @@ public readonly record struct ValidatedTelemetry(
     string? RejectReason,
     IReadOnlyList<FieldError>? Errors);
 
-/// <summary>A numeric point that is in the store now (its series id is the store's), for windowed aggregation.</summary>
-public readonly record struct CommittedPoint(long SeriesId, string DeviceId, string Metric, long TimestampMs);
+/// <summary>A numeric point that is in the store now (its series id is the store's), for windowed aggregation and
+/// alarm rules. <paramref name="Value"/> is the stored value; <paramref name="TimestampMs"/> its Unix ms.</summary>
+public readonly record struct CommittedPoint(long SeriesId, string DeviceId, string Metric, long TimestampMs, double Value);
 
 /// <summary>The bounded channels of the ingest path; their capacity is the backpressure. Validated messages go to one
 /// store channel per writer, chosen by device, so each device's series are only ever written by one writer (no two

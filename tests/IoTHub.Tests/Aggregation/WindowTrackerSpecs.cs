@@ -58,7 +58,7 @@ public sealed class WindowTrackerSpecs
     private async Task CommitAsync((string Device, string Metric, long SeriesId) series, params (long Ts, double Value)[] points)
     {
         foreach (var (ts, value) in points) _store.Fold(series.SeriesId, ts, value);
-        _feed.Publish(points.Select(p => new CommittedPoint(series.SeriesId, series.Device, series.Metric, p.Ts)).ToArray());
+        _feed.Publish(points.Select(p => new CommittedPoint(series.SeriesId, series.Device, series.Metric, p.Ts, p.Value)).ToArray());
         await Task.Yield();
     }
 

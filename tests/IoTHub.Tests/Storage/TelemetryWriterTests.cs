@@ -70,7 +70,7 @@ public sealed class TelemetryWriterTests
         public Task CommitAsync(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed, CancellationToken ct)
         {
             foreach (var m in batch)
-                foreach (var p in m.Points ?? []) committed.Add(new CommittedPoint(1, m.Source.DeviceId, p.Metric, p.TimestampMs));
+                foreach (var p in m.Points ?? []) committed.Add(new CommittedPoint(1, m.Source.DeviceId, p.Metric, p.TimestampMs, p.Number));
             return Task.CompletedTask;
         }
 

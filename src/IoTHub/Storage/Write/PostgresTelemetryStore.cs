@@ -160,7 +160,7 @@ internal sealed class PostgresTelemetryStore(string connectionString, int deadLe
             {
                 ref readonly var p = ref m.Points![i];
                 _series.TryGet(m.Source.DeviceId, p.Metric, out var sid);
-                if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs));
+                if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(sid, m.Source.DeviceId, p.Metric, p.TimestampMs, p.Number));
                 fold?.Add(sid, p);
                 await WritePointAsync(copy, sid, p, withDeviceTime: true, ct);
                 points++;

@@ -59,7 +59,7 @@ internal sealed class SqliteTelemetryStore(string connectionString, int deadLett
                 insert.Parameters[6].Value = p.DeviceTimestampMs is { } dts ? dts : DBNull.Value;
                 if (insert.ExecuteNonQuery() == 0) continue; // a resent point: stored once, counted once
                 _fold.Add(seriesId, p);
-                if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(seriesId, message.Source.DeviceId, p.Metric, p.TimestampMs));
+                if (p.Kind == ValueKind.Number) committed.Add(new CommittedPoint(seriesId, message.Source.DeviceId, p.Metric, p.TimestampMs, p.Number));
             }
         }
 

@@ -1,5 +1,6 @@
 // Composes the host: configuration sources, Kestrel listeners and every module, by name.
 using IoTHub.Aggregation;
+using IoTHub.Alarms;
 using IoTHub.Commands;
 using IoTHub.Connectivity;
 using IoTHub.Devices;
@@ -49,7 +50,7 @@ public static class HubApp
         // The order below is the order hosted services start in, and the reverse of the order they stop in. The telemetry
         // stages start downstream first and stop upstream first, so that nothing is ever handed to a stage that is not
         // running and every stage drains what it holds before the one after it stops:
-        //   start: schema → telemetry writer → presence writer → validation → window tracker → stored MQTT sessions,
+        //   start: schema → telemetry writer → presence writer → validation → window tracker → alarm evaluator → stored MQTT sessions,
         //          connection tracker → MQTT broker (devices may send from here on)
         //   stop:  broker (clients disconnected, their presence recorded) → connection tracker → validation drains into
         //          the writer's channels → presence writer drains → telemetry writer commits what is left.
@@ -59,6 +60,7 @@ public static class HubApp
         builder.Services.AddDevices(builder.Configuration);
         builder.Services.AddValidation(builder.Configuration);
         builder.Services.AddAggregation(builder.Configuration);
+        builder.Services.AddAlarms(builder.Configuration);
         builder.Services.AddGateway(builder.Configuration);
         builder.Services.AddCommands(builder.Configuration);
         builder.Services.AddConnectivity(builder.Configuration);
@@ -85,6 +87,7 @@ public static class HubApp
         app.MapDevices(api);
         app.MapConnectivity(api);
         app.MapAggregation(api);
+        app.MapAlarms(api);
         app.MapStorage(api);
         app.MapCommands(api);
         app.MapObservability();

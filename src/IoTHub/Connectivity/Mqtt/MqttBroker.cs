@@ -126,6 +126,15 @@ internal sealed class MqttBroker(
         return isCommand || tracker.Of(d.DeviceId).Count > 0;
     }
 
+    /// <summary>Publishes a hub message for app clients (alarm transitions) at QoS 1.</summary>
+    public async Task PublishToAppsAsync(PublishToApps p, CancellationToken ct)
+    {
+        if (_server is null) return;
+        var message = new MqttApplicationMessageBuilder().WithTopic(p.Topic).WithPayload(p.Payload.ToArray())
+            .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithRetainFlag(p.Retain).WithContentType("application/json").Build();
+        await _server.InjectApplicationMessage(new InjectedMqttApplicationMessage(message) { SenderClientId = "iothub" }, ct);
+    }
+
     /// <summary>Drops every live connection of a device (token rotated, disabled); its sessions stay for when it is back.</summary>
     public Task DisconnectDeviceAsync(string deviceId) =>
         sessions.EndSessionsOfAsync(MqttPrincipal.Device(deviceId), deleteSessions: false, "credentials revoked");
@@ -149,8 +158,14 @@ internal sealed class DisconnectOnRevoke(MqttBroker broker)
     public async ValueTask Handle(ApiKeyRevoked n, CancellationToken ct) => await broker.EndSessionsAsync(MqttPrincipal.ApiKey(n.KeyId, ""));
 }
 
-internal sealed class DeviceDelivery(MqttBroker broker) : IRequestHandler<DeliverToDevice, bool>, IRequestHandler<IsDeviceConnected, bool>
+internal sealed class DeviceDelivery(MqttBroker broker) : IRequestHandler<DeliverToDevice, bool>, IRequestHandler<IsDeviceConnected, bool>, IRequestHandler<PublishToApps, Unit>
 {
+    public async ValueTask<Unit> Handle(PublishToApps p, CancellationToken ct)
+    {
+        await broker.PublishToAppsAsync(p, ct);
+        return Unit.Value;
+    }
+
     public async ValueTask<bool> Handle(DeliverToDevice d, CancellationToken ct) => await broker.DeliverAsync(d, ct);
 
     public ValueTask<bool> Handle(IsDeviceConnected q, CancellationToken ct) => ValueTask.FromResult(broker.CanReceiveCommands(q.DeviceId));

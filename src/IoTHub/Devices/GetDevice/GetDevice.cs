@@ -10,8 +10,15 @@ namespace IoTHub.Devices.GetDevice;
 /// <summary>One device as the API shows it, or null when no device has this id.</summary>
 public sealed record GetDeviceQuery(string Id) : IRequest<DeviceView?>;
 
-internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimeProvider time) : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>
+internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimeProvider time)
+    : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>, IRequestHandler<ListDeviceScopes, IReadOnlyList<DeviceScope>>
 {
+    public async ValueTask<IReadOnlyList<DeviceScope>> Handle(ListDeviceScopes q, CancellationToken ct)
+    {
+        var rows = await db.Set<Device>().AsNoTracking().Select(d => new { d.Id, d.ProfileId, d.Tags }).ToListAsync(ct);
+        return rows.Select(r => new DeviceScope(r.Id, r.ProfileId, r.Tags.Split(',', StringSplitOptions.RemoveEmptyEntries))).ToList();
+    }
+
     public async ValueTask<DeviceView?> Handle(GetDeviceQuery q, CancellationToken ct)
     {
         var d = await db.Set<Device>().AsNoTracking().FirstOrDefaultAsync(x => x.Id == q.Id, ct);

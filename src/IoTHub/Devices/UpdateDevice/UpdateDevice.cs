@@ -75,6 +75,7 @@ internal sealed class UpdateDeviceHandler(HubDb db, IMediator mediator, DevicePr
         authenticator.Invalidate(d.Id);
         if (disabling || certificateChanged) await mediator.Publish(new DeviceCredentialsRevoked(d.Id), ct);
         if (profileChanged) await mediator.Publish(new DeviceProfileAssigned(d.Id, d.ProfileId), ct);
+        await mediator.Publish(new DeviceUpdated(d.Id), ct);
         return new UpdateDeviceResult(UpdateDeviceOutcome.Updated, DeviceView.Of(d, presence, await DeviceView.ReportIntervalsAsync(db, ct), time.NowMs()));
     }
 

@@ -16,6 +16,225 @@ namespace IoTHub.Storage.Migrations.Sqlite
 #pragma warning disable 612, 618
             modelBuilder.HasAnnotation("ProductVersion", "10.0.15");
 
+            modelBuilder.Entity("IoTHub.Alarms.AlarmEventRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Actor")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("actor");
+
+                    b.Property<long>("AlarmId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("alarm_id");
+
+                    b.Property<long>("At")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("at");
+
+                    b.Property<string>("Comment")
+                        .HasMaxLength(2000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("comment");
+
+                    b.Property<string>("Kind")
+                        .IsRequired()
+                        .HasMaxLength(32)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("kind");
+
+                    b.Property<int?>("Severity")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("severity");
+
+                    b.Property<double?>("Value")
+                        .HasColumnType("REAL")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("AlarmId", "Id");
+
+                    b.ToTable("alarm_events", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Alarms.AlarmRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("AcknowledgeComment")
+                        .HasMaxLength(2000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("acknowledge_comment");
+
+                    b.Property<long?>("AcknowledgedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("acknowledged_at");
+
+                    b.Property<string>("AcknowledgedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("acknowledged_by");
+
+                    b.Property<string>("Assignee")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("assignee");
+
+                    b.Property<long?>("ClearedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("cleared_at");
+
+                    b.Property<int>("Closed")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("closed");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("DeviceId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<bool>("Flapping")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("flapping");
+
+                    b.Property<string>("Metric")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("metric");
+
+                    b.Property<long?>("RaisedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("raised_at");
+
+                    b.Property<long>("RuleId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rule_id");
+
+                    b.Property<string>("RuleName")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("rule_name");
+
+                    b.Property<int>("Severity")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("severity");
+
+                    b.Property<long?>("SnoozedUntil")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("snoozed_until");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.Property<double?>("Value")
+                        .HasColumnType("REAL")
+                        .HasColumnName("value");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Closed", "Id")
+                        .HasDatabaseName("ix_alarms_list");
+
+                    b.HasIndex("DeviceId", "Closed");
+
+                    b.HasIndex("RuleId", "DeviceId")
+                        .IsUnique()
+                        .HasDatabaseName("ux_alarms_open_per_rule_device")
+                        .HasFilter("closed = 0");
+
+                    b.ToTable("alarms", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Alarms.AlarmRuleRow", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Body")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("body");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<bool>("Enabled")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("enabled");
+
+                    b.Property<string>("Metric")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("metric");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id");
+
+                    b.ToTable("alarm_rules", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Alarms.AlarmRuleStateRow", b =>
+                {
+                    b.Property<long>("RuleId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("rule_id");
+
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("RuleId", "DeviceId");
+
+                    b.HasIndex("DeviceId");
+
+                    b.ToTable("alarm_rule_states", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Commands.DeviceCommand", b =>
                 {
                     b.Property<string>("Id")
@@ -190,6 +409,50 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.HasIndex("PrincipalKind", "PrincipalId");
 
                     b.ToTable("mqtt_sessions", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Contracts.OutboxMessage", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("Data")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("data");
+
+                    b.Property<long?>("DispatchedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("dispatched_at");
+
+                    b.Property<string>("MessageId")
+                        .IsRequired()
+                        .HasMaxLength(36)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("message_id");
+
+                    b.Property<long>("OccurredAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("occurred_at");
+
+                    b.Property<string>("Type")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("type");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Id")
+                        .HasDatabaseName("ix_outbox_undispatched")
+                        .HasFilter("dispatched_at IS NULL");
+
+                    b.HasIndex("MessageId")
+                        .IsUnique();
+
+                    b.ToTable("outbox", (string)null);
                 });
 
             modelBuilder.Entity("IoTHub.Devices.Device", b =>
@@ -530,6 +793,52 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.ToTable("users", (string)null);
                 });
 
+            modelBuilder.Entity("IoTHub.Storage.DeadLetters.DeadLetter", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<string>("DeviceId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<byte[]>("Payload")
+                        .IsRequired()
+                        .HasColumnType("BLOB")
+                        .HasColumnName("payload");
+
+                    b.Property<int>("PayloadSize")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("payload_size");
+
+                    b.Property<string>("Protocol")
+                        .IsRequired()
+                        .HasMaxLength(8)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("protocol");
+
+                    b.Property<string>("Reason")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<long>("ReceivedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("received_at");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ReceivedAt");
+
+                    b.HasIndex("DeviceId", "Id");
+
+                    b.ToTable("dead_letters", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Storage.Rollup1d", b =>
                 {
                     b.Property<long>("SeriesId")
@@ -742,52 +1051,6 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         {
                             t.ExcludeFromMigrations();
                         });
-                });
-
-            modelBuilder.Entity("IoTHub.Storage.DeadLetters.DeadLetter", b =>
-                {
-                    b.Property<long>("Id")
-                        .ValueGeneratedOnAdd()
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("id");
-
-                    b.Property<string>("DeviceId")
-                        .IsRequired()
-                        .HasMaxLength(64)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("device_id");
-
-                    b.Property<byte[]>("Payload")
-                        .IsRequired()
-                        .HasColumnType("BLOB")
-                        .HasColumnName("payload");
-
-                    b.Property<int>("PayloadSize")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("payload_size");
-
-                    b.Property<string>("Protocol")
-                        .IsRequired()
-                        .HasMaxLength(8)
-                        .HasColumnType("TEXT")
-                        .HasColumnName("protocol");
-
-                    b.Property<string>("Reason")
-                        .IsRequired()
-                        .HasColumnType("TEXT")
-                        .HasColumnName("reason");
-
-                    b.Property<long>("ReceivedAt")
-                        .HasColumnType("INTEGER")
-                        .HasColumnName("received_at");
-
-                    b.HasKey("Id");
-
-                    b.HasIndex("ReceivedAt");
-
-                    b.HasIndex("DeviceId", "Id");
-
-                    b.ToTable("dead_letters", (string)null);
                 });
 
             modelBuilder.Entity("IoTHub.Gateway.Users.AccessToken", b =>

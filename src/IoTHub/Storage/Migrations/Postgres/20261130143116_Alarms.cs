@@ -1,0 +1,171 @@
+﻿using Microsoft.EntityFrameworkCore.Migrations;
+using Npgsql.EntityFrameworkCore.PostgreSQL.Metadata;
+
+#nullable disable
+
+namespace IoTHub.Storage.Migrations.Postgres
+{
+    /// <inheritdoc />
+    public partial class Alarms : Migration
+    {
+        /// <inheritdoc />
+        protected override void Up(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.CreateTable(
+                name: "alarm_events",
+                columns: table => new
+                {
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    alarm_id = table.Column<long>(type: "bigint", nullable: false),
+                    at = table.Column<long>(type: "bigint", nullable: false),
+                    kind = table.Column<string>(type: "character varying(32)", maxLength: 32, nullable: false),
+                    severity = table.Column<int>(type: "integer", nullable: true),
+                    value = table.Column<double>(type: "double precision", nullable: true),
+                    actor = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: true),
+                    comment = table.Column<string>(type: "character varying(2000)", maxLength: 2000, nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_alarm_events", x => x.id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "alarm_rule_states",
+                columns: table => new
+                {
+                    rule_id = table.Column<long>(type: "bigint", nullable: false),
+                    device_id = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    state = table.Column<string>(type: "text", nullable: false),
+                    updated_at = table.Column<long>(type: "bigint", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_alarm_rule_states", x => new { x.rule_id, x.device_id });
+                });
+
+            migrationBuilder.CreateTable(
+                name: "alarm_rules",
+                columns: table => new
+                {
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    name = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: false),
+                    enabled = table.Column<bool>(type: "boolean", nullable: false),
+                    metric = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
+                    body = table.Column<string>(type: "text", nullable: false),
+                    created_at = table.Column<long>(type: "bigint", nullable: false),
+                    updated_at = table.Column<long>(type: "bigint", nullable: false)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_alarm_rules", x => x.id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "alarms",
+                columns: table => new
+                {
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    rule_id = table.Column<long>(type: "bigint", nullable: false),
+                    rule_name = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: false),
+                    device_id = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    metric = table.Column<string>(type: "character varying(128)", maxLength: 128, nullable: false),
+                    state = table.Column<string>(type: "character varying(16)", maxLength: 16, nullable: false),
+                    severity = table.Column<int>(type: "integer", nullable: false),
+                    closed = table.Column<int>(type: "integer", nullable: false),
+                    value = table.Column<double>(type: "double precision", nullable: true),
+                    created_at = table.Column<long>(type: "bigint", nullable: false),
+                    raised_at = table.Column<long>(type: "bigint", nullable: true),
+                    cleared_at = table.Column<long>(type: "bigint", nullable: true),
+                    updated_at = table.Column<long>(type: "bigint", nullable: false),
+                    flapping = table.Column<bool>(type: "boolean", nullable: false),
+                    acknowledged_at = table.Column<long>(type: "bigint", nullable: true),
+                    acknowledged_by = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: true),
+                    acknowledge_comment = table.Column<string>(type: "character varying(2000)", maxLength: 2000, nullable: true),
+                    snoozed_until = table.Column<long>(type: "bigint", nullable: true),
+                    assignee = table.Column<string>(type: "character varying(200)", maxLength: 200, nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_alarms", x => x.id);
+                });
+
+            migrationBuilder.CreateTable(
+                name: "outbox",
+                columns: table => new
+                {
+                    id = table.Column<long>(type: "bigint", nullable: false)
+                        .Annotation("Npgsql:ValueGenerationStrategy", NpgsqlValueGenerationStrategy.IdentityByDefaultColumn),
+                    message_id = table.Column<string>(type: "character varying(36)", maxLength: 36, nullable: false),
+                    type = table.Column<string>(type: "character varying(64)", maxLength: 64, nullable: false),
+                    occurred_at = table.Column<long>(type: "bigint", nullable: false),
+                    data = table.Column<string>(type: "text", nullable: false),
+                    dispatched_at = table.Column<long>(type: "bigint", nullable: true)
+                },
+                constraints: table =>
+                {
+                    table.PrimaryKey("PK_outbox", x => x.id);
+                });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_alarm_events_alarm_id_id",
+                table: "alarm_events",
+                columns: new[] { "alarm_id", "id" });
+
+            migrationBuilder.CreateIndex(
+                name: "IX_alarm_rule_states_device_id",
+                table: "alarm_rule_states",
+                column: "device_id");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_alarms_device_id_closed",
+                table: "alarms",
+                columns: new[] { "device_id", "closed" });
+
+            migrationBuilder.CreateIndex(
+                name: "ix_alarms_list",
+                table: "alarms",
+                columns: new[] { "closed", "id" });
+
+            migrationBuilder.CreateIndex(
+                name: "ux_alarms_open_per_rule_device",
+                table: "alarms",
+                columns: new[] { "rule_id", "device_id" },
+                unique: true,
+                filter: "closed = 0");
+
+            migrationBuilder.CreateIndex(
+                name: "IX_outbox_message_id",
+                table: "outbox",
+                column: "message_id",
+                unique: true);
+
+            migrationBuilder.CreateIndex(
+                name: "ix_outbox_undispatched",
+                table: "outbox",
+                column: "id",
+                filter: "dispatched_at IS NULL");
+        }
+
+        /// <inheritdoc />
+        protected override void Down(MigrationBuilder migrationBuilder)
+        {
+            migrationBuilder.DropTable(
+                name: "alarm_events");
+
+            migrationBuilder.DropTable(
+                name: "alarm_rule_states");
+
+            migrationBuilder.DropTable(
+                name: "alarm_rules");
+
+            migrationBuilder.DropTable(
+                name: "alarms");
+
+            migrationBuilder.DropTable(
+                name: "outbox");
+        }
+    }
+}

@@ -13,7 +13,7 @@ public sealed record SimDevice(string Id, string Token);
 public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
     DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1,
-    Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default);
+    Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default, DeviceFault Fault = DeviceFault.None);
 
 /// <summary>The run so far, reported every <see cref="LoadOptions.ProgressInterval"/>.</summary>
 /// <param name="Elapsed">Since publishing began.</param>
@@ -68,7 +68,7 @@ public static class LoadGenerator
         if (o.Protocol == "http") return await RunHttpAsync(devices, o, result, ct);
 
         var links = new DeviceLink[devices.Count];
-        var payloadFactories = Enumerable.Range(0, devices.Count).Select(i => new PayloadFactory(o.Model, i)).ToArray();
+        var payloadFactories = Enumerable.Range(0, devices.Count).Select(i => new PayloadFactory(o.Model, i, o.Fault)).ToArray();
         var behaviours = new DeviceBehaviour?[devices.Count];
         var factory = new MqttClientFactory();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
@@ -189,7 +189,7 @@ public static class LoadGenerator
         var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
         {
             var latencies = perDevice[i] = new List<double>(256);
-            var payloads = new PayloadFactory(o.Model, i);
+            var payloads = new PayloadFactory(o.Model, i, o.Fault);
             var interval = o.RatePerDevice > 0 ? TimeSpan.FromSeconds(1 / o.RatePerDevice) : TimeSpan.Zero;
             var unreachable = TimeSpan.Zero;
             while (!stop.IsCancellationRequested)

@@ -16,6 +16,7 @@ if (o is null)
           --protocol mqtt|http (default mqtt)
           --duration SECONDS   (default 30)
           --model thermostat|vibration|vehicle (default thermostat)
+          --fault none|drift|spike   vibration only: rms climbs 0.5 mm/s a minute (drift), or one 12 mm/s reading after 10 s (spike)
           --user NAME --password PW   admin login used to provision devices (default admin / data/initial-admin-password)
           --csv FILE           use existing devices from a CSV of id,token instead of provisioning
           --prefix P           device id prefix (default sim)
@@ -49,7 +50,7 @@ try
     Console.WriteLine($"{devices.Count} {o.Model} devices, {o.Protocol}, QoS {o.Qos}, {(o.Rate > 0 ? $"{o.Rate}/s each" : "closed loop")}, {o.InFlight} in flight each, {o.Duration.TotalSeconds:0} s ...");
     if (o.Protocol == "mqtt") Console.WriteLine("devices answer commands (ping, reboot, setSetpoint) and follow their desired state (setpoint); they reconnect if the hub goes away");
     result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
-        Interactive: o.Protocol == "mqtt", InFlight: o.InFlight, Progress: p => Console.WriteLine(p), ProgressInterval: o.Progress), cts.Token);
+        Interactive: o.Protocol == "mqtt", InFlight: o.InFlight, Progress: p => Console.WriteLine(p), ProgressInterval: o.Progress, Fault: o.Fault), cts.Token);
 }
 catch (Exception ex) when (ex is HttpRequestException or MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or IOException)
 {
@@ -65,7 +66,7 @@ Console.WriteLine(result);
 return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
 
 internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices, double Rate, int Qos, string Protocol, TimeSpan Duration,
-    DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight, TimeSpan Progress)
+    DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight, TimeSpan Progress, DeviceFault Fault)
 {
     public static Args? Parse(string[] args)
     {
@@ -84,6 +85,7 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
             Enum.Parse<DeviceModel>(d.GetValueOrDefault("model", "thermostat"), ignoreCase: true), d.GetValueOrDefault("user", "admin"),
             d.GetValueOrDefault("password"), d.GetValueOrDefault("csv"), d.GetValueOrDefault("prefix", "sim"),
             int.Parse(d.GetValueOrDefault("inflight", "1"), System.Globalization.CultureInfo.InvariantCulture),
-            TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("progress", "5"), System.Globalization.CultureInfo.InvariantCulture)));
+            TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("progress", "5"), System.Globalization.CultureInfo.InvariantCulture)),
+            Enum.Parse<DeviceFault>(d.GetValueOrDefault("fault", "none"), ignoreCase: true));
     }
 }

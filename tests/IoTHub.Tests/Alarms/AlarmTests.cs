@@ -215,3 +215,39 @@ public sealed class AlarmTests(Store store) : HubFixture(store)
         Assert.That(result.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.NotAuthorized));
     }
 }
+
+/// <summary>The simulator's vibration model with its faults, against the README's rule: "rms above 7 mm/s for 10 minutes".</summary>
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class SimulatedFaultTests(Store store) : HubFixture(store)
+{
+    private const string TenMinutesAbove7 = """{"severity": "major", "operator": ">", "value": 7, "forSeconds": 600}""";
+
+    /// <summary>30 minutes of a vibration device's readings, one every 10 s, ending now (device time), sent over MQTT.</summary>
+    private async Task<string> RunDeviceAsync(IoTHub.Simulator.DeviceFault fault)
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        await AlarmTests.CreateRuleAsync(Hub, AlarmTests.RuleJson(id, TenMinutesAbove7, metric: "rms"));
+        var model = new IoTHub.Simulator.PayloadFactory(IoTHub.Simulator.DeviceModel.Vibration, 1, fault);
+        using var device = await Hub.ConnectAsync(id, token);
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 30 * 60_000;
+        for (var i = 0; i < 180; i++)
+        {
+            var result = await device.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/telemetry")
+                .WithPayload(model.Next(t0 + i * 10_000)).WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+            Assert.That(result.IsSuccess, Is.True, result.ReasonString);
+        }
+        await AlarmTests.SettleAsync(Hub);
+        return id;
+    }
+
+    [Test]
+    public async Task A_spike_raises_nothing_and_a_drift_raises_one_major_alarm()
+    {
+        var spiking = await RunDeviceAsync(IoTHub.Simulator.DeviceFault.Spike);
+        var drifting = await RunDeviceAsync(IoTHub.Simulator.DeviceFault.Drift);
+        Assert.That(await AlarmTests.AlarmsAsync(Hub, spiking), Is.Empty, "one 12 mm/s reading");
+        var alarms = await AlarmTests.AlarmsAsync(Hub, drifting);
+        Assert.That(alarms.Select(a => (a!["state"]!.GetValue<string>(), a["severity"]!.GetValue<string>())), Is.EqualTo(new[] { ("active", "major") }));
+    }
+}

@@ -27,7 +27,7 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
 
         bool Runs(string name) => only.Length == 0 || only.Contains(name);
         ReferenceResult? reference = null;
-        LoadResult? bare = null, pg = null, sqlite = null;
+        LoadResult? bare = null, pg = null, sqlite = null, pgRules = null, sqliteRules = null;
         if (Runs("reference"))
         {
             reference = await ReferenceAsync();
@@ -49,6 +49,17 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
             results.Add(("IoTHub on SQLite, QoS 1 ack-after-commit", sqlite.AcksPerSecond, sqlite, $"hub RSS {sqliteRss:0} MiB"));
         }
 
+        if (Runs("postgres-rules"))
+        {
+            (pgRules, var rss) = await IoTHubAsync("Postgres", AlarmRules);
+            results.Add(($"IoTHub on PostgreSQL, {AlarmRules:N0} alarm rules", pgRules.AcksPerSecond, pgRules, $"hub RSS {rss:0} MiB"));
+        }
+        if (Runs("sqlite-rules"))
+        {
+            (sqliteRules, var rss) = await IoTHubAsync("Sqlite", AlarmRules);
+            results.Add(($"IoTHub on SQLite, {AlarmRules:N0} alarm rules", sqliteRules.AcksPerSecond, sqliteRules, $"hub RSS {rss:0} MiB"));
+        }
+
         Console.WriteLine();
         Console.WriteLine($"{"contender",-48} {"msg/s",10} {"p50 ms",8} {"p99 ms",8}  note");
         foreach (var (name, rate, load, note) in results)
@@ -58,7 +69,23 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         if (reference is not null && sqlite is not null) Console.WriteLine($"ratio IoTHub(SQLite) / reference:     {sqlite.AcksPerSecond / reference.StoredPerSecond:0.00}");
         if (bare is not null && pg is not null) Console.WriteLine($"ratio IoTHub(PostgreSQL) / bare:      {pg.AcksPerSecond / bare.AcksPerSecond:0.00}");
         if (bare is not null && sqlite is not null) Console.WriteLine($"ratio IoTHub(SQLite) / bare:          {sqlite.AcksPerSecond / bare.AcksPerSecond:0.00}");
+        if (pg is not null && pgRules is not null) Console.WriteLine($"ratio IoTHub(PostgreSQL) with / without {AlarmRules:N0} rules: {pgRules.AcksPerSecond / pg.AcksPerSecond:0.00}");
+        if (sqlite is not null && sqliteRules is not null) Console.WriteLine($"ratio IoTHub(SQLite) with / without {AlarmRules:N0} rules:     {sqliteRules.AcksPerSecond / sqlite.AcksPerSecond:0.00}");
         return 0;
+    }
+
+    /// <summary>Rules of the "-rules" contenders: each device's temperature watched by rules scoped to it (a duration
+    /// rule with hysteresis, never raised by the thermostat's 19-25 °C), spread evenly over the fleet.</summary>
+    private const int AlarmRules = 1000;
+
+    private static async Task CreateRulesAsync(HttpClient client, string bearer, IReadOnlyList<string> deviceIds, int count)
+    {
+        client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", bearer);
+        for (var i = 0; i < count; i++)
+        {
+            var body = $$$"""{"name": "hot {{{i}}}", "scope": {"deviceId": "{{{deviceIds[i % deviceIds.Count]}}}"}, "metric": "temperature", "raise": [{"severity": "major", "operator": ">", "value": {{{60 + i % 20}}}, "forSeconds": 600}], "clear": {"operator": "<", "value": 55}}""";
+            (await client.PostAsync("/api/v1/alarm-rules", new StringContent(body, System.Text.Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        }
     }
 
     private sealed record ReferenceResult(LoadResult Load, long Stored, double StoredPerSecond);
@@ -154,9 +181,9 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         return load;
     }
 
-    private async Task<(LoadResult Load, double RssMiB)> IoTHubAsync(string provider)
+    private async Task<(LoadResult Load, double RssMiB)> IoTHubAsync(string provider, int rules = 0)
     {
-        Console.WriteLine($"IoTHub on {provider} ...");
+        Console.WriteLine($"IoTHub on {provider}{(rules > 0 ? $" with {rules} alarm rules" : "")} ...");
         var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, "iothub_bench_hub") : null;
         LoadResult load;
         double rss;
@@ -165,6 +192,7 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
             using var client = new HttpClient { BaseAddress = hub.BaseAddress };
             var bearer = await Provisioning.LoginAsync(client, "admin", HubProcess.Password, CancellationToken.None);
             var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
+            if (rules > 0) await CreateRulesAsync(client, bearer, fleet.Select(d => d.Id).ToList(), rules);
             await WarmUpAsync(fleet, "127.0.0.1", hub.MqttPort, qos: 1, credentials: true);
             load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true), CancellationToken.None);
             rss = Machine.RssMiB(hub.Pid);

@@ -1,4 +1,4 @@
-// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20] [--only reference,bare,postgres,sqlite]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20] [--only reference,bare,postgres,sqlite,postgres-rules,sqlite-rules]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]

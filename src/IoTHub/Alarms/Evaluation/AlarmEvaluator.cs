@@ -210,9 +210,11 @@ internal sealed class AlarmEvaluator(
         foreach (var rule in rules)
         {
             var key = (rule.Id, deviceId);
-            if (!_states.TryGetValue(key, out var state)) _states[key] = state = RuleDeviceState.For(rule, now);
+            var fresh = !_states.TryGetValue(key, out var state);
+            if (fresh) _states[key] = state = RuleDeviceState.For(rule, now);
+            var before = state!.Signature(rule);
             RuleEngine.OnSample(rule, deviceId, state, ts, value, now, _settings, transitions);
-            _dirty.Add(key);
+            if (fresh || state.Signature(rule) != before) _dirty.Add(key);
             Evaluations++;
         }
     }

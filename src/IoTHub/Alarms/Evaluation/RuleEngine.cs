@@ -82,6 +82,32 @@ internal sealed class RuleDeviceState
     [System.Text.Json.Serialization.JsonIgnore]
     public bool Removed { get; set; }
 
+    /// <summary>A hash of what a restart must not lose: the conditions' runs, latches and windows, the clear's run, the
+    /// alarm, and for noData rules when data last came (to 10 s). The last sample's time and value are left out: they
+    /// change with every sample, and losing them costs only the next rate of change. The evaluator writes a state when
+    /// this changes, so a steady stream of samples that change nothing writes nothing.</summary>
+    public int Signature(CompiledRule rule)
+    {
+        var h = new HashCode();
+        foreach (var c in Conditions)
+        {
+            h.Add(c.TrueSince);
+            h.Add(c.FalseSince);
+            h.Add(c.Latched);
+            h.Add(c.Window);
+            h.Add(c.NotMetRun);
+        }
+        h.Add(ClearSince);
+        h.Add(AlarmId);
+        h.Add(Pending);
+        h.Add(Severity);
+        h.Add(Flapping);
+        h.Add(WouldClearSince);
+        h.Add(Flips.Count);
+        if (rule.HasNoData) h.Add(LastSeenAt / 10_000);
+        return h.ToHashCode();
+    }
+
     public static RuleDeviceState For(CompiledRule rule, long now) => new()
     {
         Conditions = rule.Raise.Select(_ => new ConditionState()).ToArray(),

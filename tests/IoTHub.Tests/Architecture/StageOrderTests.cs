@@ -2,6 +2,7 @@
 // downstream first and stop upstream first (HubApp.cs explains the order), or a message could be handed to a stage that
 // is not running, or left in one that stopped before draining.
 using IoTHub.Aggregation;
+using IoTHub.Alarms.Evaluation;
 using IoTHub.Connectivity.Mqtt.Sessions;
 using IoTHub.Devices.Presence;
 using IoTHub.Storage;
@@ -29,6 +30,8 @@ public sealed class StageOrderTests
         Assert.That(At<PresenceWriter>(), Is.LessThan(At<ConnectionTracker>()), "presence is written until the broker's last disconnects are in");
         Assert.That(At<ValidationWorkers>(), Is.LessThan(broker), "validation runs before devices can send, and drains after they are gone");
         Assert.That(At<WindowTracker>(), Is.LessThan(broker));
+        Assert.That(At<TelemetryWriter>(), Is.LessThan(At<AlarmEvaluator>()), "the evaluator's queue is completed by the writer when it stops, after the last batch");
+        Assert.That(At<AlarmEvaluator>(), Is.LessThan(broker), "rules are loaded before a device can send");
         Assert.That(At<StoredSessions>(), Is.LessThan(broker), "stored sessions are loaded before a client can resume one");
         Assert.That(At<ConnectionTracker>(), Is.LessThan(broker));
         try { Directory.Delete(data, recursive: true); } catch (IOException) { }

@@ -9,8 +9,9 @@ namespace IoTHub.Contracts;
 /// <param name="Tags">Its tags.</param>
 public sealed record DeviceScope(string DeviceId, string? ProfileId, IReadOnlyList<string> Tags);
 
-/// <summary>Every registered device's scope (id, profile, tags), for the alarm evaluator's device map.</summary>
-public sealed record ListDeviceScopes : IRequest<IReadOnlyList<DeviceScope>>;
+/// <summary>Every registered device's scope (id, profile, tags), for the alarm evaluator's device map; or only that of
+/// <paramref name="DeviceId"/> (empty when it does not exist).</summary>
+public sealed record ListDeviceScopes(string? DeviceId = null) : IRequest<IReadOnlyList<DeviceScope>>;
 
 /// <summary>A device's profile or tags changed (or it was enabled or disabled): caches keyed by them reload it.</summary>
 public sealed record DeviceUpdated(string DeviceId) : INotification;

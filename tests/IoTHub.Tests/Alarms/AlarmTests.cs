@@ -206,6 +206,33 @@ public sealed class AlarmTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_tag_rule_covers_a_device_from_when_it_is_tagged_and_clears_its_alarm_when_the_tag_is_removed()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var tag = "pumps-" + id[^6..];
+        await CreateRuleAsync(Hub, $$"""{"name": "tagged", "scope": {"tag": "{{tag}}"}, "metric": "v", "raise": [{"severity": "warning", "operator": ">", "value": 50}]}""");
+        using var device = await Hub.ConnectAsync(id, token);
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 60_000;
+        await PublishAsync(device, id, t0, 90);
+        await SettleAsync(Hub);
+        Assert.That(await AlarmsAsync(Hub, id), Is.Empty, "not tagged yet");
+
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.PatchAsync($"/api/v1/devices/{id}", Json.Body($$"""{"tags": ["{{tag}}"]}"""))).IsSuccessStatusCode, Is.True);
+        await SettleAsync(Hub);
+        await PublishAsync(device, id, t0 + 1000, 90);
+        await SettleAsync(Hub);
+        Assert.That((await AlarmsAsync(Hub, id)).Select(a => a!["state"]!.GetValue<string>()), Is.EqualTo(new[] { "active" }));
+
+        Assert.That((await admin.PatchAsync($"/api/v1/devices/{id}", Json.Body("""{"tags": []}"""))).IsSuccessStatusCode, Is.True);
+        await SettleAsync(Hub);
+        var alarm = (await AlarmsAsync(Hub, id)).Single()!;
+        Assert.That(alarm["state"]!.GetValue<string>(), Is.EqualTo("cleared"));
+        var history = (await admin.GetJsonAsync($"/api/v1/alarms/{alarm["id"]}"))["history"]!.AsArray();
+        Assert.That(history.Last()!["comment"]!.GetValue<string>(), Does.Contain("left the rule's scope"));
+    }
+
+    [Test]
     public async Task Apps_may_not_publish_on_alarm_topics()
     {
         var (id, _) = await Hub.CreateDeviceAsync();

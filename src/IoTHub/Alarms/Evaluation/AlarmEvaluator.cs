@@ -299,13 +299,11 @@ internal sealed class AlarmEvaluator(
 
     private async Task ReloadDeviceAsync(DeviceChanged d, List<Transition> transitions, CancellationToken ct)
     {
-        if (d.Deleted) _devices.Remove(d.DeviceId);
-        else
+        _devices.Remove(d.DeviceId);
+        if (!d.Deleted)
         {
             await using var scope = scopes.CreateAsyncScope();
-            var all = await scope.ServiceProvider.GetRequiredService<IMediator>().Send(new ListDeviceScopes(), ct);
-            _devices.Clear();
-            foreach (var s in all) _devices[s.DeviceId] = s;
+            foreach (var s in await scope.ServiceProvider.GetRequiredService<IMediator>().Send(new ListDeviceScopes(d.DeviceId), ct)) _devices[s.DeviceId] = s;
         }
         var scopeOf = _devices.GetValueOrDefault(d.DeviceId);
         foreach (var (key, state) in _states.Where(kv => kv.Key.Device == d.DeviceId).ToList())

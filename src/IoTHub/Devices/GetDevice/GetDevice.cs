@@ -15,7 +15,9 @@ internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimePr
 {
     public async ValueTask<IReadOnlyList<DeviceScope>> Handle(ListDeviceScopes q, CancellationToken ct)
     {
-        var rows = await db.Set<Device>().AsNoTracking().Select(d => new { d.Id, d.ProfileId, d.Tags }).ToListAsync(ct);
+        var devices = db.Set<Device>().AsNoTracking();
+        if (q.DeviceId is not null) devices = devices.Where(d => d.Id == q.DeviceId);
+        var rows = await devices.Select(d => new { d.Id, d.ProfileId, d.Tags }).ToListAsync(ct);
         return rows.Select(r => new DeviceScope(r.Id, r.ProfileId, r.Tags.Split(',', StringSplitOptions.RemoveEmptyEntries))).ToList();
     }
 

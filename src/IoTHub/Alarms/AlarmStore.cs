@@ -14,6 +14,9 @@ namespace IoTHub.Alarms;
 
 internal sealed class AlarmStore(HubDb db, Outbox outbox, IMediator mediator, TimeProvider time, ILogger<AlarmStore> log)
 {
+    private static readonly System.Diagnostics.Metrics.Counter<long> Transitions = HubMeter.Meter.CreateCounter<long>("iothub_alarm_transitions_total",
+        description: "Alarm transitions stored, by kind (pending, withdrawn, raised, severity_changed, cleared, flapping)");
+
     public static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
     public async Task<List<(long Id, AlarmRuleBody Body)>> LoadRulesAsync(CancellationToken ct)
@@ -47,6 +50,17 @@ internal sealed class AlarmStore(HubDb db, Outbox outbox, IMediator mediator, Ti
             }
         }
         return states;
+    }
+
+    /// <summary>Deletes what the module holds of a deleted device: its states, alarms and their history.</summary>
+    public async Task DeleteDeviceAsync(string deviceId, CancellationToken ct)
+    {
+        await using var tx = await db.Database.BeginTransactionAsync(ct);
+        var alarms = db.Set<AlarmRow>().Where(a => a.DeviceId == deviceId).Select(a => a.Id);
+        await db.Set<AlarmEventRow>().Where(e => alarms.Contains(e.AlarmId)).ExecuteDeleteAsync(ct);
+        await db.Set<AlarmRow>().Where(a => a.DeviceId == deviceId).ExecuteDeleteAsync(ct);
+        await db.Set<AlarmRuleStateRow>().Where(s => s.DeviceId == deviceId).ExecuteDeleteAsync(ct);
+        await tx.CommitAsync(ct);
     }
 
     /// <summary>Writes states (null: delete) in one transaction. <c>Stored</c>: a row exists already.</summary>
@@ -157,6 +171,11 @@ internal sealed class AlarmStore(HubDb db, Outbox outbox, IMediator mediator, Ti
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
         db.ChangeTracker.Clear();
+        foreach (var t in transitions) Transitions.Add(1, new KeyValuePair<string, object?>("kind", t.Kind switch
+        {
+            TransitionKind.Pending => "pending", TransitionKind.Withdrawn => "withdrawn", TransitionKind.Raised => "raised",
+            TransitionKind.SeverityChanged => "severity_changed", TransitionKind.Cleared => "cleared", _ => "flapping",
+        }));
         if (announce.Count == 0) return;
         outbox.Committed();
         foreach (var (topic, data) in announce)

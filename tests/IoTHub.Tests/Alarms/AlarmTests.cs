@@ -233,6 +233,25 @@ public sealed class AlarmTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task Deleting_a_device_deletes_its_alarms_and_their_history()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        await CreateRuleAsync(Hub, RuleJson(id, """{"severity": "major", "operator": ">", "value": 1}"""));
+        using (var device = await Hub.ConnectAsync(id, token)) await PublishAsync(device, id, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 1000, 5);
+        await SettleAsync(Hub);
+        var alarmId = (await AlarmsAsync(Hub, id)).Single()!["id"]!.GetValue<long>();
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.DeleteAsync($"/api/v1/devices/{id}")).IsSuccessStatusCode, Is.True);
+        await SettleAsync(Hub);
+        Assert.That(await AlarmsAsync(Hub, id), Is.Empty);
+        Assert.That((await admin.GetAsync($"/api/v1/alarms/{alarmId}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        await using var scope = Hub.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+        Assert.That(await db.Set<AlarmEventRow>().CountAsync(e => e.AlarmId == alarmId), Is.Zero);
+        Assert.That(await db.Set<AlarmRuleStateRow>().CountAsync(s => s.DeviceId == id), Is.Zero);
+    }
+
+    [Test]
     public async Task Apps_may_not_publish_on_alarm_topics()
     {
         var (id, _) = await Hub.CreateDeviceAsync();

@@ -305,6 +305,19 @@ internal sealed class AlarmEvaluator(
             await using var scope = scopes.CreateAsyncScope();
             foreach (var s in await scope.ServiceProvider.GetRequiredService<IMediator>().Send(new ListDeviceScopes(d.DeviceId), ct)) _devices[s.DeviceId] = s;
         }
+        if (d.Deleted)
+        {
+            // Each module deletes what it holds of a deleted device: its states, alarms and their history go, unannounced.
+            foreach (var key in _states.Keys.Where(k => k.Device == d.DeviceId).ToList())
+            {
+                _states.Remove(key);
+                _dirty.Remove(key);
+                _stored.Remove(key);
+            }
+            await using var scope = scopes.CreateAsyncScope();
+            await scope.ServiceProvider.GetRequiredService<AlarmStore>().DeleteDeviceAsync(d.DeviceId, ct);
+            return;
+        }
         var scopeOf = _devices.GetValueOrDefault(d.DeviceId);
         foreach (var (key, state) in _states.Where(kv => kv.Key.Device == d.DeviceId).ToList())
         {

@@ -52,6 +52,22 @@ internal sealed class AlarmStore(HubDb db, Outbox outbox, IMediator mediator, Ti
         return states;
     }
 
+    /// <summary>Deletes alarms that cleared before <paramref name="before"/> (Unix ms) and their history, 1,000 at a time
+    /// so that no transaction holds the store for long; returns how many.</summary>
+    public async Task<int> PurgeClearedAsync(long before, CancellationToken ct)
+    {
+        var total = 0;
+        while (true)
+        {
+            var ids = await db.Set<AlarmRow>().Where(a => a.Closed == 1 && a.ClearedAt < before).OrderBy(a => a.Id).Select(a => a.Id).Take(1000).ToListAsync(ct);
+            if (ids.Count == 0) return total;
+            await using var tx = await db.Database.BeginTransactionAsync(ct);
+            await db.Set<AlarmEventRow>().Where(e => ids.Contains(e.AlarmId)).ExecuteDeleteAsync(ct);
+            total += await db.Set<AlarmRow>().Where(a => ids.Contains(a.Id)).ExecuteDeleteAsync(ct);
+            await tx.CommitAsync(ct);
+        }
+    }
+
     /// <summary>Deletes what the module holds of a deleted device: its states, alarms and their history.</summary>
     public async Task DeleteDeviceAsync(string deviceId, CancellationToken ct)
     {

@@ -21,6 +21,7 @@ public static class AlarmsModule
             .Validate(o => o.TickInterval >= TimeSpan.FromMilliseconds(50), "Alarms:TickInterval must be at least 50 ms")
             .Validate(o => o.NoDataGracePeriod >= TimeSpan.Zero, "Alarms:NoDataGracePeriod must not be negative")
             .Validate(o => o.FlappingWindow >= TimeSpan.FromSeconds(1), "Alarms:FlappingWindow must be at least 1 s")
+            .Validate(o => o.ClearedRetention >= TimeSpan.FromHours(1), "Alarms:ClearedRetention must be at least 1 hour")
             .ValidateOnStart();
         services.TryAddSingleton<Outbox>();
         services.AddScoped<AlarmStore>();

@@ -28,6 +28,10 @@ public sealed class AlarmsOptions
     [Range(16, 1_000_000)]
     public int QueueCapacity { get; set; } = 4096;
 
+    /// <summary>Cleared alarms and their history are deleted this long after they cleared (checked hourly). Default 90 days;
+    /// at least 1 hour.</summary>
+    public TimeSpan ClearedRetention { get; set; } = TimeSpan.FromDays(90);
+
     /// <summary>Most rules the hub holds. Default 10,000 (1 to 1,000,000).</summary>
     [Range(1, 1_000_000)]
     public int MaxRules { get; set; } = 10_000;

@@ -74,4 +74,33 @@ public sealed class AlarmRestartTests(Store store) : HubFixture(store)
         await AdvanceAsync(TimeSpan.FromSeconds(30));
         Assert.That(await StateAsync(id), Is.EqualTo("active"));
     }
+
+    [Test]
+    public async Task Cleared_alarms_are_deleted_after_the_retention_and_open_ones_never()
+    {
+        var (cleared, token) = await Hub.CreateDeviceAsync();
+        var (open, token2) = await Hub.CreateDeviceAsync();
+        await AlarmTests.CreateRuleAsync(Hub, AlarmTests.RuleJson(cleared, """{"severity": "minor", "operator": ">", "value": 1}"""));
+        await AlarmTests.CreateRuleAsync(Hub, AlarmTests.RuleJson(open, """{"severity": "minor", "operator": ">", "value": 1}"""));
+        using (var device = await Hub.ConnectAsync(cleared, token))
+        {
+            await AlarmTests.PublishAsync(device, cleared, Now - 2000, 5);
+            await AlarmTests.PublishAsync(device, cleared, Now - 1000, 0);
+        }
+        using (var device = await Hub.ConnectAsync(open, token2)) await AlarmTests.PublishAsync(device, open, Now - 1000, 5);
+        await AlarmTests.SettleAsync(Hub);
+        Assert.That(await StateAsync(cleared), Is.EqualTo("cleared"));
+
+        // An API key, not the admin's sign-in, which expires within the months the clock moves.
+        using var viewer = Hub.WithApiKey(await Hub.CreateApiKeyAsync("viewer"));
+        async Task<string[]> States(string deviceId) => (await viewer.GetJsonAsync($"/api/v1/alarms?deviceId={deviceId}"))["items"]!.AsArray()
+            .Select(a => a!["state"]!.GetValue<string>()).ToArray();
+        _time.Advance(TimeSpan.FromDays(89) + TimeSpan.FromHours(1));
+        await AdvanceAsync(TimeSpan.FromSeconds(2));
+        Assert.That(await States(cleared), Is.EqualTo(new[] { "cleared" }), "89 days: kept");
+        _time.Advance(TimeSpan.FromDays(2) + TimeSpan.FromHours(1));
+        await AdvanceAsync(TimeSpan.FromSeconds(2));
+        Assert.That(await States(cleared), Is.Empty, "91 days: deleted");
+        Assert.That(await States(open), Is.EqualTo(new[] { "active" }), "an open alarm is never deleted");
+    }
 }

@@ -176,6 +176,7 @@ internal sealed class AlarmEvaluator(
                 OnTick(transitions);
                 if (transitions.Count > 0) await StoreAsync(transitions, ct);
                 await FlushStatesAsync(ct);
+                await PurgeWhenDueAsync(ct);
                 break;
             case RuleChanged r:
                 await ReloadRuleAsync(r.RuleId, transitions, ct);
@@ -240,6 +241,20 @@ internal sealed class AlarmEvaluator(
             RuleEngine.OnTick(rule, deviceId, state, now, _startedAt, _settings, transitions);
             if (transitions.Count != before) _dirty.Add((ruleId, deviceId));
         }
+    }
+
+    private long _nextPurge;
+
+    /// <summary>Once an hour: cleared alarms older than Alarms:ClearedRetention go.</summary>
+    private async Task PurgeWhenDueAsync(CancellationToken ct)
+    {
+        var now = time.NowMs();
+        if (now < _nextPurge) return;
+        _nextPurge = now + 3_600_000;
+        await using var scope = scopes.CreateAsyncScope();
+        var purged = await scope.ServiceProvider.GetRequiredService<AlarmStore>()
+            .PurgeClearedAsync(now - (long)options.Value.ClearedRetention.TotalMilliseconds, ct);
+        if (purged > 0) log.LogInformation("Deleted {Count} alarms cleared more than {Retention} ago", purged, options.Value.ClearedRetention);
     }
 
     private IEnumerable<string> DevicesOf(CompiledRule rule) => rule.ScopeKind switch

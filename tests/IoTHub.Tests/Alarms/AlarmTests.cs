@@ -90,6 +90,26 @@ public sealed class AlarmTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_flapping_condition_is_marked_flapping_notifies_once_and_stays_one_open_alarm()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        await CreateRuleAsync(Hub, RuleJson(id, """{"severity": "major", "operator": ">", "value": 80}"""));
+        var (app, received) = await WatchAlarmsAsync(id);
+        using var _ = app;
+        using var device = await Hub.ConnectAsync(id, token);
+        var t0 = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 60_000;
+        for (var i = 0; i < 12; i++) await PublishAsync(device, id, t0 + i * 1000, i % 2 == 0 ? 90 : 70);
+        await SettleAsync(Hub);
+        var alarms = await AlarmsAsync(Hub, id);
+        Assert.That(alarms.Select(a => a!["state"]!.GetValue<string>()), Is.EqualTo(new[] { "active", "cleared" }), "the first alarm cleared; the second stays open");
+        Assert.That(alarms[0]!["flapping"]!.GetValue<bool>(), Is.True);
+        await WaitFor.ConditionAsync(() => received.Count >= 4, "the app heard the transitions");
+        await Task.Delay(200);
+        Assert.That(received.Select(n => n["type"]!.GetValue<string>()), Is.EqualTo(new[] { "alarm.raised", "alarm.cleared", "alarm.raised", "alarm.flapping" }),
+            "after the flapping notice, quiet");
+    }
+
+    [Test]
     public async Task A_single_spike_raises_nothing_under_a_duration_rule()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

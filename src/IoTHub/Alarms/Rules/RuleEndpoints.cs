@@ -52,7 +52,22 @@ internal static class RuleEndpoints
         rules.MapDelete("/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
                 await mediator.Send(new DeleteAlarmRuleCommand(id), ct) ? TypedResults.NoContent() : NotFound(id))
             .RequireAuthorization("operator").WithName("DeleteAlarmRule").WithSummary("Delete an alarm rule; its open alarms clear");
+
+        MapPreview(rules);
     }
+
+    private static void MapPreview(RouteGroupBuilder rules) =>
+        rules.MapGet("/{id:long}/preview", async Task<Results<Ok<AlarmRulePreview>, ValidationProblem, NotFoundProblem>> (long id, int? hours,
+                IMediator mediator, CancellationToken ct) =>
+            {
+                if (hours is < 1 or > 168)
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["hours"] = ["hours must be between 1 and 168"] });
+                if (await mediator.Send(new GetAlarmRuleQuery(id), ct) is not { } r) return NotFound(id);
+                var body = new AlarmRuleBody(r.Name, r.Description, r.Enabled, r.Scope, r.Metric, r.Source, r.Raise, r.Clear, r.Schedule);
+                return TypedResults.Ok(await mediator.Send(new PreviewAlarmRuleQuery(body, hours ?? 24), ct));
+            })
+            .WithName("PreviewAlarmRule")
+            .WithSummary("How often the rule would have raised in the last hours (default 24, at most 168), replayed over the stored 1-minute rollups: {raises, devices, from, to}");
 
     private static NotFoundProblem NotFound(long id) => new($"Alarm rule {id} not found");
 }

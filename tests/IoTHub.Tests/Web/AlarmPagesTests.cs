@@ -73,6 +73,8 @@ public sealed partial class AlarmPagesTests(Store store) : BrowserFixture(store)
         await Expect(badge).ToHaveAttributeAsync("data-severity", "major");
         await Expect(badge).ToHaveAttributeAsync("data-unacknowledged", "1");
         await Expect(watcher.GetByTestId("device-alarms")).ToContainTextAsync("rule for " + id);
+        // The device's chart draws the rule's raise and clear thresholds as dashed lines.
+        await Expect(watcher.Locator(".rz-chart path[stroke-dasharray]")).ToHaveCountAsync(2, new() { Timeout = 15_000 });
 
         await row.GetByRole(AriaRole.Button, new() { Name = "Details" }).ClickAsync();
         await Expect(page.GetByTestId("history")).ToContainTextAsync("raised");

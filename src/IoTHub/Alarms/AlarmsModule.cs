@@ -25,6 +25,7 @@ public static class AlarmsModule
             .ValidateOnStart();
         services.TryAddSingleton<Outbox>();
         services.AddScoped<AlarmStore>();
+        services.AddScoped<AlarmActions>();
         services.AddSingleton<AlarmEvaluator>();
         services.AddHostedService(sp => sp.GetRequiredService<AlarmEvaluator>());
         services.AddValidatorsFromAssemblyContaining<AlarmRuleBodyValidator>(ServiceLifetime.Singleton,

@@ -280,6 +280,29 @@ public sealed class AlarmTests(Store store) : HubFixture(store)
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         Assert.That(result.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.NotAuthorized));
     }
+
+    [Test]
+    public async Task The_preview_replays_a_rule_over_the_stored_one_minute_rollups_and_counts_its_raises()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var ruleId = await CreateRuleAsync(Hub, RuleJson(id, """{"severity": "major", "operator": ">", "value": 80}""", """{"operator": "<", "value": 75}"""));
+        using (var device = await Hub.ConnectAsync(id, token))
+        {
+            // Three 1-minute windows, averaging 90, 70 and 90: above, below the clear, above again.
+            var minute = IoTHub.Contracts.WindowResolution.BucketOf(DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() - 10 * 60_000, 0);
+            double[][] windows = [[85, 95], [65, 75], [88, 92]];
+            for (var w = 0; w < windows.Length; w++)
+                for (var i = 0; i < windows[w].Length; i++) await PublishAsync(device, id, minute + w * 60_000 + i * 1000, windows[w][i]);
+        }
+        await SettleAsync(Hub);
+        using var admin = await Hub.AdminAsync();
+        var preview = await admin.GetJsonAsync($"/api/v1/alarm-rules/{ruleId}/preview?hours=24");
+        Assert.That(preview["raises"]!.GetValue<int>(), Is.EqualTo(2), preview.ToJsonString());
+        Assert.That(preview["devices"]!.GetValue<int>(), Is.EqualTo(1));
+        Assert.That(preview["to"]!.GetValue<DateTimeOffset>() - preview["from"]!.GetValue<DateTimeOffset>(), Is.EqualTo(TimeSpan.FromHours(24)));
+        Assert.That((await admin.GetAsync($"/api/v1/alarm-rules/{ruleId}/preview?hours=0")).StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That((await admin.GetAsync("/api/v1/alarm-rules/987654321/preview")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+    }
 }
 
 /// <summary>The simulator's vibration model with its faults, against the README's rule: "rms above 7 mm/s for 10 minutes".</summary>

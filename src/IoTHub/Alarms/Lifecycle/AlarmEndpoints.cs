@@ -136,35 +136,23 @@ internal static class AlarmEndpoints
             .WithName("CountAlarms").WithSummary("Active alarms by severity: {\"critical\": n, \"major\": n, \"minor\": n, \"warning\": n}, of one device or all");
 
         alarms.MapPost("/{id:long}/acknowledge", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem, ConflictProblem>> (long id,
-                AlarmCommentBody? body, IValidator<AlarmCommentBody> validator, ClaimsPrincipal user, HubDb db, Outbox outbox, IMediator mediator,
-                TimeProvider time, CancellationToken ct) =>
+                AlarmCommentBody? body, IValidator<AlarmCommentBody> validator, ClaimsPrincipal user, AlarmActions actions, CancellationToken ct) =>
             {
                 body ??= new AlarmCommentBody(null);
                 var v = await validator.ValidateAsync(body, ct);
                 if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
-                var now = time.NowMs();
-                var actor = user.Identity?.Name ?? "?";
-                await using var tx = await db.Database.BeginTransactionAsync(ct);
-                // Only the first acknowledgement counts: the update is conditional, so two at once cannot both win.
-                var changed = await db.Set<AlarmRow>().Where(a => a.Id == id && a.AcknowledgedAt == null).ExecuteUpdateAsync(s => s
-                    .SetProperty(a => a.AcknowledgedAt, now).SetProperty(a => a.AcknowledgedBy, actor)
-                    .SetProperty(a => a.AcknowledgeComment, body.Comment).SetProperty(a => a.UpdatedAt, now), ct);
-                var row = await db.Set<AlarmRow>().AsNoTracking().FirstOrDefaultAsync(a => a.Id == id, ct);
-                if (row is null) return NotFound(id);
-                if (changed == 0) return new ConflictProblem($"Alarm {id} is acknowledged already", $"by {row.AcknowledgedBy}");
-                db.Add(new AlarmEventRow { AlarmId = id, At = now, Kind = "acknowledged", Actor = actor, Comment = body.Comment });
-                var notice = AlarmNotice.Of(row, null, HubEventTypes.AlarmAcknowledged) with { At = UnixTime.ToDateTime(now) };
-                Outbox.Add(db, HubEventTypes.AlarmAcknowledged, notice, UnixTime.ToDateTime(now));
-                await db.SaveChangesAsync(ct);
-                await tx.CommitAsync(ct);
-                outbox.Committed();
-                await mediator.Send(new PublishToApps(AlarmTopics.Of(row.DeviceId, row.RuleId), JsonSerializer.SerializeToUtf8Bytes(notice, AlarmStore.Json), false), ct);
-                return TypedResults.Ok(AlarmView.Of(row));
+                var done = await actions.AcknowledgeAsync(id, Actor(user), body.Comment, ct);
+                return done.Outcome switch
+                {
+                    AlarmActionOutcome.Done => TypedResults.Ok(done.Alarm!),
+                    AlarmActionOutcome.AcknowledgedAlready => new ConflictProblem($"Alarm {id} is acknowledged already", $"by {done.Error}"),
+                    _ => NotFound(id),
+                };
             })
             .RequireAuthorization("operator").WithName("AcknowledgeAlarm").WithSummary("Acknowledge an alarm, with an optional comment; 409 when acknowledged already");
 
         alarms.MapPost("/{id:long}/snooze", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmSnoozeBody body,
-                ClaimsPrincipal user, HubDb db, TimeProvider time, CancellationToken ct) =>
+                ClaimsPrincipal user, AlarmActions actions, TimeProvider time, CancellationToken ct) =>
             {
                 var now = time.NowMs();
                 long? until = body.Until?.ToUnixTimeMilliseconds() ?? (body.Minutes is { } m ? now + m * 60_000L : null);
@@ -174,47 +162,40 @@ internal static class AlarmEndpoints
                     return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["minutes"] = ["minutes must be between 1 and 43200"] });
                 if (until is { } u && (u <= now || u > now + 30L * 86_400_000))
                     return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["until"] = ["until must be in the future, at most 30 days ahead"] });
-                return await ActAsync(db, id, now, "snoozed", user, until is { } t ? UnixTime.ToDateTime(t).ToString("O", CultureInfo.InvariantCulture) : "ended",
-                    s => s.SetProperty(a => a.SnoozedUntil, until).SetProperty(a => a.UpdatedAt, now), ct);
+                return Answer(id, await actions.RecordAsync(id, now, "snoozed", Actor(user), AlarmActions.Snoozed(until),
+                    s => s.SetProperty(a => a.SnoozedUntil, until).SetProperty(a => a.UpdatedAt, now), ct));
             })
             .RequireAuthorization("operator").WithName("SnoozeAlarm").WithSummary("Snooze an alarm's notifications until a time (or for minutes); an empty body ends the snooze");
 
         alarms.MapPost("/{id:long}/assign", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmAssignBody body,
-                ClaimsPrincipal user, HubDb db, TimeProvider time, CancellationToken ct) =>
+                ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
             {
                 if (body.Assignee is { Length: > 200 })
                     return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["assignee"] = ["at most 200 characters"] });
-                var now = time.NowMs();
-                var assignee = string.IsNullOrWhiteSpace(body.Assignee) ? null : body.Assignee.Trim();
-                return await ActAsync(db, id, now, "assigned", user, assignee ?? "(nobody)",
-                    s => s.SetProperty(a => a.Assignee, assignee).SetProperty(a => a.UpdatedAt, now), ct);
+                return Answer(id, await mediator.Send(new AlarmActionCommand(id, AlarmAction.Assign, Actor(user), body.Assignee), ct));
             })
             .RequireAuthorization("operator").WithName("AssignAlarm").WithSummary("Assign an alarm to someone (null: unassign)");
 
         alarms.MapPost("/{id:long}/comments", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmCommentBody body,
-                IValidator<AlarmCommentBody> validator, ClaimsPrincipal user, HubDb db, TimeProvider time, CancellationToken ct) =>
+                IValidator<AlarmCommentBody> validator, ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
                 if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
                 if (string.IsNullOrWhiteSpace(body.Comment))
                     return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["comment"] = ["a comment needs text"] });
-                var now = time.NowMs();
-                return await ActAsync(db, id, now, "commented", user, body.Comment, s => s.SetProperty(a => a.UpdatedAt, now), ct);
+                return Answer(id, await mediator.Send(new AlarmActionCommand(id, AlarmAction.Comment, Actor(user), body.Comment), ct));
             })
             .RequireAuthorization("operator").WithName("CommentAlarm").WithSummary("Add a comment to an alarm's history");
     }
 
-    private static async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> ActAsync(HubDb db, long id, long now, string kind,
-        ClaimsPrincipal user, string? comment,
-        Action<Microsoft.EntityFrameworkCore.Query.UpdateSettersBuilder<AlarmRow>> set, CancellationToken ct)
+    private static string Actor(ClaimsPrincipal user) => user.Identity?.Name ?? "?";
+
+    private static Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem> Answer(long id, AlarmActionResult done) => done.Outcome switch
     {
-        await using var tx = await db.Database.BeginTransactionAsync(ct);
-        if (await db.Set<AlarmRow>().Where(a => a.Id == id).ExecuteUpdateAsync(set, ct) == 0) return NotFound(id);
-        db.Add(new AlarmEventRow { AlarmId = id, At = now, Kind = kind, Actor = user.Identity?.Name ?? "?", Comment = comment });
-        await db.SaveChangesAsync(ct);
-        await tx.CommitAsync(ct);
-        return TypedResults.Ok(AlarmView.Of(await db.Set<AlarmRow>().AsNoTracking().FirstAsync(a => a.Id == id, ct)));
-    }
+        AlarmActionOutcome.Done => TypedResults.Ok(done.Alarm!),
+        AlarmActionOutcome.Invalid => TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["body"] = [done.Error ?? "invalid"] }),
+        _ => NotFound(id),
+    };
 
     private static NotFoundProblem NotFound(long id) => new($"Alarm {id} not found");
 }

@@ -1,12 +1,8 @@
-// /api/v1/alarm-rules: create, list, read, replace, delete. Operators write, viewers read. A change reaches the
-// evaluator before the answer: the next sample is judged by the rule as it now stands.
-using System.Text.Json;
-using FluentValidation;
-using IoTHub.Alarms.Evaluation;
+// /api/v1/alarm-rules: create, list, read, replace, delete, preview. Operators write, viewers read. Saving and deleting
+// go through RuleCatalog (the UI's path too): a change reaches the evaluator before the answer.
 using IoTHub.Contracts;
-using IoTHub.Storage;
+using Mediator;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Alarms.Rules;
@@ -18,81 +14,60 @@ internal static class RuleEndpoints
         var rules = api.MapGroup("/alarm-rules").WithTags("Alarms");
 
         rules.MapPost("/", async Task<Results<Created<AlarmRuleView>, ValidationProblem, ConflictProblem>> (AlarmRuleBody body,
-                IValidator<AlarmRuleBody> validator, HubDb db, AlarmEvaluator evaluator, IOptions<AlarmsOptions> options, TimeProvider time, CancellationToken ct) =>
+                IMediator mediator, IOptions<AlarmsOptions> options, CancellationToken ct) =>
             {
-                var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
-                if (await db.Set<AlarmRuleRow>().CountAsync(ct) >= options.Value.MaxRules)
-                    return new ConflictProblem("Too many alarm rules", $"the hub holds at most {options.Value.MaxRules} rules (Alarms:MaxRules)");
-                var now = time.NowMs();
-                var row = new AlarmRuleRow { CreatedAt = now };
-                Fill(row, body, now);
-                db.Add(row);
-                await db.SaveChangesAsync(ct);
-                evaluator.OnRuleChanged(row.Id);
-                await Settle(evaluator, ct);
-                return TypedResults.Created($"/api/v1/alarm-rules/{row.Id}", View(row));
+                var saved = await mediator.Send(new SaveAlarmRuleCommand(null, body), ct);
+                return saved.Outcome switch
+                {
+                    SaveAlarmRuleOutcome.Saved => TypedResults.Created($"/api/v1/alarm-rules/{saved.Rule!.Id}", saved.Rule),
+                    SaveAlarmRuleOutcome.TooMany => new ConflictProblem("Too many alarm rules",
+                        $"the hub holds at most {options.Value.MaxRules} rules (Alarms:MaxRules)"),
+                    _ => TypedResults.ValidationProblem(saved.Errors),
+                };
             })
             .RequireAuthorization("operator").WithName("CreateAlarmRule").WithSummary("Create an alarm rule");
 
-        rules.MapGet("/", async (HubDb db, CancellationToken ct) =>
-                TypedResults.Ok(new Page<AlarmRuleView>((await db.Set<AlarmRuleRow>().AsNoTracking().OrderBy(r => r.Id).ToListAsync(ct)).Select(View).ToList(), null)))
+        rules.MapGet("/", async (IMediator mediator, CancellationToken ct) =>
+                TypedResults.Ok(new Page<AlarmRuleView>(await mediator.Send(new ListAlarmRulesQuery(), ct), null)))
             .WithName("ListAlarmRules").WithSummary("Every alarm rule, oldest first, in one page");
 
-        rules.MapGet("/{id:long}", async Task<Results<Ok<AlarmRuleView>, NotFoundProblem>> (long id, HubDb db, CancellationToken ct) =>
-                await db.Set<AlarmRuleRow>().AsNoTracking().FirstOrDefaultAsync(r => r.Id == id, ct) is { } row ? TypedResults.Ok(View(row)) : NotFound(id))
+        rules.MapGet("/{id:long}", async Task<Results<Ok<AlarmRuleView>, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
+                await mediator.Send(new GetAlarmRuleQuery(id), ct) is { } rule ? TypedResults.Ok(rule) : NotFound(id))
             .WithName("GetAlarmRule").WithSummary("One alarm rule");
 
         rules.MapPut("/{id:long}", async Task<Results<Ok<AlarmRuleView>, ValidationProblem, NotFoundProblem>> (long id, AlarmRuleBody body,
-                IValidator<AlarmRuleBody> validator, HubDb db, AlarmEvaluator evaluator, TimeProvider time, CancellationToken ct) =>
+                IMediator mediator, CancellationToken ct) =>
             {
-                var v = await validator.ValidateAsync(body, ct);
-                if (!v.IsValid) return TypedResults.ValidationProblem(v.ToDictionary());
-                var row = await db.Set<AlarmRuleRow>().FirstOrDefaultAsync(r => r.Id == id, ct);
-                if (row is null) return NotFound(id);
-                Fill(row, body, time.NowMs());
-                await db.SaveChangesAsync(ct);
-                evaluator.OnRuleChanged(id);
-                await Settle(evaluator, ct);
-                return TypedResults.Ok(View(row));
+                var saved = await mediator.Send(new SaveAlarmRuleCommand(id, body), ct);
+                return saved.Outcome switch
+                {
+                    SaveAlarmRuleOutcome.Saved => TypedResults.Ok(saved.Rule!),
+                    SaveAlarmRuleOutcome.NotFound => NotFound(id),
+                    _ => TypedResults.ValidationProblem(saved.Errors),
+                };
             })
             .RequireAuthorization("operator").WithName("ReplaceAlarmRule")
             .WithSummary("Replace an alarm rule; devices are judged by the new conditions from their next sample, open alarms stay until these clear them");
 
-        rules.MapDelete("/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, HubDb db, AlarmEvaluator evaluator, CancellationToken ct) =>
-            {
-                if (await db.Set<AlarmRuleRow>().Where(r => r.Id == id).ExecuteDeleteAsync(ct) == 0) return NotFound(id);
-                evaluator.OnRuleRemoved(id);
-                await Settle(evaluator, ct);
-                return TypedResults.NoContent();
-            })
+        rules.MapDelete("/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
+                await mediator.Send(new DeleteAlarmRuleCommand(id), ct) ? TypedResults.NoContent() : NotFound(id))
             .RequireAuthorization("operator").WithName("DeleteAlarmRule").WithSummary("Delete an alarm rule; its open alarms clear");
+
+        MapPreview(rules);
     }
 
-    /// <summary>Waits (a few seconds at most) until the evaluator has taken the change in.</summary>
-    private static async Task Settle(AlarmEvaluator evaluator, CancellationToken ct)
-    {
-        try { await evaluator.DrainAsync(ct).WaitAsync(TimeSpan.FromSeconds(5), ct); }
-        catch (TimeoutException) { }
-    }
+    private static void MapPreview(RouteGroupBuilder rules) =>
+        rules.MapGet("/{id:long}/preview", async Task<Results<Ok<AlarmRulePreview>, ValidationProblem, NotFoundProblem>> (long id, int? hours,
+                IMediator mediator, CancellationToken ct) =>
+            {
+                if (hours is < 1 or > 168)
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["hours"] = ["hours must be between 1 and 168"] });
+                if (await mediator.Send(new GetAlarmRuleQuery(id), ct) is not { } r) return NotFound(id);
+                var body = new AlarmRuleBody(r.Name, r.Description, r.Enabled, r.Scope, r.Metric, r.Source, r.Raise, r.Clear, r.Schedule);
+                return TypedResults.Ok(await mediator.Send(new PreviewAlarmRuleQuery(body, hours ?? 24), ct));
+            })
+            .WithName("PreviewAlarmRule")
+            .WithSummary("How often the rule would have raised in the last hours (default 24, at most 168), replayed over the stored 1-minute rollups: {raises, devices, from, to}");
 
     private static NotFoundProblem NotFound(long id) => new($"Alarm rule {id} not found");
-
-    private static void Fill(AlarmRuleRow row, AlarmRuleBody body, long now)
-    {
-        var normal = body with { Enabled = body.Enabled ?? true, Source = body.Source ?? "raw",
-            Raise = body.Raise!.Select(c => c with { Kind = c.Kind ?? "threshold" }).ToList() };
-        row.Name = body.Name!;
-        row.Enabled = normal.Enabled!.Value;
-        row.Metric = body.Metric!;
-        row.Body = JsonSerializer.Serialize(normal, AlarmStore.Json);
-        row.UpdatedAt = now;
-    }
-
-    internal static AlarmRuleView View(AlarmRuleRow row)
-    {
-        var b = JsonSerializer.Deserialize<AlarmRuleBody>(row.Body, AlarmStore.Json)!;
-        return new(row.Id, row.Name, b.Description, row.Enabled, b.Scope!, row.Metric, b.Source ?? "raw", b.Raise ?? [], b.Clear, b.Schedule,
-            UnixTime.ToDateTime(row.CreatedAt), UnixTime.ToDateTime(row.UpdatedAt));
-    }
 }

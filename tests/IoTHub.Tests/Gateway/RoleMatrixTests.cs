@@ -41,6 +41,12 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["GET /api/v1/dead-letters"] = "viewer",
         ["GET /api/v1/windows/recent"] = "viewer",
         ["GET /api/v1/retention"] = "viewer",
+        ["GET /api/v1/alarm-rules"] = "viewer",
+        ["GET /api/v1/alarm-rules/{id:long}"] = "viewer",
+        ["GET /api/v1/alarm-rules/{id:long}/preview"] = "viewer",
+        ["GET /api/v1/alarms"] = "viewer",
+        ["GET /api/v1/alarms/{id:long}"] = "viewer",
+        ["GET /api/v1/alarms/counts"] = "viewer",
 
         ["POST /api/v1/devices"] = "operator",
         ["POST /api/v1/devices/import"] = "operator",
@@ -53,6 +59,13 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["POST /api/v1/profiles"] = "operator",
         ["PUT /api/v1/profiles/{id}"] = "operator",
         ["DELETE /api/v1/profiles/{id}"] = "operator",
+        ["POST /api/v1/alarm-rules"] = "operator",
+        ["PUT /api/v1/alarm-rules/{id:long}"] = "operator",
+        ["DELETE /api/v1/alarm-rules/{id:long}"] = "operator",
+        ["POST /api/v1/alarms/{id:long}/acknowledge"] = "operator",
+        ["POST /api/v1/alarms/{id:long}/snooze"] = "operator",
+        ["POST /api/v1/alarms/{id:long}/assign"] = "operator",
+        ["POST /api/v1/alarms/{id:long}/comments"] = "operator",
 
         ["GET /api/v1/users"] = "admin",
         ["POST /api/v1/users"] = "admin",
@@ -92,7 +105,7 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         using var http = new HttpClient(new HttpClientHandler { AllowAutoRedirect = false }) { BaseAddress = Hub.BaseAddress };
         foreach (var page in pages)
         {
-            var url = System.Text.RegularExpressions.Regex.Replace(page, @"\{(\w+)[^}]*\}", "x");
+            var url = System.Text.RegularExpressions.Regex.Replace(page, @"\{(\w+)[^}]*\}", "1"); // "1" also fits {id:long}
             var response = await http.GetAsync(url);
             if (page == "/login") Assert.That((int)response.StatusCode, Is.EqualTo(200));
             else Assert.That(response.Headers.Location?.ToString(), Does.Contain("/login"), $"{page} answered {(int)response.StatusCode} to a stranger");

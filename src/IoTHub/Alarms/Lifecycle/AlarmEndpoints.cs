@@ -81,9 +81,10 @@ internal static class AlarmEndpoints
 
     public static void Map(RouteGroupBuilder api)
     {
-        var alarms = api.MapGroup("/alarms").WithTags("Alarms");
+        // Full paths on a group without a prefix: a group's own path would end the collection's route in "/".
+        var alarms = api.MapGroup("").WithTags("Alarms");
 
-        alarms.MapGet("/", async Task<Results<Ok<Page<AlarmView>>, ValidationProblem>> (string? state, string? severity, string? deviceId, long? ruleId,
+        alarms.MapGet("/alarms", async Task<Results<Ok<Page<AlarmView>>, ValidationProblem>> (string? state, string? severity, string? deviceId, long? ruleId,
                 string? cursor, int? limit, HubDb db, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } bad) return bad;
@@ -116,7 +117,7 @@ internal static class AlarmEndpoints
             })
             .WithName("ListAlarms").WithSummary("Alarms, open ones first, newest first within each; filter by state (open, pending, active, cleared), severity, device, rule");
 
-        alarms.MapGet("/{id:long}", async Task<Results<Ok<AlarmDetail>, NotFoundProblem>> (long id, HubDb db, CancellationToken ct) =>
+        alarms.MapGet("/alarms/{id:long}", async Task<Results<Ok<AlarmDetail>, NotFoundProblem>> (long id, HubDb db, CancellationToken ct) =>
             {
                 var row = await db.Set<AlarmRow>().AsNoTracking().FirstOrDefaultAsync(a => a.Id == id, ct);
                 if (row is null) return NotFound(id);
@@ -126,7 +127,7 @@ internal static class AlarmEndpoints
             })
             .WithName("GetAlarm").WithSummary("One alarm with its history");
 
-        alarms.MapGet("/counts", async (string? deviceId, HubDb db, CancellationToken ct) =>
+        alarms.MapGet("/alarms/counts", async (string? deviceId, HubDb db, CancellationToken ct) =>
             {
                 var q = db.Set<AlarmRow>().AsNoTracking().Where(a => a.Closed == 0 && a.State == "active");
                 if (deviceId is not null) q = q.Where(a => a.DeviceId == deviceId);
@@ -135,7 +136,7 @@ internal static class AlarmEndpoints
             })
             .WithName("CountAlarms").WithSummary("Active alarms by severity: {\"critical\": n, \"major\": n, \"minor\": n, \"warning\": n}, of one device or all");
 
-        alarms.MapPost("/{id:long}/acknowledge", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem, ConflictProblem>> (long id,
+        alarms.MapPost("/alarms/{id:long}/acknowledge", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem, ConflictProblem>> (long id,
                 AlarmCommentBody? body, IValidator<AlarmCommentBody> validator, ClaimsPrincipal user, AlarmActions actions, CancellationToken ct) =>
             {
                 body ??= new AlarmCommentBody(null);
@@ -151,7 +152,7 @@ internal static class AlarmEndpoints
             })
             .RequireAuthorization("operator").WithName("AcknowledgeAlarm").WithSummary("Acknowledge an alarm, with an optional comment; 409 when acknowledged already");
 
-        alarms.MapPost("/{id:long}/snooze", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmSnoozeBody body,
+        alarms.MapPost("/alarms/{id:long}/snooze", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmSnoozeBody body,
                 ClaimsPrincipal user, AlarmActions actions, TimeProvider time, CancellationToken ct) =>
             {
                 var now = time.NowMs();
@@ -167,7 +168,7 @@ internal static class AlarmEndpoints
             })
             .RequireAuthorization("operator").WithName("SnoozeAlarm").WithSummary("Snooze an alarm's notifications until a time (or for minutes); an empty body ends the snooze");
 
-        alarms.MapPost("/{id:long}/assign", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmAssignBody body,
+        alarms.MapPost("/alarms/{id:long}/assign", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmAssignBody body,
                 ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
             {
                 if (body.Assignee is { Length: > 200 })
@@ -176,7 +177,7 @@ internal static class AlarmEndpoints
             })
             .RequireAuthorization("operator").WithName("AssignAlarm").WithSummary("Assign an alarm to someone (null: unassign)");
 
-        alarms.MapPost("/{id:long}/comments", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmCommentBody body,
+        alarms.MapPost("/alarms/{id:long}/comments", async Task<Results<Ok<AlarmView>, ValidationProblem, NotFoundProblem>> (long id, AlarmCommentBody body,
                 IValidator<AlarmCommentBody> validator, ClaimsPrincipal user, IMediator mediator, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);

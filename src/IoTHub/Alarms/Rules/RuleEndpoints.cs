@@ -11,9 +11,10 @@ internal static class RuleEndpoints
 {
     public static void Map(RouteGroupBuilder api)
     {
-        var rules = api.MapGroup("/alarm-rules").WithTags("Alarms");
+        // Full paths on a group without a prefix: a group's own path would end the collection's route in "/".
+        var rules = api.MapGroup("").WithTags("Alarms");
 
-        rules.MapPost("/", async Task<Results<Created<AlarmRuleView>, ValidationProblem, ConflictProblem>> (AlarmRuleBody body,
+        rules.MapPost("/alarm-rules", async Task<Results<Created<AlarmRuleView>, ValidationProblem, ConflictProblem>> (AlarmRuleBody body,
                 IMediator mediator, IOptions<AlarmsOptions> options, CancellationToken ct) =>
             {
                 var saved = await mediator.Send(new SaveAlarmRuleCommand(null, body), ct);
@@ -27,15 +28,15 @@ internal static class RuleEndpoints
             })
             .RequireAuthorization("operator").WithName("CreateAlarmRule").WithSummary("Create an alarm rule");
 
-        rules.MapGet("/", async (IMediator mediator, CancellationToken ct) =>
+        rules.MapGet("/alarm-rules", async (IMediator mediator, CancellationToken ct) =>
                 TypedResults.Ok(new Page<AlarmRuleView>(await mediator.Send(new ListAlarmRulesQuery(), ct), null)))
             .WithName("ListAlarmRules").WithSummary("Every alarm rule, oldest first, in one page");
 
-        rules.MapGet("/{id:long}", async Task<Results<Ok<AlarmRuleView>, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
+        rules.MapGet("/alarm-rules/{id:long}", async Task<Results<Ok<AlarmRuleView>, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
                 await mediator.Send(new GetAlarmRuleQuery(id), ct) is { } rule ? TypedResults.Ok(rule) : NotFound(id))
             .WithName("GetAlarmRule").WithSummary("One alarm rule");
 
-        rules.MapPut("/{id:long}", async Task<Results<Ok<AlarmRuleView>, ValidationProblem, NotFoundProblem>> (long id, AlarmRuleBody body,
+        rules.MapPut("/alarm-rules/{id:long}", async Task<Results<Ok<AlarmRuleView>, ValidationProblem, NotFoundProblem>> (long id, AlarmRuleBody body,
                 IMediator mediator, CancellationToken ct) =>
             {
                 var saved = await mediator.Send(new SaveAlarmRuleCommand(id, body), ct);
@@ -49,7 +50,7 @@ internal static class RuleEndpoints
             .RequireAuthorization("operator").WithName("ReplaceAlarmRule")
             .WithSummary("Replace an alarm rule; devices are judged by the new conditions from their next sample, open alarms stay until these clear them");
 
-        rules.MapDelete("/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
+        rules.MapDelete("/alarm-rules/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
                 await mediator.Send(new DeleteAlarmRuleCommand(id), ct) ? TypedResults.NoContent() : NotFound(id))
             .RequireAuthorization("operator").WithName("DeleteAlarmRule").WithSummary("Delete an alarm rule; its open alarms clear");
 
@@ -57,7 +58,7 @@ internal static class RuleEndpoints
     }
 
     private static void MapPreview(RouteGroupBuilder rules) =>
-        rules.MapGet("/{id:long}/preview", async Task<Results<Ok<AlarmRulePreview>, ValidationProblem, NotFoundProblem>> (long id, int? hours,
+        rules.MapGet("/alarm-rules/{id:long}/preview", async Task<Results<Ok<AlarmRulePreview>, ValidationProblem, NotFoundProblem>> (long id, int? hours,
                 IMediator mediator, CancellationToken ct) =>
             {
                 if (hours is < 1 or > 168)

@@ -29,6 +29,21 @@ public sealed class WebhookSignatureSpecs
         });
 
     [Test]
+    public void The_csharp_verifier_in_the_readme_accepts_the_test_vector_within_its_tolerance() =>
+        Assert.That(ReadmeVerify(VectorSecret, VectorId, "1614265330", VectorBody, VectorSignature, DateTimeOffset.FromUnixTimeSeconds(VectorTimestamp + 10)), Is.True);
+
+    // README.md, "Webhooks", with the clock passed in.
+    private static bool ReadmeVerify(string secret, string id, string timestamp, byte[] body, string signatures, DateTimeOffset now)
+    {
+        if (!long.TryParse(timestamp, out var ts) || Math.Abs(now.ToUnixTimeSeconds() - ts) > 300) return false;
+        var key = Convert.FromBase64String(secret.StartsWith("whsec_") ? secret[6..] : secret);
+        byte[] signed = [.. Encoding.UTF8.GetBytes($"{id}.{timestamp}."), .. body];
+        var expected = Encoding.ASCII.GetBytes(Convert.ToBase64String(System.Security.Cryptography.HMACSHA256.HashData(key, signed)));
+        return signatures.Split(' ').Any(s => s.StartsWith("v1,")
+            && System.Security.Cryptography.CryptographicOperations.FixedTimeEquals(Encoding.ASCII.GetBytes(s[3..]), expected));
+    }
+
+    [Test]
     public void During_a_rotation_both_secrets_sign_space_separated_and_either_verifies()
     {
         var current = WebhookSignature.NewSecret();

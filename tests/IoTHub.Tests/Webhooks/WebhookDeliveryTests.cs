@@ -236,7 +236,14 @@ public sealed class WebhookDeliveryTests(Store store) : HubFixture(store)
     {
         await EndpointAsync("slow", HubEventTypes.AlarmSeverityChanged);
         _receiver.Always("slow", new ScriptedAnswer(200, Delay: TimeSpan.FromSeconds(1.5)));
-        for (var i = 0; i < 12; i++) await PublishAsync(HubEventTypes.AlarmSeverityChanged, new { alarmId = 100 + i });
+        // More than a page of due deliveries for the slow endpoint, all older than the fast one's.
+        await using (var scope = Hub.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+            for (var i = 0; i < 300; i++) Outbox.Add(db, HubEventTypes.AlarmSeverityChanged, new { alarmId = 100 + i }, DateTimeOffset.UtcNow);
+            await db.SaveChangesAsync();
+        }
+        Hub.Services.GetRequiredService<Outbox>().Committed();
         await EndpointAsync("fast", HubEventTypes.AlarmCleared);
         await Task.Delay(200);
         var started = DateTimeOffset.UtcNow;
@@ -244,6 +251,19 @@ public sealed class WebhookDeliveryTests(Store store) : HubFixture(store)
         var got = await _receiver.WaitForAsync(all => all.Any(r => r.Path == "/fast" && r.Id == messageId), what: "the fast endpoint's delivery");
         Assert.That(got.First(r => r.Id == messageId).ReceivedAt - started, Is.LessThan(TimeSpan.FromSeconds(1.4)),
             "the fast endpoint is served while the slow one's attempts are in flight");
+    }
+
+    [Test]
+    public async Task Delivery_outcomes_and_the_outbox_lag_are_exported_as_metrics()
+    {
+        await EndpointAsync("metered", HubEventTypes.AlarmRaised);
+        var messageId = await PublishAsync(HubEventTypes.AlarmRaised, new { alarmId = 8 });
+        await _receiver.WaitForAsync(all => all.Any(r => r.Path == "/metered" && r.Id == messageId), what: "the delivery");
+        await Task.Delay(300);
+        using var http = Hub.Anonymous();
+        var metrics = await http.GetStringAsync("/metrics");
+        Assert.That(metrics, Does.Contain("iothub_webhook_deliveries_total{").And.Contain("outcome=\"succeeded\""));
+        Assert.That(metrics, Does.Contain("iothub_webhook_outbox_lag_seconds"));
     }
 
     [Test]

@@ -21,6 +21,10 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
     private readonly RetrySchedule _schedule = new(options.Value, Random.Shared.NextDouble);
     private WebhooksOptions Options => options.Value;
 
+    /// <summary>How soon to look again when deliveries are due but their endpoints' slots are full: a finished attempt
+    /// wakes the loop anyway; this covers what became due while the pass ran.</summary>
+    private static readonly TimeSpan HeldBack = TimeSpan.FromMilliseconds(250);
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         var failures = 0;
@@ -64,36 +68,51 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
         var now = time.NowMs();
         if (free > 0)
         {
-            var due = await (from d in db.Set<WebhookDelivery>()
+            // Endpoint by endpoint, each up to its free slots, in a new order each pass: a backlog of one endpoint (a dead
+            // receiver with thousands of retries due) never fills the page that another endpoint's deliveries are read from.
+            var endpoints = await (from d in db.Set<WebhookDelivery>()
                     join e in db.Set<WebhookEndpoint>() on d.EndpointId equals e.Id
                     where (d.Status == DeliveryStatus.Pending || d.Status == DeliveryStatus.Retrying) && d.NextAttemptAt <= now && e.Enabled
-                    orderby d.NextAttemptAt, d.Id
-                    select new { d.Id, d.EndpointId, d.NextAttemptAt })
-                .Take(Math.Min(free * 4 + Options.MaxInFlightPerEndpoint, 1000)).ToListAsync(ct);
+                    select d.EndpointId)
+                .Distinct().ToArrayAsync(ct);
+            Random.Shared.Shuffle(endpoints);
             var perEndpoint = _inFlight.Values.GroupBy(e => e).ToDictionary(g => g.Key, g => g.Count());
             var lease = now + (long)(Options.RequestTimeout + TimeSpan.FromSeconds(30)).TotalMilliseconds;
-            foreach (var d in due)
+            foreach (var endpointId in endpoints)
             {
+                var slots = Math.Min(Options.MaxInFlightPerEndpoint - perEndpoint.GetValueOrDefault(endpointId), free);
+                if (slots <= 0) continue;
+                var due = await db.Set<WebhookDelivery>()
+                    .Where(d => d.EndpointId == endpointId && (d.Status == DeliveryStatus.Pending || d.Status == DeliveryStatus.Retrying) && d.NextAttemptAt <= now)
+                    .OrderBy(d => d.NextAttemptAt).ThenBy(d => d.Id).Select(d => new { d.Id, d.NextAttemptAt })
+                    .Take(slots + Options.MaxInFlightPerEndpoint).ToListAsync(ct);
+                foreach (var d in due)
+                {
+                    if (slots == 0) break;
+                    if (_inFlight.ContainsKey(d.Id)) continue;
+                    var claimed = await db.Set<WebhookDelivery>()
+                        .Where(x => x.Id == d.Id && x.NextAttemptAt == d.NextAttemptAt && (x.Status == DeliveryStatus.Pending || x.Status == DeliveryStatus.Retrying))
+                        .ExecuteUpdateAsync(s => s.SetProperty(x => x.NextAttemptAt, lease).SetProperty(x => x.Attempt, x => x.Attempt + 1)
+                            .SetProperty(x => x.LastAttemptAt, now), ct);
+                    if (claimed == 0) continue; // another hub instance took it
+                    _inFlight[d.Id] = endpointId;
+                    slots--;
+                    free--;
+                    _ = Task.Run(() => AttemptAsync(d.Id, ct), CancellationToken.None);
+                }
                 if (free == 0) break;
-                if (_inFlight.ContainsKey(d.Id) || perEndpoint.GetValueOrDefault(d.EndpointId) >= Options.MaxInFlightPerEndpoint) continue;
-                var claimed = await db.Set<WebhookDelivery>()
-                    .Where(x => x.Id == d.Id && x.NextAttemptAt == d.NextAttemptAt && (x.Status == DeliveryStatus.Pending || x.Status == DeliveryStatus.Retrying))
-                    .ExecuteUpdateAsync(s => s.SetProperty(x => x.NextAttemptAt, lease).SetProperty(x => x.Attempt, x => x.Attempt + 1)
-                        .SetProperty(x => x.LastAttemptAt, now), ct);
-                if (claimed == 0) continue;
-                _inFlight[d.Id] = d.EndpointId;
-                perEndpoint[d.EndpointId] = perEndpoint.GetValueOrDefault(d.EndpointId) + 1;
-                free--;
-                _ = Task.Run(() => AttemptAsync(d.Id, ct), CancellationToken.None);
             }
         }
         // Sleep until the next one is due (retries scheduled by this or another instance), at most the poll interval.
-        var next = await db.Set<WebhookDelivery>().Where(d => d.Status == DeliveryStatus.Pending || d.Status == DeliveryStatus.Retrying)
-            .MinAsync(d => d.NextAttemptAt, ct);
+        // What is due already waits for a slot: the attempt that frees it wakes the loop.
+        var next = await (from d in db.Set<WebhookDelivery>()
+                join e in db.Set<WebhookEndpoint>() on d.EndpointId equals e.Id
+                where (d.Status == DeliveryStatus.Pending || d.Status == DeliveryStatus.Retrying) && e.Enabled
+                select d.NextAttemptAt).MinAsync(ct);
         var poll = Options.PollInterval;
         if (next is null) return poll;
         var untilDue = TimeSpan.FromMilliseconds(Math.Max(next.Value - time.NowMs(), 0));
-        if (untilDue == TimeSpan.Zero && _inFlight.Count < Options.MaxConcurrentDeliveries) untilDue = TimeSpan.FromMilliseconds(20); // due but held back by a per-endpoint limit
+        if (untilDue == TimeSpan.Zero) untilDue = HeldBack; // due, waiting for a slot of its endpoint (or became due just now)
         return untilDue < poll ? untilDue : poll;
     }
 
@@ -169,7 +188,6 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
                 delivery.NextAttemptAt = null;
                 break;
         }
-        metrics.Attempted(delivery.Status switch { DeliveryStatus.Succeeded => "succeeded", DeliveryStatus.Retrying => "retrying", _ => "failed" });
         if (result.Outcome != AttemptOutcome.Succeeded)
         {
             endpoint.FailingSince ??= delivery.LastAttemptAt ?? now.ToUnixTimeMilliseconds();
@@ -178,6 +196,13 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
         }
 
         var disabling = disable is not null && endpoint.Enabled;
+        if (disabling && delivery.Status == DeliveryStatus.Retrying)
+        {
+            delivery.Status = DeliveryStatus.Failed;
+            delivery.NextAttemptAt = null;
+            delivery.Error = WebhookSender.Cut($"{result.Error}; endpoint disabled: {disable}");
+        }
+        metrics.Attempted(delivery.Status switch { DeliveryStatus.Succeeded => "succeeded", DeliveryStatus.Retrying => "retrying", _ => "failed" });
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         if (disabling)
         {

@@ -51,7 +51,8 @@ public static class WebhooksModule
     /// <summary>Maps <c>/webhooks</c> (admin): endpoints, secret rotation, the delivery log, replays and test events.</summary>
     public static IEndpointRouteBuilder MapWebhooks(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
-        var hooks = api.MapGroup("/webhooks").RequireAuthorization("admin").WithTags("Webhooks");
+        // An empty prefix: a "/webhooks" group would make the list and create routes "/webhooks/" in OpenAPI.
+        var hooks = api.MapGroup("").RequireAuthorization("admin").WithTags("Webhooks");
         ManageWebhooksHandler.Map(hooks);
         DeliveriesHandler.Map(hooks);
         return app;

@@ -158,17 +158,17 @@ internal sealed class DeliveriesHandler(HubDb db, DeliverySignal signal, TimePro
 
     public static void Map(RouteGroupBuilder hooks)
     {
-        hooks.MapGet("/{id:long}/deliveries", async Task<Results<Ok<Page<DeliveryView>>, ValidationProblem, NotFoundProblem>> (long id, long? cursor, int? limit,
+        hooks.MapGet("/webhooks/{id:long}/deliveries", async Task<Results<Ok<Page<DeliveryView>>, ValidationProblem, NotFoundProblem>> (long id, long? cursor, int? limit,
                 IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
                 return await m.Send(new ListDeliveriesQuery(id, cursor, n), ct) is { } page ? TypedResults.Ok(page) : ManageWebhooksHandler.NotFound(id);
             })
             .WithName("ListWebhookDeliveries").WithSummary("An endpoint's delivery log, newest first: attempts, response status, duration, error, next attempt");
-        hooks.MapPost("/{id:long}/deliveries/{deliveryId:long}/replay", async Task<Results<Accepted<ReplayResponse>, NotFoundProblem, ConflictProblem>> (long id,
+        hooks.MapPost("/webhooks/{id:long}/deliveries/{deliveryId:long}/replay", async Task<Results<Accepted<ReplayResponse>, NotFoundProblem, ConflictProblem>> (long id,
                 long deliveryId, IMediator m, CancellationToken ct) => Answer(id, await m.Send(new ReplayDeliveryCommand(id, deliveryId), ct), $"Delivery {deliveryId} of webhook {id} not found"))
             .WithName("ReplayWebhookDelivery").WithSummary("Send one delivery's message again (same webhook-id)");
-        hooks.MapPost("/{id:long}/replay", async Task<Results<Accepted<ReplayResponse>, ValidationProblem, NotFoundProblem, ConflictProblem>> (long id,
+        hooks.MapPost("/webhooks/{id:long}/replay", async Task<Results<Accepted<ReplayResponse>, ValidationProblem, NotFoundProblem, ConflictProblem>> (long id,
                 ReplayRangeRequest body, IValidator<ReplayRangeRequest> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
@@ -182,7 +182,7 @@ internal sealed class DeliveriesHandler(HubDb db, DeliverySignal signal, TimePro
                 };
             })
             .WithName("ReplayWebhookRange").WithSummary("Send again every message of a time range that the endpoint subscribes to (same webhook-ids)");
-        hooks.MapPost("/{id:long}/test", async Task<Results<Accepted<ReplayResponse>, NotFoundProblem, ConflictProblem>> (long id, IMediator m, CancellationToken ct) =>
+        hooks.MapPost("/webhooks/{id:long}/test", async Task<Results<Accepted<ReplayResponse>, NotFoundProblem, ConflictProblem>> (long id, IMediator m, CancellationToken ct) =>
                 Answer(id, await m.Send(new SendTestEventCommand(id), ct), null))
             .WithName("TestWebhook").WithSummary("Send a webhook.test event to this endpoint through the normal delivery path");
     }

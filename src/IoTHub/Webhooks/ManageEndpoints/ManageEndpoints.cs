@@ -182,7 +182,7 @@ internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IO
 
     public static void Map(RouteGroupBuilder hooks)
     {
-        hooks.MapPost("", async Task<Results<Created<CreatedWebhook>, ValidationProblem>> (CreateWebhookRequest body, IValidator<CreateWebhookRequest> validator,
+        hooks.MapPost("/webhooks", async Task<Results<Created<CreatedWebhook>, ValidationProblem>> (CreateWebhookRequest body, IValidator<CreateWebhookRequest> validator,
                 IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
@@ -191,16 +191,16 @@ internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IO
                 return TypedResults.Created($"/api/v1/webhooks/{created.Webhook.Id}", created);
             })
             .WithName("CreateWebhook").WithSummary("Register a webhook endpoint; its signing secret is shown only in this response");
-        hooks.MapGet("", async Task<Results<Ok<Page<WebhookView>>, ValidationProblem>> (long? cursor, int? limit, IMediator m, CancellationToken ct) =>
+        hooks.MapGet("/webhooks", async Task<Results<Ok<Page<WebhookView>>, ValidationProblem>> (long? cursor, int? limit, IMediator m, CancellationToken ct) =>
             {
                 if (PageLimit.Check(limit, 100, 1000, out var n) is { } badLimit) return badLimit;
                 return TypedResults.Ok(await m.Send(new ListWebhooksQuery(cursor, n), ct));
             })
             .WithName("ListWebhooks").WithSummary("Webhook endpoints (never their secrets)");
-        hooks.MapGet("/{id:long}", async Task<Results<Ok<WebhookView>, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
+        hooks.MapGet("/webhooks/{id:long}", async Task<Results<Ok<WebhookView>, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
                 await m.Send(new GetWebhookQuery(id), ct) is { } view ? TypedResults.Ok(view) : NotFound(id))
             .WithName("GetWebhook").WithSummary("One webhook endpoint");
-        hooks.MapPatch("/{id:long}", async Task<Results<Ok<WebhookView>, ValidationProblem, NotFoundProblem>> (long id, UpdateWebhookRequest body,
+        hooks.MapPatch("/webhooks/{id:long}", async Task<Results<Ok<WebhookView>, ValidationProblem, NotFoundProblem>> (long id, UpdateWebhookRequest body,
                 IValidator<UpdateWebhookRequest> validator, IMediator m, CancellationToken ct) =>
             {
                 var v = await validator.ValidateAsync(body, ct);
@@ -208,10 +208,10 @@ internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IO
                 return await m.Send(new UpdateWebhookCommand(id, body), ct) is { } view ? TypedResults.Ok(view) : NotFound(id);
             })
             .WithName("UpdateWebhook").WithSummary("Change a webhook endpoint's URL, event types or description; enable or disable it");
-        hooks.MapDelete("/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
+        hooks.MapDelete("/webhooks/{id:long}", async Task<Results<NoContent, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
                 await m.Send(new DeleteWebhookCommand(id), ct) ? TypedResults.NoContent() : NotFound(id))
             .WithName("DeleteWebhook").WithSummary("Delete a webhook endpoint and its delivery log");
-        hooks.MapPost("/{id:long}/rotate-secret", async Task<Results<Ok<RotatedWebhookSecret>, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
+        hooks.MapPost("/webhooks/{id:long}/rotate-secret", async Task<Results<Ok<RotatedWebhookSecret>, NotFoundProblem>> (long id, IMediator m, CancellationToken ct) =>
                 await m.Send(new RotateWebhookSecretCommand(id), ct) is { } rotated ? TypedResults.Ok(rotated) : NotFound(id))
             .WithName("RotateWebhookSecret").WithSummary("Make a new signing secret (shown only in this response); the old one signs too for a grace period");
     }

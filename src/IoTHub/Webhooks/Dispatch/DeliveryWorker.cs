@@ -46,17 +46,23 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
                 if (failures == 1 || failures % 60 == 0) log.LogWarning(ex, "Reading due webhook deliveries failed ({Failures} times in a row); retrying", failures);
                 wait = TimeSpan.FromSeconds(Math.Min(failures, 10));
             }
-            try
-            {
-                await signal.WaitAsync(wait, stoppingToken);
-            }
-            catch (OperationCanceledException)
-            {
-                break;
-            }
+            if (stoppingToken.IsCancellationRequested) break;
+            await SleepAsync(wait, stoppingToken);
         }
         // Attempts in flight end with the host (their lease makes them due again at the next start).
         while (!_inFlight.IsEmpty) await Task.Delay(50, CancellationToken.None);
+    }
+
+    /// <summary>Sleeps on the hub's clock (so a test's FakeTimeProvider moves the retry schedule), or until new deliveries
+    /// or a finished attempt wake it.</summary>
+    private async Task SleepAsync(TimeSpan wait, CancellationToken stoppingToken)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
+        var delay = Task.Delay(wait, time, cts.Token);
+        var woken = signal.WaitAsync(Timeout.InfiniteTimeSpan, cts.Token);
+        await Task.WhenAny(delay, woken);
+        await cts.CancelAsync();
+        try { await Task.WhenAll(delay, woken); } catch (OperationCanceledException) { }
     }
 
     /// <summary>Claims and starts what is due and has a free slot; returns how long to sleep before looking again.</summary>
@@ -111,8 +117,8 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
                 select d.NextAttemptAt).MinAsync(ct);
         var poll = Options.PollInterval;
         if (next is null) return poll;
-        var untilDue = TimeSpan.FromMilliseconds(Math.Max(next.Value - time.NowMs(), 0));
-        if (untilDue == TimeSpan.Zero) untilDue = HeldBack; // due, waiting for a slot of its endpoint (or became due just now)
+        var untilDue = UnixTime.ToDateTime(next.Value) - time.GetUtcNow(); // exact: a timer due a fraction early would find nothing due
+        if (untilDue <= TimeSpan.Zero) untilDue = HeldBack; // due, waiting for a slot of its endpoint (or became due just now)
         return untilDue < poll ? untilDue : poll;
     }
 

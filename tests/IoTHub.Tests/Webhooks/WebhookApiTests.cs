@@ -55,6 +55,19 @@ public sealed class WebhookApiTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task The_openapi_document_describes_the_webhook_endpoints()
+    {
+        using var http = Hub.Anonymous();
+        var doc = await http.GetJsonAsync("/openapi/v1.json");
+        var paths = doc["paths"]!.AsObject().Select(p => p.Key).ToList();
+        Assert.That(paths, Is.SupersetOf(new[]
+        {
+            "/api/v1/webhooks", "/api/v1/webhooks/{id}", "/api/v1/webhooks/{id}/rotate-secret", "/api/v1/webhooks/{id}/deliveries",
+            "/api/v1/webhooks/{id}/deliveries/{deliveryId}/replay", "/api/v1/webhooks/{id}/replay", "/api/v1/webhooks/{id}/test",
+        }));
+    }
+
+    [Test]
     public async Task A_body_that_is_not_json_gets_400()
     {
         using var admin = await Hub.AdminAsync();

@@ -9,6 +9,7 @@ using IoTHub.Observability;
 using IoTHub.Storage;
 using IoTHub.Validation;
 using IoTHub.Web;
+using IoTHub.Webhooks;
 
 namespace IoTHub;
 
@@ -64,6 +65,7 @@ public static class HubApp
         builder.Services.AddGateway(builder.Configuration);
         builder.Services.AddCommands(builder.Configuration);
         builder.Services.AddConnectivity(builder.Configuration);
+        builder.Services.AddWebhooks(builder.Configuration);
         builder.Services.AddObservability(builder.Configuration);
         builder.Services.AddWeb(builder.Configuration);
         builder.Services.AddHttpContextAccessor();
@@ -90,6 +92,7 @@ public static class HubApp
         app.MapAlarms(api);
         app.MapStorage(api);
         app.MapCommands(api);
+        app.MapWebhooks(api);
         app.MapObservability();
         app.MapWeb();
         return app;

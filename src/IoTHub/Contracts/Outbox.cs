@@ -69,7 +69,8 @@ public static class HubEventTypes
     public const string DeviceOnline = "device.online";
     /// <summary>A device went offline.</summary>
     public const string DeviceOffline = "device.offline";
-    /// <summary>A message was rejected and kept in the dead-letter store.</summary>
+    /// <summary>A message was rejected and kept in the dead-letter store. Not emitted yet (docs/adr/0009): endpoints may
+    /// subscribe to it, and receive nothing of it so far.</summary>
     public const string DeadLetterCreated = "dead_letter.created";
     /// <summary>A test event an admin sent to one endpoint.</summary>
     public const string Test = "webhook.test";

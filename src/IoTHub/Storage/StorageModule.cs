@@ -52,6 +52,8 @@ public static class StorageModule
             return new IngestChannels(o.IngestQueueCapacity, o.StoreQueueCapacity, o.EffectiveWriters);
         });
         services.AddSingleton<CommittedFeed>();
+        // The outbox table is in the one model; any module adds rows (Outbox.Add) and calls Committed() after its commit.
+        services.TryAddSingleton<Outbox>();
         services.AddOptions<TelemetryAge>().BindConfiguration(TelemetryAge.SectionName);
         services.AddOptions<RetentionOptions>().BindConfiguration(RetentionOptions.SectionName)
             .Validate(o => o.ByResolution.All(r => r is null || r > TimeSpan.Zero), "Retention periods must be positive (or empty for forever)")

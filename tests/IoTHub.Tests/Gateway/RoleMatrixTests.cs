@@ -74,6 +74,16 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["DELETE /api/v1/api-keys/{id:long}"] = "admin",
         ["GET /api/v1/audit"] = "admin",
         ["POST /api/v1/retention/run"] = "admin",
+        ["GET /api/v1/webhooks"] = "admin",
+        ["POST /api/v1/webhooks"] = "admin",
+        ["GET /api/v1/webhooks/{id:long}"] = "admin",
+        ["PATCH /api/v1/webhooks/{id:long}"] = "admin",
+        ["DELETE /api/v1/webhooks/{id:long}"] = "admin",
+        ["POST /api/v1/webhooks/{id:long}/rotate-secret"] = "admin",
+        ["GET /api/v1/webhooks/{id:long}/deliveries"] = "admin",
+        ["POST /api/v1/webhooks/{id:long}/deliveries/{deliveryId:long}/replay"] = "admin",
+        ["POST /api/v1/webhooks/{id:long}/replay"] = "admin",
+        ["POST /api/v1/webhooks/{id:long}/test"] = "admin",
     };
 
     private static readonly string[] Ranks = ["viewer", "operator", "admin"];

@@ -94,10 +94,12 @@ public sealed class HubHost : IAsyncDisposable
         Assert.Fail("the hub did not become ready within 10 s");
     }
 
-    /// <summary>Stops gracefully (drains the pipeline) and starts again on the same data.</summary>
-    public async Task RestartAsync()
+    /// <summary>Stops gracefully (drains the pipeline) and starts again on the same data, with <paramref name="changes"/>
+    /// applied to its settings from now on (as an admin who edits the configuration and restarts).</summary>
+    public async Task RestartAsync(IDictionary<string, string?>? changes = null)
     {
         await StopAppAsync();
+        foreach (var (k, v) in changes ?? new Dictionary<string, string?>()) _settings[k] = v;
         await StartAppAsync();
     }
 

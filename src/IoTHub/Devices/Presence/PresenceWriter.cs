@@ -1,3 +1,4 @@
+using IoTHub.Contracts;
 using IoTHub.Storage;
 using Microsoft.EntityFrameworkCore;
 
@@ -134,11 +135,25 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
             }
         }
 
-        if (plan.NewConnections.Count > 0)
+        // device.online / device.offline for the webhooks, in this transaction: every change of a device's online flag,
+        // in event order, from the stored one (so a reconnect within the batch is an offline and an online, and a second
+        // connection of a device that is online already is nothing). The start-up reset of devices left online by a
+        // stopped hub (LastSeenFlusher) writes none: that would be a storm of offline events on every restart.
+        var known = plan.Devices.Keys.ToList();
+        var stored = await db.Set<Device>().AsNoTracking().Where(d => known.Contains(d.Id)).Select(d => new { d.Id, d.Online })
+            .ToDictionaryAsync(d => d.Id, d => d.Online, StringComparer.Ordinal, ct);
+        var changes = 0;
+        foreach (var e in batch)
         {
-            db.AddRange(plan.NewConnections);
-            await db.SaveChangesAsync(ct);
+            if (!stored.TryGetValue(e.DeviceId, out var was) || was == e.Online) continue;
+            stored[e.DeviceId] = e.Online;
+            var at = UnixTime.ToDateTime(e.At);
+            if (e.Online) Outbox.Add(db, HubEventTypes.DeviceOnline, new { deviceId = e.DeviceId, at, protocol = e.Protocol, remoteAddress = e.RemoteAddress }, at);
+            else Outbox.Add(db, HubEventTypes.DeviceOffline, new { deviceId = e.DeviceId, at, reason = e.Reason }, at);
+            changes++;
         }
+        db.AddRange(plan.NewConnections);
+        if (db.ChangeTracker.HasChanges()) await db.SaveChangesAsync(ct);
 
         // Each device ends the batch as its last event left it.
         if (npgsql)
@@ -175,5 +190,6 @@ internal sealed class PresenceWriter(PresenceJournal journal, LastSeenFlusher la
             }
         }
         await tx.CommitAsync(ct);
+        if (changes > 0) scope.ServiceProvider.GetRequiredService<Outbox>().Committed();
     }
 }

@@ -10,3 +10,9 @@ namespace IoTHub.Contracts;
 /// <param name="Reason">Why, in one line, e.g. <c>the receiver answered 410 Gone</c>.</param>
 /// <param name="At">When it was disabled.</param>
 public sealed record WebhookEndpointDisabled(long EndpointId, string Url, string Reason, DateTimeOffset At) : INotification;
+
+/// <summary>An admin enabled an endpoint again (<c>PATCH /api/v1/webhooks/{id} {"enabled": true}</c>); the alarm raised
+/// when it was disabled clears.</summary>
+/// <param name="EndpointId">The endpoint's id.</param>
+/// <param name="At">When it was enabled.</param>
+public sealed record WebhookEndpointEnabled(long EndpointId, DateTimeOffset At) : INotification;

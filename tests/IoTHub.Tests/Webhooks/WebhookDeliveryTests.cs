@@ -173,7 +173,7 @@ public sealed class WebhookDeliveryTests(Store store) : HubFixture(store)
     }
 
     [Test]
-    public async Task A_410_Gone_disables_the_endpoint_and_logs_it()
+    public async Task A_410_Gone_disables_the_endpoint_logs_it_and_raises_an_alarm_that_clears_when_it_is_enabled_again()
     {
         var (endpoint, _) = await EndpointAsync("gone", HubEventTypes.AlarmFlapping);
         _receiver.Always("gone", new ScriptedAnswer(410));
@@ -192,8 +192,15 @@ public sealed class WebhookDeliveryTests(Store store) : HubFixture(store)
         await Task.Delay(1000);
         Assert.That(_receiver.At("gone"), Has.Count.EqualTo(1), "a disabled endpoint is sent nothing");
 
+        var alarms = (await admin.GetJsonAsync("/api/v1/alarms?state=open")).AsObject()["items"]!.AsArray()
+            .Where(a => a!["rule"]!.GetValue<string>() == "Webhook endpoint disabled: " + _receiver.Url("gone")).ToList();
+        Assert.That(alarms.Select(a => (a!["severity"]!.GetValue<string>(), a["state"]!.GetValue<string>())), Is.EqualTo(new[] { ("major", "active") }),
+            "someone must notice that notifications stopped going out");
+
         var enabled = await admin.PatchAsJsonAsync($"/api/v1/webhooks/{endpoint}", new { enabled = true });
         Assert.That((await enabled.ReadJsonAsync())["disabledReason"], Is.Null);
+        var alarm = await admin.GetJsonAsync($"/api/v1/alarms/{alarms[0]!["id"]}");
+        Assert.That(alarm["alarm"]!["state"]!.GetValue<string>(), Is.EqualTo("cleared"));
     }
 
     [Test]

@@ -106,7 +106,7 @@ internal static class KnownTypes
     public static bool AreKnown(IReadOnlyList<string>? types) => types is null || types.All(t => HubEventTypes.All.Contains(t));
 }
 
-internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IOptions<WebhooksOptions> options, TimeProvider time)
+internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IOptions<WebhooksOptions> options, TimeProvider time, IPublisher publisher)
     : IRequestHandler<CreateWebhookRequest, CreatedWebhook>, IRequestHandler<UpdateWebhookCommand, WebhookView?>, IRequestHandler<ListWebhooksQuery, Page<WebhookView>>,
       IRequestHandler<GetWebhookQuery, WebhookView?>, IRequestHandler<DeleteWebhookCommand, bool>, IRequestHandler<RotateWebhookSecretCommand, RotatedWebhookSecret?>
 {
@@ -133,7 +133,8 @@ internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IO
         if (ch.EventTypes is not null) row.EventTypes = WebhookEndpoint.JoinTypes(ch.EventTypes);
         if (ch.Description is not null) row.Description = ch.Description.Length == 0 ? null : ch.Description;
         var pausing = ch.Enabled == false && row.Enabled;
-        if (ch.Enabled == true && !row.Enabled)
+        var reenabling = ch.Enabled == true && !row.Enabled;
+        if (reenabling)
         {
             row.DisabledReason = null;
             row.FailingSince = null;
@@ -144,6 +145,7 @@ internal sealed class ManageWebhooksHandler(HubDb db, WebhookSecrets secrets, IO
         if (pausing) await EndpointDisabling.FailOpenDeliveriesAsync(db, row.Id, "endpoint disabled by an admin", except: 0, ct);
         await db.SaveChangesAsync(ct);
         await tx.CommitAsync(ct);
+        if (reenabling) await publisher.Publish(new WebhookEndpointEnabled(row.Id, time.GetUtcNow()), ct);
         return View(row);
     }
 

@@ -59,10 +59,13 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
     {
         using var cts = CancellationTokenSource.CreateLinkedTokenSource(stoppingToken);
         var delay = Task.Delay(wait, time, cts.Token);
+        // Also on the machine's clock, at most the poll interval: a clock that jumped past a due time between the
+        // query and this sleep (a test's SetUtcNow, a corrected system clock) costs one poll, not a stalled worker.
+        var poll = Task.Delay(wait < Options.PollInterval ? wait : Options.PollInterval, cts.Token);
         var woken = signal.WaitAsync(Timeout.InfiniteTimeSpan, cts.Token);
-        await Task.WhenAny(delay, woken);
+        await Task.WhenAny(delay, poll, woken);
         await cts.CancelAsync();
-        try { await Task.WhenAll(delay, woken); } catch (OperationCanceledException) { }
+        try { await Task.WhenAll(delay, poll, woken); } catch (OperationCanceledException) { }
     }
 
     /// <summary>Claims and starts what is due and has a free slot; returns how long to sleep before looking again.</summary>

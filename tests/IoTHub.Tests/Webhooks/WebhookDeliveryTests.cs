@@ -179,6 +179,9 @@ public sealed class WebhookDeliveryTests(Store store) : HubFixture(store)
         _receiver.Always("gone", new ScriptedAnswer(410));
         await PublishAsync(HubEventTypes.AlarmFlapping, new { alarmId = 5 });
         await WaitForDeliveryAsync(endpoint, d => d["status"]!.GetValue<string>() == "failed");
+        // The notice that disables it is handled after the attempt is stored (the alarm is raised, the line logged).
+        await WaitFor.ConditionAsync(() => _logs.Lines.Any(l => l.Level == LogLevel.Warning && l.Message.Contains("disabled") && l.Message.Contains(_receiver.Url("gone"))),
+            "the hub logs that it disabled the endpoint");
         using var admin = await Hub.AdminAsync();
         var view = await admin.GetJsonAsync($"/api/v1/webhooks/{endpoint}");
         Assert.Multiple(() =>

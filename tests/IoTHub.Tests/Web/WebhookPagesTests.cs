@@ -88,6 +88,16 @@ public sealed class WebhookPagesTests(Store store) : BrowserFixture(store)
         await Expect(log.GetByTestId("delivery-status")).ToHaveTextAsync(["succeeded", "succeeded"], new() { Timeout = 15_000 });
         await Expect(log.GetByTestId("webhook-id")).ToHaveTextAsync([first.Id!, first.Id!]);
         await ScreenshotAsync(page, "webhook-delivery-log-replayed");
+
+        // A time range: the API's validator answers next to the field; a range of test events only replays nothing.
+        await page.GetByTestId("replay-from").FillAsync("2026-01-02T10:00");
+        await page.GetByTestId("replay-to").FillAsync("2026-01-01T10:00");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Replay time range" }).ClickAsync();
+        await Expect(page.GetByText("to must be after from")).ToBeVisibleAsync();
+        await page.GetByTestId("replay-to").FillAsync("2026-01-03T10:00");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Replay time range" }).ClickAsync();
+        await Expect(page.GetByText("Nothing to replay in that range")).ToBeVisibleAsync();
+        await Expect(page.GetByText("to must be after from")).ToHaveCountAsync(0);
     }
 
     [TestCase("viewer")]
@@ -142,6 +152,13 @@ public sealed class WebhookPagesTests(Store store) : BrowserFixture(store)
         await Expect(page.GetByTestId("webhook-secret")).ToContainTextAsync("whsec_");
         await AssertNoSidewaysScrollAsync(page, "/webhooks with a secret shown at 375 px");
         await ScreenshotAsync(page, "webhooks-375px");
+
+        await Row(page, longUrl).GetByRole(AriaRole.Button, new() { Name = "Disable" }).ClickAsync();
+        await page.Locator(".rz-dialog").GetByRole(AriaRole.Button, new() { Name = "Disable", Exact = true }).ClickAsync();
+        await Expect(Row(page, longUrl).GetByTestId("state")).ToHaveTextAsync("disabled");
+        await Expect(Row(page, longUrl).GetByRole(AriaRole.Button, new() { Name = "Send test event" })).ToBeDisabledAsync();
+        await Row(page, longUrl).GetByRole(AriaRole.Button, new() { Name = "Enable" }).ClickAsync();
+        await Expect(Row(page, longUrl).GetByTestId("state")).ToHaveTextAsync("enabled");
 
         await Row(page, longUrl).GetByRole(AriaRole.Button, new() { Name = "Delete" }).ClickAsync();
         await page.Locator(".rz-dialog").GetByRole(AriaRole.Button, new() { Name = "Delete", Exact = true }).ClickAsync();

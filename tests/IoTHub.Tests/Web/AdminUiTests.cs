@@ -142,7 +142,7 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
     {
         var (id, _) = await Hub.CreateDeviceAsync();
         var page = await SignedInAsync(width: 375);
-        foreach (var path in new[] { "/", "/devices", $"/devices/{id}", "/devices/new", "/dead-letters", "/profiles", "/users", "/api-keys", "/audit" })
+        foreach (var path in new[] { "/", "/devices", $"/devices/{id}", "/devices/new", "/dead-letters", "/profiles", "/users", "/api-keys", "/webhooks", "/audit" })
         {
             await page.GotoAsync(path);
             await WaitForCircuitAsync(page);

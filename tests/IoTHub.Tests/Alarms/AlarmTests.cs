@@ -193,6 +193,8 @@ public sealed class AlarmTests(Store store) : HubFixture(store)
     [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": "~", "value": 1}]}""", "Operator")]
     [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": ">", "value": 1, "count": 5, "of": 3}]}""", "Count")]
     [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": "outside", "low": 5, "high": 1}]}""", "high")]
+    [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": "outside"}]}""", "Low")]
+    [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": ">", "value": 1}], "clear": {"operator": "inside"}}""", "Low")]
     [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "kind": "noData"}]}""", "ForSeconds")]
     [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": ">", "value": 1}], "schedule": {"timeZone": "Mars/Olympus"}}""", "TimeZone")]
     [TestCase("""{"name": "n", "scope": {"deviceId": "d"}, "metric": "v", "raise": [{"severity": "major", "operator": ">", "value": 1}], "clear": {"operator": "<"}}""", "Value")]

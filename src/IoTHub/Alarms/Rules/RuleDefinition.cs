@@ -186,8 +186,8 @@ internal sealed class RaiseConditionValidator : AbstractValidator<RaiseCondition
             RuleFor(c => c.Operator).NotEmpty().Must(o => RuleWords.RaiseOperators.Contains(o))
                 .WithMessage($"operator must be one of {string.Join(" ", RuleWords.RaiseOperators)}");
             RuleFor(c => c.Value).NotNull().Must(v => v is { } d && double.IsFinite(d)).When(c => c.Operator != "outside").WithMessage("value is required: a finite number");
-            RuleFor(c => c.Low).NotNull().Must(v => double.IsFinite(v!.Value)).When(c => c.Operator == "outside").WithMessage("outside needs low and high");
-            RuleFor(c => c.High).NotNull().Must(v => double.IsFinite(v!.Value)).When(c => c.Operator == "outside").WithMessage("outside needs low and high");
+            RuleFor(c => c.Low).NotNull().Must(v => v is { } d && double.IsFinite(d)).When(c => c.Operator == "outside").WithMessage("outside needs low and high");
+            RuleFor(c => c.High).NotNull().Must(v => v is { } d && double.IsFinite(d)).When(c => c.Operator == "outside").WithMessage("outside needs low and high");
             RuleFor(c => c).Must(c => c.Low < c.High).When(c => c.Operator == "outside" && c.Low is not null && c.High is not null)
                 .WithName("high").WithMessage("low must be below high");
             RuleFor(c => c.ForSeconds).InclusiveBetween(1, AlarmRuleBodyValidator.MaxSeconds);

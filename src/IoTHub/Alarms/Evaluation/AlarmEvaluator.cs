@@ -237,9 +237,10 @@ internal sealed class AlarmEvaluator(
         foreach (var ((ruleId, deviceId), state) in _states)
         {
             if (!_rules.TryGetValue(ruleId, out var rule)) continue;
-            var before = transitions.Count;
+            // As for samples: a latch can move without a transition (an explicit clear holds the alarm open).
+            var before = state.Signature(rule);
             RuleEngine.OnTick(rule, deviceId, state, now, _startedAt, _settings, transitions);
-            if (transitions.Count != before) _dirty.Add((ruleId, deviceId));
+            if (state.Signature(rule) != before) _dirty.Add((ruleId, deviceId));
         }
     }
 

@@ -145,18 +145,24 @@ internal sealed class AlarmActions(HubDb db, Outbox outbox, IMediator mediator, 
         return new(AlarmActionOutcome.Done, AlarmView.Of(await db.Set<AlarmRow>().AsNoTracking().FirstAsync(a => a.Id == id, ct)), null);
     }
 
-    public async ValueTask<IReadOnlyList<AlarmView>> Handle(ListAlarmsQuery q, CancellationToken ct)
+    /// <summary>The list's filters, shared by the UI's query and <c>GET /alarms</c> (which adds its cursor).</summary>
+    public static IQueryable<AlarmRow> Filter(IQueryable<AlarmRow> rows, string? state, AlarmSeverity? severity, string? deviceId, long? ruleId)
     {
-        var rows = db.Set<AlarmRow>().AsNoTracking();
-        rows = q.State switch
+        rows = state switch
         {
             "open" => rows.Where(a => a.Closed == 0),
-            "pending" or "active" or "cleared" => rows.Where(a => a.State == q.State),
+            "pending" or "active" or "cleared" => rows.Where(a => a.State == state),
             _ => rows,
         };
-        if (q.Severity is { } s) { var sev = (int)s; rows = rows.Where(a => a.Severity == sev); }
-        if (q.DeviceId is not null) rows = rows.Where(a => a.DeviceId == q.DeviceId);
-        if (q.RuleId is not null) rows = rows.Where(a => a.RuleId == q.RuleId);
+        if (severity is { } s) { var sev = (int)s; rows = rows.Where(a => a.Severity == sev); }
+        if (deviceId is not null) rows = rows.Where(a => a.DeviceId == deviceId);
+        if (ruleId is not null) rows = rows.Where(a => a.RuleId == ruleId);
+        return rows;
+    }
+
+    public async ValueTask<IReadOnlyList<AlarmView>> Handle(ListAlarmsQuery q, CancellationToken ct)
+    {
+        var rows = Filter(db.Set<AlarmRow>().AsNoTracking(), q.State, q.Severity, q.DeviceId, q.RuleId);
         var list = await rows.OrderBy(a => a.Closed).ThenByDescending(a => a.Id).Take(Math.Clamp(q.Limit, 1, 1000)).ToListAsync(ct);
         return list.Select(AlarmView.Of).ToList();
     }

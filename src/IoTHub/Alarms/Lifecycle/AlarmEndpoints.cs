@@ -100,16 +100,7 @@ internal static class AlarmEndpoints
                     else errors["cursor"] = ["cursor is the next of a previous page"];
                 }
                 if (errors.Count > 0) return TypedResults.ValidationProblem(errors);
-                var q = db.Set<AlarmRow>().AsNoTracking();
-                q = state switch
-                {
-                    "open" => q.Where(a => a.Closed == 0),
-                    "pending" or "active" or "cleared" => q.Where(a => a.State == state),
-                    _ => q,
-                };
-                if (severity is not null) { var sev = (int)RuleWords.Severity(severity); q = q.Where(a => a.Severity == sev); }
-                if (deviceId is not null) q = q.Where(a => a.DeviceId == deviceId);
-                if (ruleId is not null) q = q.Where(a => a.RuleId == ruleId);
+                var q = AlarmActions.Filter(db.Set<AlarmRow>().AsNoTracking(), state, severity is null ? null : RuleWords.Severity(severity), deviceId, ruleId);
                 if (after is { } a0) q = q.Where(a => a.Closed > a0.Closed || (a.Closed == a0.Closed && a.Id < a0.Id));
                 var rows = await q.OrderBy(a => a.Closed).ThenByDescending(a => a.Id).Take(n + 1).ToListAsync(ct);
                 var next = rows.Count > n ? $"{rows[n - 1].Closed}.{rows[n - 1].Id}" : null;
@@ -117,14 +108,8 @@ internal static class AlarmEndpoints
             })
             .WithName("ListAlarms").WithSummary("Alarms, open ones first, newest first within each; filter by state (open, pending, active, cleared), severity, device, rule");
 
-        alarms.MapGet("/alarms/{id:long}", async Task<Results<Ok<AlarmDetail>, NotFoundProblem>> (long id, HubDb db, CancellationToken ct) =>
-            {
-                var row = await db.Set<AlarmRow>().AsNoTracking().FirstOrDefaultAsync(a => a.Id == id, ct);
-                if (row is null) return NotFound(id);
-                var history = await db.Set<AlarmEventRow>().AsNoTracking().Where(e => e.AlarmId == id).OrderBy(e => e.Id).ToListAsync(ct);
-                return TypedResults.Ok(new AlarmDetail(AlarmView.Of(row), history.Select(e => new AlarmEventView(UnixTime.ToDateTime(e.At), e.Kind,
-                    e.Severity is { } s ? (AlarmSeverity)s : null, e.Value, e.Actor, e.Comment)).ToList()));
-            })
+        alarms.MapGet("/alarms/{id:long}", async Task<Results<Ok<AlarmDetail>, NotFoundProblem>> (long id, IMediator mediator, CancellationToken ct) =>
+                await mediator.Send(new GetAlarmQuery(id), ct) is { } detail ? TypedResults.Ok(detail) : NotFound(id))
             .WithName("GetAlarm").WithSummary("One alarm with its history");
 
         alarms.MapGet("/alarms/counts", async (string? deviceId, HubDb db, CancellationToken ct) =>

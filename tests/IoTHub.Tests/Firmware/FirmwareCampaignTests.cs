@@ -166,7 +166,8 @@ public sealed class FirmwareCampaignTests(Store store) : HubFixture(store)
                 Assert.That(c["waveStates"]![1]!["inProgress"]!.GetValue<int>() + c["waveStates"]![1]!["succeeded"]!.GetValue<int>() + c["waveStates"]![1]!["failed"]!.GetValue<int>(),
                     Is.Zero, "no device of the second wave was touched");
                 Assert.That(devices.Where(d => !first.Contains(d.Id)).Sum(d => d.Notifications.Count), Is.Zero, "no device outside the first wave was notified");
-                Assert.That(c["funnel"]!["failed"]!.GetValue<int>(), Is.EqualTo(3));
+                // It halts at the first moment more than 20 % of at least 5 finished devices failed: 2 of 5 to 9, or 3 of 10.
+                Assert.That(c["funnel"]!["failed"]!.GetValue<int>(), Is.InRange(2, 3));
 
                 // The alarm is raised just after the campaign's state commits.
                 await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync("/api/v1/alarms?state=active"))["items"]!.AsArray()
@@ -223,5 +224,33 @@ public sealed class FirmwareCampaignTests(Store store) : HubFixture(store)
             Assert.That(device.RangesRequested, Does.Contain("4096-8191"), "the download resumed after the first range instead of starting again");
             Assert.That(device.RangesRequested.Count(r => r.StartsWith("0-", StringComparison.Ordinal)), Is.EqualTo(1));
         }
+    }
+
+    [Test]
+    public async Task A_device_takes_one_campaign_at_a_time_and_the_second_notifies_it_once_the_first_lets_go()
+    {
+        using var admin = await Hub.AdminAsync();
+        var tag = "fw-two-" + Guid.NewGuid().ToString("N")[..6];
+        var first = await UploadAsync(admin, Image(2_000, 5), "5.0.0-" + tag);
+        var second = await UploadAsync(admin, Image(2_000, 6), "5.0.1-" + tag);
+        var (id, token) = (await CreateDevicesAsync(admin, tag, 1))[0];
+        await using var device = await FirmwareDevice.ConnectAsync(Hub, id, token, behaviour: FirmwareBehaviour.Silent);
+        var a = await CreateCampaignAsync(admin, new { name = "a", artifactId = first["id"]!.GetValue<long>(), target = new { deviceIds = new[] { id } } });
+        var b = await CreateCampaignAsync(admin, new { name = "b", artifactId = second["id"]!.GetValue<long>(), target = new { deviceIds = new[] { id } } });
+        await ActAsync(admin, a, "start");
+        await WaitFor.ConditionAsync(() => device.Notifications.Any(n => n["campaignId"]!.GetValue<long>() == a), "the first campaign notifies the device");
+        await ActAsync(admin, b, "start");
+        async Task<string> StateIn(long campaign) =>
+            (await admin.GetJsonAsync($"/api/v1/firmware-campaigns/{campaign}/devices"))["items"]![0]!["state"]!.GetValue<string>();
+        // Several passes of the rollout loop (100 ms each) go by: the device stays with the first campaign.
+        await WaitFor.ConditionAsync(async () => (await CampaignAsync(admin, b))["funnel"]!["queued"]!.GetValue<int>() == 1, "the second campaign queues the device");
+        await Task.Delay(500);
+        Assert.That(await StateIn(b), Is.EqualTo("queued"));
+        Assert.That(device.Notifications.Any(n => n["campaignId"]!.GetValue<long>() == b), Is.False);
+
+        await ActAsync(admin, a, "abort");
+        Assert.That(await StateIn(a), Is.EqualTo("canceled"));
+        await WaitFor.ConditionAsync(() => device.Notifications.Any(n => n["campaignId"]!.GetValue<long>() == b), "the second campaign notifies the device");
+        Assert.That(await StateIn(b), Is.EqualTo("notified"));
     }
 }

@@ -49,7 +49,7 @@ public sealed class CoapCodecSpecs
     [Test]
     public void A_confirmable_get_of_temperature_is_header_then_one_uri_path_option()
     {
-        // RFC 7252 Appendix A, figure 16: CON [0x7d34] GET /temperature.
+        // The first exchange of RFC 7252 Appendix A: CON [0x7d34] GET /temperature, bytes computed by hand.
         // 0x40: Ver 01, T 00 (CON), TKL 0000. 0x01: GET. 0x7d34: Message ID. 0xBB: delta 11 (Uri-Path), length 11.
         var request = new CoapMessage { Type = CoapType.Confirmable, Code = CoapCode.Get, MessageId = 0x7d34 };
         request.SetUriPath("/temperature");
@@ -64,7 +64,7 @@ public sealed class CoapCodecSpecs
     [Test]
     public void A_piggybacked_content_response_is_an_ack_with_the_same_message_id_and_the_payload_after_the_marker()
     {
-        // Figure 16's answer: ACK [0x7d34] 2.05 "22.5 C". 0x60: Ver 01, T 10 (ACK), TKL 0. 0x45: 2.05 = 010 00101.
+        // Its piggybacked answer, ACK [0x7d34] 2.05 with a text payload. 0x60: Ver 01, T 10 (ACK), TKL 0. 0x45: 2.05 = 010 00101.
         var request = Decoded(Hex("40 01 7D 34 BB").Concat(Ascii("temperature")).ToArray());
         var response = CoapMessage.Response(request, CoapType.Acknowledgement, CoapCode.Content);
         response.Payload = Ascii("22.5 C");

@@ -53,6 +53,7 @@ public static class ConnectivityModule
         services.AddHostedService(sp => sp.GetRequiredService<StoredSessions>());
         services.AddSingleton<ConnectionTracker>();
         services.AddHostedService(sp => sp.GetRequiredService<ConnectionTracker>());
+        AddCoap(services);
 
         var mqtt = config.GetSection(MqttOptions.SectionName).Get<MqttOptions>() ?? new MqttOptions();
         var server = new MqttServerOptionsBuilder().WithoutDefaultEndpoint().WithKeepAlive()
@@ -80,6 +81,28 @@ public static class ConnectivityModule
         services.AddConnections();
         services.AddHealthChecks().AddCheck<BrokerHealthCheck>("broker", tags: ["ready"]);
         return services;
+    }
+
+    /// <summary>The CoAP server (RFC 7252 over UDP), section <c>Coap</c>: it starts after the telemetry stages, like the broker.</summary>
+    private static void AddCoap(IServiceCollection services)
+    {
+        services.AddOptions<Coap.CoapOptions>().BindConfiguration(Coap.CoapOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => string.IsNullOrEmpty(o.Host) || System.Net.IPAddress.TryParse(o.Host, out _), "Coap:Host must be an IP address")
+            .Validate(o => o.PiggybackWindow > TimeSpan.Zero && o.PiggybackWindow < o.AckTimeout, "Coap:PiggybackWindow must be above 0 and below Coap:AckTimeout")
+            .Validate(o => o.AckTimeout >= TimeSpan.FromMilliseconds(100), "Coap:AckTimeout must be at least 100 ms")
+            .Validate(o => o.ExchangeLifetime >= TimeSpan.FromSeconds(1), "Coap:ExchangeLifetime must be at least 1 s")
+            .Validate(o => o.IdleTimeout >= TimeSpan.FromSeconds(1), "Coap:IdleTimeout must be at least 1 s")
+            .ValidateOnStart();
+        services.AddSingleton<Coap.CoapExchanges>();
+        services.AddSingleton<Coap.CoapOutbound>();
+        services.AddSingleton<Coap.CoapBlockUploads>();
+        services.AddSingleton<Coap.CoapObservers>();
+        services.AddSingleton<Coap.CoapPresence>();
+        services.AddHostedService(sp => sp.GetRequiredService<Coap.CoapPresence>());
+        services.AddSingleton<Coap.CoapResources>();
+        services.AddSingleton<Coap.CoapDispatcher>();
+        services.AddSingleton<Coap.CoapServer>();
+        services.AddHostedService(sp => sp.GetRequiredService<Coap.CoapServer>());
     }
 
     /// <summary>Kestrel's listeners: HTTP on <c>--urls</c>, MQTT on <c>Mqtt:Port</c>, and with a certificate MQTT over TLS and HTTPS.</summary>

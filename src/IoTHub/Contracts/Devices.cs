@@ -14,6 +14,13 @@ public interface IDeviceAuthenticator
     /// 0x87 on 5.0).</summary>
     ValueTask<DeviceIdentity?> AuthenticateAsync(string deviceId, string token, CancellationToken ct);
 
+    /// <summary>The device whose current token is <paramref name="token"/> (a lookup by the token's hash), else null: for
+    /// devices that present only a token (the ThingsBoard CoAP path <c>/api/v1/{token}/telemetry</c>).</summary>
+    ValueTask<DeviceIdentity?> AuthenticateTokenAsync(string token, CancellationToken ct);
+
+    /// <summary>The device, authenticated by other means (a DTLS session with its PSK), else null when it does not exist.</summary>
+    ValueTask<DeviceIdentity?> FindAsync(string deviceId, CancellationToken ct);
+
     /// <summary>A device presenting, over TLS, the client certificate whose SHA-256 thumbprint is registered on it.</summary>
     ValueTask<DeviceIdentity?> AuthenticateCertificateAsync(string deviceId, string sha256Thumbprint, CancellationToken ct);
 }

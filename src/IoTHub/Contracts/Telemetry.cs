@@ -11,7 +11,7 @@ public enum TelemetryProtocol : byte
     Mqtt = 0,
     /// <summary><c>POST /api/v1/devices/{id}/telemetry</c>.</summary>
     Http = 1,
-    /// <summary>CoAP (RFC 7252) <c>POST /devices/{id}/telemetry</c>: in the contract, not served yet.</summary>
+    /// <summary>CoAP (RFC 7252) <c>POST /devices/{id}/telemetry</c> (or the ThingsBoard path <c>/api/v1/{token}/telemetry</c>).</summary>
     Coap = 2,
 }
 

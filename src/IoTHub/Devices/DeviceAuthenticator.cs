@@ -13,6 +13,7 @@ internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvi
 {
     private static readonly long CacheTtlMs = 30_000;
     private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, (string DeviceId, long ExpiresAtMs)> _byToken = new(StringComparer.Ordinal);
     // A reconnect storm of thousands of devices would otherwise open a database connection per CONNECT at once
     // (up to the pool's maximum, and past the server's max_connections with a second hub). Only cache misses wait here.
     private readonly SemaphoreSlim _lookups = new(MaxConcurrentLookups);
@@ -27,6 +28,36 @@ internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvi
         if (entry is null || !Secret.Matches(token, entry.TokenHash)) return null;
         return new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled);
     }
+
+    public async ValueTask<DeviceIdentity?> AuthenticateTokenAsync(string token, CancellationToken ct)
+    {
+        if (string.IsNullOrEmpty(token) || token.Length > 512) return null;
+        var hash = Secret.Hash(token);
+        var now = time.NowMs();
+        if (!_byToken.TryGetValue(hash, out var known) || known.ExpiresAtMs < now)
+        {
+            string? id;
+            await _lookups.WaitAsync(ct);
+            try
+            {
+                await using var scope = scopes.CreateAsyncScope();
+                id = await scope.ServiceProvider.GetRequiredService<HubDb>().Set<Device>().AsNoTracking().Where(x => x.TokenHash == hash)
+                    .Select(x => x.Id).FirstOrDefaultAsync(ct);
+            }
+            finally
+            {
+                _lookups.Release();
+            }
+            if (id is null) return null;
+            if (_byToken.Count > 100_000) _byToken.Clear(); // bounded: a flood of made-up tokens misses, and is not kept
+            _byToken[hash] = known = (id, now + CacheTtlMs);
+        }
+        // The device's own entry decides (a rotated token no longer matches it).
+        return await AuthenticateAsync(known.DeviceId, token, ct);
+    }
+
+    public async ValueTask<DeviceIdentity?> FindAsync(string deviceId, CancellationToken ct) =>
+        await EntryAsync(deviceId, ct) is { } entry ? new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled) : null;
 
     public async ValueTask<DeviceIdentity?> AuthenticateCertificateAsync(string deviceId, string sha256Thumbprint, CancellationToken ct)
     {

@@ -34,6 +34,8 @@ public sealed class StageOrderTests
         Assert.That(At<AlarmEvaluator>(), Is.LessThan(broker), "rules are loaded before a device can send");
         Assert.That(At<StoredSessions>(), Is.LessThan(broker), "stored sessions are loaded before a client can resume one");
         Assert.That(At<ConnectionTracker>(), Is.LessThan(broker));
+        Assert.That(At<ValidationWorkers>(), Is.LessThan(At<IoTHub.Connectivity.Coap.CoapServer>()), "validation runs before CoAP devices can send, and drains after");
+        Assert.That(At<IoTHub.Connectivity.Coap.CoapPresence>(), Is.LessThan(At<IoTHub.Connectivity.Coap.CoapServer>()), "CoAP presence is recorded until the server stops");
         try { Directory.Delete(data, recursive: true); } catch (IOException) { }
     }
 }

@@ -25,6 +25,9 @@ public sealed class HubHost : IAsyncDisposable
     public string DataDirectory { get; }
     public string? PostgresConnectionString { get; }
     public int MqttPort { get; }
+
+    /// <summary>The UDP port of the hub's CoAP server (a free one per host, unless the fixture set Coap:Port).</summary>
+    public int CoapPort => int.Parse(_settings["Coap:Port"]!, System.Globalization.CultureInfo.InvariantCulture);
     public Uri BaseAddress { get; private set; } = null!;
     public IServiceProvider Services => _app!.Services;
 
@@ -54,6 +57,8 @@ public sealed class HubHost : IAsyncDisposable
             ["ConnectionStrings:Postgres"] = postgres,
             ["Bootstrap:AdminPassword"] = AdminPassword,
             ["Mqtt:Host"] = "127.0.0.1",
+            ["Coap:Host"] = "127.0.0.1",
+            ["Coap:Port"] = FreeUdpPort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Logging:LogLevel:Default"] = Environment.GetEnvironmentVariable("IOTHUB_TEST_LOGLEVEL") ?? "Warning",
             // Tests drive single devices far faster than a real one would; the limits' own tests set them low again.
             ["Connectivity:DeviceMessagesPerSecond"] = "1000000",
@@ -188,6 +193,22 @@ public sealed class HubHost : IAsyncDisposable
     /// <summary>A free port below Linux's ephemeral range (32768-60999): a hub restarted on the same port must find it
     /// free again, and a port the kernel hands out for outgoing connections (to PostgreSQL, to the hub) could be taken
     /// in the meantime.</summary>
+    public static int FreeUdpPort()
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                using var u = new UdpClient(new IPEndPoint(IPAddress.Loopback, port));
+                return port;
+            }
+            catch (SocketException) when (attempt < 100)
+            {
+            }
+        }
+    }
+
     public static int FreeTcpPort()
     {
         for (var attempt = 0; ; attempt++)

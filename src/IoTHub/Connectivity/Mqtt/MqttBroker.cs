@@ -163,15 +163,35 @@ internal sealed class DisconnectOnRevoke(MqttBroker broker)
     public async ValueTask Handle(ApiKeyRevoked n, CancellationToken ct) => await broker.EndSessionsAsync(MqttPrincipal.ApiKey(n.KeyId, ""));
 }
 
-internal sealed class DeviceDelivery(MqttBroker broker) : IRequestHandler<DeliverToDevice, bool>, IRequestHandler<IsDeviceConnected, bool>, IRequestHandler<PublishToApps, Unit>
+/// <summary>Delivers to a device over whatever it is reached by: its MQTT subscriptions, its CoAP observations.</summary>
+internal sealed class DeviceDelivery(MqttBroker broker, Coap.CoapObservers coap) :
+    IRequestHandler<DeliverToDevice, bool>, IRequestHandler<IsDeviceConnected, bool>, IRequestHandler<PublishToApps, Unit>,
+    INotificationHandler<DeviceDeleted>, INotificationHandler<DeviceCredentialsRevoked>
 {
+    public ValueTask Handle(DeviceDeleted n, CancellationToken ct)
+    {
+        coap.Forget(n.DeviceId);
+        return ValueTask.CompletedTask;
+    }
+
+    public ValueTask Handle(DeviceCredentialsRevoked n, CancellationToken ct)
+    {
+        coap.Forget(n.DeviceId);
+        return ValueTask.CompletedTask;
+    }
+
     public async ValueTask<Unit> Handle(PublishToApps p, CancellationToken ct)
     {
         await broker.PublishToAppsAsync(p, ct);
         return Unit.Value;
     }
 
-    public async ValueTask<bool> Handle(DeliverToDevice d, CancellationToken ct) => await broker.DeliverAsync(d, ct);
+    public async ValueTask<bool> Handle(DeliverToDevice d, CancellationToken ct)
+    {
+        var overCoap = coap.Deliver(d);
+        return await broker.DeliverAsync(d, ct) || overCoap;
+    }
 
-    public ValueTask<bool> Handle(IsDeviceConnected q, CancellationToken ct) => ValueTask.FromResult(broker.CanReceiveCommands(q.DeviceId));
+    public ValueTask<bool> Handle(IsDeviceConnected q, CancellationToken ct) =>
+        ValueTask.FromResult(broker.CanReceiveCommands(q.DeviceId) || coap.IsObserved(Coap.CoapObservers.Resource(q.DeviceId, "commands")));
 }

@@ -1,0 +1,24 @@
+using System.Diagnostics.Metrics;
+using IoTHub.Contracts;
+
+namespace IoTHub.Connectivity.Coap;
+
+/// <summary>The CoAP server's counters on <c>/metrics</c>.</summary>
+internal static class CoapMetrics
+{
+    /// <summary>Requests answered (or taken, for NON), by response code.</summary>
+    public static readonly Counter<long> Requests = HubMeter.Meter.CreateCounter<long>("iothub_coap_requests_total",
+        description: "CoAP requests handled, by response code (\"none\" for a NON request taken without reply)");
+
+    /// <summary>Requests whose message id was seen within EXCHANGE_LIFETIME: answered from the cache, not processed.</summary>
+    public static readonly Counter<long> Duplicates = HubMeter.Meter.CreateCounter<long>("iothub_coap_duplicates_total",
+        description: "CoAP requests recognised as retransmissions (same endpoint and message id) and answered from the exchange cache");
+
+    /// <summary>CON messages the hub sent again for lack of an ACK.</summary>
+    public static readonly Counter<long> Retransmissions = HubMeter.Meter.CreateCounter<long>("iothub_coap_retransmissions_total",
+        description: "CON messages (separate responses, Observe notifications) the hub retransmitted for lack of an ACK");
+
+    /// <summary>Datagrams that are not CoAP messages (RFC 7252 §3 format errors).</summary>
+    public static readonly Counter<long> Malformed = HubMeter.Meter.CreateCounter<long>("iothub_coap_malformed_total",
+        description: "Datagrams on the CoAP port that are not well-formed CoAP messages");
+}

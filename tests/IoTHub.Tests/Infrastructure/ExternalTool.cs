@@ -21,7 +21,7 @@ public static class ExternalTool
         catch (System.ComponentModel.Win32Exception)
         {
             if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail($"{file} is not installed");
-            Assert.Ignore($"{file} is not installed (apt-get install mosquitto-clients)");
+            Assert.Ignore($"{file} is not installed (apt-get install {(file.StartsWith("coap", StringComparison.Ordinal) ? "libcoap3-bin" : "mosquitto-clients")})");
             throw;
         }
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));

@@ -15,7 +15,7 @@ public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
     DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1,
     Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default, DeviceFault Fault = DeviceFault.None,
-    FirmwareOptions? Firmware = null);
+    FirmwareOptions? Firmware = null, string? CoapHost = null, int CoapPort = 5683);
 
 /// <summary>The run so far, reported every <see cref="LoadOptions.ProgressInterval"/>.</summary>
 /// <param name="Elapsed">Since publishing began.</param>
@@ -74,6 +74,7 @@ public static class LoadGenerator
         var result = new LoadResult();
         var perDevice = new List<double>[devices.Count];
         if (o.Protocol == "http") return await RunHttpAsync(devices, o, result, ct);
+        if (o.Protocol == "coap") return await CoapLoad.RunAsync(devices, o, result, ct);
 
         var links = new DeviceLink[devices.Count];
         var payloadFactories = Enumerable.Range(0, devices.Count).Select(i => new PayloadFactory(o.Model, i, o.Fault)).ToArray();
@@ -167,7 +168,7 @@ public static class LoadGenerator
     }
 
     /// <summary>Calls <see cref="LoadOptions.Progress"/> every <see cref="LoadOptions.ProgressInterval"/> until the run stops.</summary>
-    private static async Task ReportProgressAsync(LoadOptions o, LoadResult result, Stopwatch stopwatch, Func<int>? connected, int devices,
+    internal static async Task ReportProgressAsync(LoadOptions o, LoadResult result, Stopwatch stopwatch, Func<int>? connected, int devices,
         Func<long> reconnects, CancellationToken stop, Func<FirmwareTally>? firmware = null)
     {
         if (o.Progress is null || o.ProgressInterval <= TimeSpan.Zero) return;

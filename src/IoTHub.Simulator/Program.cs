@@ -16,7 +16,8 @@ if (o is null)
           --rate R             messages per second per device; 0 = as fast as acks return (default 1)
           --qos 0|1            MQTT QoS (default 1)
           --inflight N         unacknowledged messages a device may have at once (default 1)
-          --protocol mqtt|http (default mqtt)
+          --protocol mqtt|http|coap (default mqtt)
+          --coap host:port     CoAP address for --protocol coap (default: --url's host, port 5683)
           --duration SECONDS   (default 30)
           --model thermostat|vibration|vehicle (default thermostat)
           --fault none|drift|spike   vibration only: rms climbs 0.5 mm/s a minute (drift), or one 12 mm/s reading after 10 s (spike)
@@ -69,7 +70,7 @@ try
     }
     result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
         Interactive: o.Protocol == "mqtt", InFlight: o.InFlight, Progress: p => Console.WriteLine(p), ProgressInterval: o.Progress, Fault: o.Fault,
-        Firmware: o.Firmware), cts.Token);
+        Firmware: o.Firmware, CoapHost: o.CoapHost, CoapPort: o.CoapPort), cts.Token);
 }
 catch (Exception ex) when (ex is HttpRequestException or MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or IOException)
 {
@@ -86,7 +87,7 @@ return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
 
 internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices, double Rate, int Qos, string Protocol, TimeSpan Duration,
     DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight, TimeSpan Progress, DeviceFault Fault,
-    FirmwareOptions Firmware)
+    FirmwareOptions Firmware, string? CoapHost, int CoapPort)
 {
     public static Args? Parse(string[] args)
     {
@@ -98,7 +99,8 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
         }
         var mqtt = d.GetValueOrDefault("mqtt", "localhost:1883").Split(':');
         var protocol = d.GetValueOrDefault("protocol", "mqtt");
-        if (protocol is not ("mqtt" or "http")) return null;
+        if (protocol is not ("mqtt" or "http" or "coap")) return null;
+        var coap = d.GetValueOrDefault("coap", "")?.Split(':') ?? [];
         var firmware = new FirmwareOptions
         {
             InitialVersion = d.GetValueOrDefault("firmware-version", "1.0.0"),
@@ -117,6 +119,7 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
             d.GetValueOrDefault("password"), d.GetValueOrDefault("csv"), d.GetValueOrDefault("prefix", "sim"),
             int.Parse(d.GetValueOrDefault("inflight", "1"), System.Globalization.CultureInfo.InvariantCulture),
             TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("progress", "5"), System.Globalization.CultureInfo.InvariantCulture)),
-            Enum.Parse<DeviceFault>(d.GetValueOrDefault("fault", "none"), ignoreCase: true), firmware);
+            Enum.Parse<DeviceFault>(d.GetValueOrDefault("fault", "none"), ignoreCase: true), firmware,
+            coap is [{ Length: > 0 } coapHost, ..] ? coapHost : null, coap.Length > 1 ? int.Parse(coap[1], CultureInfo.InvariantCulture) : 5683);
     }
 }

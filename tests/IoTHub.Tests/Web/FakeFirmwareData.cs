@@ -25,11 +25,11 @@ internal sealed class FakeFirmwareData : IFirmwareData
             new FailureThresholdModel(20, 5, "pause"), new TimeoutsModel(86400, 3600, 600, 1800, 900, 172800), new RetriesModel(2, 1, 0, 0),
             new MaintenanceWindowModel("Europe/Berlin", ["mon", "tue", "wed", "thu", "fri"], "01:00", "05:00"));
         _campaigns.Add(new CampaignModel(7, definition, "paused", 2, "1.4.0", 2,
-            [new WaveStateModel(1, 1, 1, 0, "passed"), new WaveStateModel(2, 4, 3, 1, "passed"), new WaveStateModel(3, 20, 6, 4, "running"), new WaveStateModel(4, 15, 0, 0, "pending")],
-            new FunnelModel(15, 2, 3, 1, 1, 2, 10, 3, 1, 1, 1),
+            [new WaveStateModel(1, 1, 1, 0, 0, "passed"), new WaveStateModel(2, 4, 3, 1, 0, "passed"), new WaveStateModel(3, 20, 6, 4, 9, "running"), new WaveStateModel(4, 15, 0, 0, 0, "pending")],
+            new FunnelModel(15, 2, 3, 1, 1, 2, 10, 3, 1, 1, 1), 3, 2,
             "6 of 21 finished devices failed (28 %), more than the failure threshold of 20 %: paused by itself.", T0.AddHours(1), T0.AddHours(1.1), null, "admin"));
         _campaigns.Add(new CampaignModel(8, definition with { Name = "Everything 1.3.2", ArtifactId = 1, Target = new TargetModel(["dev-a", "dev-b"], null, null), CanaryCount = null },
-            "draft", 1, "1.3.2", null, [], new FunnelModel(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), null, T0.AddHours(2), null, null, "alice"));
+            "draft", 1, "1.3.2", null, [], new FunnelModel(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0, null, T0.AddHours(2), null, null, "alice"));
     }
 
     public Task<Page<ArtifactModel>> ListArtifactsAsync(string? cursor, CancellationToken ct = default) =>
@@ -61,7 +61,7 @@ internal sealed class FakeFirmwareData : IFirmwareData
             waves.Add(new WaveCount(wave++, upTo - before));
             before = upTo;
         }
-        return Task.FromResult(new FirmwareResult<PreviewModel>(FirmwareStatus.Ok, new PreviewModel(total, 3, 2, waves)));
+        return Task.FromResult(new FirmwareResult<PreviewModel>(FirmwareStatus.Ok, new PreviewModel(total, 3, 2, 0, waves)));
     }
 
     public Task<FirmwareResult<CampaignModel>> CreateCampaignAsync(CampaignDefinition definition, string actor, CancellationToken ct = default)
@@ -69,7 +69,7 @@ internal sealed class FakeFirmwareData : IFirmwareData
         if (definition.Waves.Count == 0 || definition.Waves[^1].Percent != 100)
             return Task.FromResult(new FirmwareResult<CampaignModel>(FirmwareStatus.Invalid, Errors: new Dictionary<string, string> { ["waves"] = "the last wave must be 100" }));
         var c = new CampaignModel(_campaigns.Max(x => x.Id) + 1, definition, "draft", definition.ArtifactId,
-            _artifacts.First(a => a.Id == definition.ArtifactId).Version, null, [], new FunnelModel(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), null, DateTimeOffset.UtcNow, null, null, actor);
+            _artifacts.First(a => a.Id == definition.ArtifactId).Version, null, [], new FunnelModel(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0), 0, 0, null, DateTimeOffset.UtcNow, null, null, actor);
         _campaigns.Add(c);
         return Task.FromResult(new FirmwareResult<CampaignModel>(FirmwareStatus.Ok, c));
     }
@@ -123,7 +123,7 @@ internal sealed class FakeFirmwareData : IFirmwareData
     public Task<DeviceFirmwareModel?> GetDeviceFirmwareAsync(string deviceId, CancellationToken ct = default) =>
         Task.FromResult<DeviceFirmwareModel?>(new DeviceFirmwareModel(deviceId, "1.3.2", "esp32-s3", DateTimeOffset.UtcNow.AddMinutes(-10),
         [
-            new DeviceUpdateModel(7, "Thermostats 1.4.0", "1.4.0", "failed", "checksum", DateTimeOffset.UtcNow.AddMinutes(-30)),
-            new DeviceUpdateModel(3, "Thermostats 1.3.2", "1.3.2", "succeeded", null, DateTimeOffset.UtcNow.AddDays(-12)),
+            new DeviceUpdateModel(7, "Thermostats 1.4.0", "1.4.0", "failed", "checksum", "SHA-256 mismatch", DateTimeOffset.UtcNow.AddMinutes(-30)),
+            new DeviceUpdateModel(3, "Thermostats 1.3.2", "1.3.2", "succeeded", null, null, DateTimeOffset.UtcNow.AddDays(-12)),
         ]));
 }

@@ -69,19 +69,19 @@ internal sealed record ArtifactModel(long Id, string Version, string? HardwareMo
 internal sealed record TargetModel(IReadOnlyList<string>? DeviceIds, string? Tag, string? Profile);
 
 /// <summary>One wave: the cumulative percent of the targeted devices it reaches, and when the next may start.</summary>
-internal sealed record WaveModel(int Percent, int? SuccessThreshold, int? SoakSeconds, bool? RequireApproval);
+internal sealed record WaveModel(double Percent, double? SuccessThreshold, int? SoakSeconds, bool? RequireApproval);
 
 /// <summary>When the campaign halts by itself.</summary>
-internal sealed record FailureThresholdModel(int Percent, int MinFinished, string Action);
+internal sealed record FailureThresholdModel(double? Percent, int? MinFinished, string? Action);
 
 /// <summary>Per-step timeouts in seconds, and the overall one from notification.</summary>
-internal sealed record TimeoutsModel(int NotifiedSeconds, int DownloadingSeconds, int VerifyingSeconds, int InstallingSeconds, int RebootingSeconds, int OverallSeconds);
+internal sealed record TimeoutsModel(int? NotifiedSeconds, int? DownloadingSeconds, int? VerifyingSeconds, int? InstallingSeconds, int? RebootingSeconds, int? OverallSeconds);
 
 /// <summary>How often a device is notified again after a failure of each kind.</summary>
-internal sealed record RetriesModel(int Download, int Checksum, int Install, int Timeout);
+internal sealed record RetriesModel(int? Download, int? Checksum, int? Install, int? Timeout);
 
 /// <summary>When new devices may be notified: days (mon…sun) and a local time range in an IANA time zone.</summary>
-internal sealed record MaintenanceWindowModel(string TimeZone, IReadOnlyList<string> Days, string From, string To);
+internal sealed record MaintenanceWindowModel(string? TimeZone, IReadOnlyList<string>? Days, string? From, string? To);
 
 /// <summary>What the wizard defines (docs/firmware.md, "definition").</summary>
 internal sealed record CampaignDefinition(string Name, long ArtifactId, TargetModel Target, int? CanaryCount, IReadOnlyList<WaveModel> Waves,
@@ -91,14 +91,16 @@ internal sealed record CampaignDefinition(string Name, long ArtifactId, TargetMo
 /// <param name="Devices">Devices that would be updated.</param>
 /// <param name="Skipped">Targeted devices that already report the artifact's version.</param>
 /// <param name="Incompatible">Targeted devices whose hardware model or profile does not fit the artifact.</param>
+/// <param name="Unknown">Listed ids that are no device.</param>
 /// <param name="Waves">Devices per wave, the canary wave (if any) first.</param>
-internal sealed record PreviewModel(int Devices, int Skipped, int Incompatible, IReadOnlyList<WaveCount> Waves);
+internal sealed record PreviewModel(int Devices, int Skipped, int Incompatible, int Unknown, IReadOnlyList<WaveCount> Waves);
 
 /// <summary>How many devices a wave holds.</summary>
 internal sealed record WaveCount(int Wave, int Devices);
 
-/// <summary>Where a wave stands: <c>pending|running|soaking|awaiting-approval|passed|failed</c>.</summary>
-internal sealed record WaveStateModel(int Wave, int Devices, int Succeeded, int Failed, string State);
+/// <summary>Where a wave stands (<c>pending|running|soaking|awaiting-approval|passed|halted</c>); <paramref name="Failed"/>
+/// counts failed, timed-out and rejected devices, <paramref name="InProgress"/> the notified ones not finished.</summary>
+internal sealed record WaveStateModel(int Wave, int Devices, int Succeeded, int Failed, int InProgress, string State);
 
 /// <summary>How many of a campaign's devices are in each state.</summary>
 internal sealed record FunnelModel(int Queued, int Notified, int Downloading, int Verifying, int Installing, int Rebooting,
@@ -112,11 +114,21 @@ internal sealed record FunnelModel(int Queued, int Notified, int Downloading, in
     ];
 
     public int Total => Steps.Sum(s => s.Count);
+
+    /// <summary>From counts by state word (<c>timed-out</c> and all); a state not named counts 0.</summary>
+    public static FunnelModel From(IReadOnlyDictionary<string, int> counts)
+    {
+        int Of(string state) => counts.GetValueOrDefault(state);
+        return new FunnelModel(Of("queued"), Of("notified"), Of("downloading"), Of("verifying"), Of("installing"), Of("rebooting"),
+            Of("succeeded"), Of("failed"), Of("timed-out"), Of("rejected"), Of("canceled"));
+    }
 }
 
 /// <summary>A campaign with its progress (docs/firmware.md, "campaign").</summary>
+/// <remarks><see cref="CurrentWave"/> is 1-based (null before the start); <see cref="Skipped"/> and <see cref="Incompatible"/>
+/// count the targeted devices left out when it started.</remarks>
 internal sealed record CampaignModel(long Id, CampaignDefinition Definition, string State, long ArtifactId, string ArtifactVersion, int? CurrentWave,
-    IReadOnlyList<WaveStateModel> WaveStates, FunnelModel Funnel, string? HaltReason, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt,
+    IReadOnlyList<WaveStateModel> WaveStates, FunnelModel Funnel, int Skipped, int Incompatible, string? HaltReason, DateTimeOffset CreatedAt, DateTimeOffset? StartedAt,
     DateTimeOffset? FinishedAt, string? CreatedBy);
 
 /// <summary>One device of a campaign.</summary>
@@ -127,4 +139,4 @@ internal sealed record CampaignDeviceModel(string DeviceId, int? Wave, string St
 internal sealed record DeviceFirmwareModel(string DeviceId, string? Version, string? HardwareModel, DateTimeOffset? ReportedAt, IReadOnlyList<DeviceUpdateModel> History);
 
 /// <summary>One update of a device.</summary>
-internal sealed record DeviceUpdateModel(long CampaignId, string? CampaignName, string Version, string State, string? Reason, DateTimeOffset UpdatedAt);
+internal sealed record DeviceUpdateModel(long CampaignId, string? CampaignName, string Version, string State, string? Reason, string? Detail, DateTimeOffset UpdatedAt);

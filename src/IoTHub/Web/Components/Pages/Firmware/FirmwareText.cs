@@ -38,7 +38,7 @@ internal static class FirmwareText
     public static string WaveClass(string state) => state switch
     {
         "passed" => "online",
-        "failed" => "offline",
+        "failed" or "halted" => "offline",
         "awaiting-approval" => "warn",
         "running" or "soaking" => "busy",
         _ => "",
@@ -52,7 +52,7 @@ internal static class FirmwareText
         var canary = definition.CanaryCount is > 0;
         if (canary && index == 0) return $"Canary ({definition.CanaryCount} device{(definition.CanaryCount == 1 ? "" : "s")})";
         var waveIndex = canary ? index - 1 : index;
-        return waveIndex >= 0 && waveIndex < definition.Waves.Count ? $"Wave {waveIndex + 1} ({definition.Waves[waveIndex].Percent} %)" : $"Wave {wave}";
+        return waveIndex >= 0 && waveIndex < definition.Waves.Count ? $"Wave {waveIndex + 1} ({Percent(definition.Waves[waveIndex].Percent)} %)" : $"Wave {wave}";
     }
 
     /// <summary>"canary" or the wave's number, for a column of waves.</summary>
@@ -77,5 +77,8 @@ internal static class FirmwareText
     /// <summary>The waves as one line: "canary 1 → 10 % → 50 % → 100 %".</summary>
     public static string Waves(CampaignDefinition definition) =>
         string.Join(" → ", (definition.CanaryCount is > 0 ? [$"canary {definition.CanaryCount}"] : Array.Empty<string>())
-            .Concat(definition.Waves.Select(w => $"{w.Percent} %")));
+            .Concat(definition.Waves.Select(w => $"{Percent(w.Percent)} %")));
+
+    /// <summary>A percentage without needless decimals: "10", "12.5".</summary>
+    public static string Percent(double percent) => percent.ToString("0.##", System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -1,14 +1,21 @@
-// What a simulated device does besides publishing telemetry: it answers commands on devices/{id}/commands/+
-// and follows its desired state (devices/{id}/state/desired), reporting back what it applied.
+// What a simulated device does besides publishing telemetry: it answers commands on devices/{id}/commands/+,
+// follows its desired state (devices/{id}/state/desired), reporting back what it applied, and takes firmware updates
+// (devices/{id}/firmware, see DeviceFirmware).
 using System.Buffers;
 using System.Text;
 using System.Text.Json.Nodes;
+using IoTHub.Simulator.Firmware;
 using MQTTnet;
 using MQTTnet.Protocol;
 
 namespace IoTHub.Simulator;
 
-public sealed class DeviceBehaviour(IMqttClient client, string deviceId, PayloadFactory payloads)
+/// <summary>A device's answers to what the hub sends it: commands, desired state and firmware notifications.</summary>
+/// <param name="client">The device's client.</param>
+/// <param name="deviceId">Its id.</param>
+/// <param name="payloads">Its telemetry model, whose set-point commands and the desired state change.</param>
+/// <param name="firmware">Its firmware: the version it reports and the updates it takes.</param>
+public sealed class DeviceBehaviour(IMqttClient client, string deviceId, PayloadFactory payloads, DeviceFirmware firmware)
 {
     public long CommandsAnswered;
     public long DesiredApplied;
@@ -19,6 +26,11 @@ public sealed class DeviceBehaviour(IMqttClient client, string deviceId, Payload
         client.ApplicationMessageReceivedAsync += e =>
         {
             var topic = e.ApplicationMessage.Topic;
+            if (topic == firmware.Topic)
+            {
+                firmware.OnNotification(e.ApplicationMessage.Payload.ToArray());
+                return Task.CompletedTask;
+            }
             var body = Parse(e.ApplicationMessage.Payload.ToArray());
             // Answer off the receive handler: awaiting a PUBACK inside it would stall the client's packet loop.
             _ = Task.Run(() => topic.EndsWith("/state/desired", StringComparison.Ordinal) ? ApplyDesiredAsync(body) : AnswerAsync(topic, body), CancellationToken.None);
@@ -26,14 +38,17 @@ public sealed class DeviceBehaviour(IMqttClient client, string deviceId, Payload
         };
     }
 
-    /// <summary>Subscribes to its commands and desired state and reports its state: after each connect, since the
-    /// client starts a clean session.</summary>
+    /// <summary>Subscribes to its commands, desired state and firmware notifications and reports its state, with the
+    /// firmware version it runs: after each connect, since the client starts a clean session (and after a firmware
+    /// update's reboot, that report is the proof the hub waits for).</summary>
     public async Task SubscribeAsync(CancellationToken ct)
     {
         await client.SubscribeAsync(new MqttClientSubscribeOptionsBuilder()
             .WithTopicFilter($"devices/{deviceId}/commands/+", MqttQualityOfServiceLevel.AtLeastOnce)
-            .WithTopicFilter($"devices/{deviceId}/state/desired", MqttQualityOfServiceLevel.AtLeastOnce).Build(), ct);
-        await ReportAsync(new JsonObject { ["model"] = payloads.Model.ToString().ToLowerInvariant(), ["firmware"] = "sim-1.0", ["setpoint"] = payloads.Setpoint });
+            .WithTopicFilter($"devices/{deviceId}/state/desired", MqttQualityOfServiceLevel.AtLeastOnce)
+            .WithTopicFilter(firmware.Topic, MqttQualityOfServiceLevel.AtLeastOnce).Build(), ct);
+        var model = payloads.Model.ToString().ToLowerInvariant();
+        await ReportAsync(new JsonObject { ["model"] = model, ["firmwareVersion"] = firmware.Version, ["hardwareModel"] = model, ["setpoint"] = payloads.Setpoint });
     }
 
     private async Task AnswerAsync(string topic, JsonNode? command)

@@ -83,6 +83,40 @@ public sealed class DeviceLink
         Client.Dispose();
     }
 
+    /// <summary>Drops the connection and, after <paramref name="off"/>, connects again as after any lost connection, as a
+    /// device that reboots or loses power does; <c>onConnected</c> runs again then (subscribing, reporting its state).
+    /// Returns once it is down: wait with <see cref="WaitUntilConnectedAsync"/>. Does nothing while the link is already
+    /// reconnecting (the device is away anyway and comes back by itself).</summary>
+    /// <param name="off">How long it stays away.</param>
+    /// <param name="reason">How it goes: <see cref="MqttClientDisconnectOptionsReason.DisconnectWithWillMessage"/> for a
+    /// power loss (the broker treats it as an unexpected loss), a normal disconnect for a reboot.</param>
+    public async Task RestartAsync(TimeSpan off, MqttClientDisconnectOptionsReason reason)
+    {
+        // Holding the reconnecting flag keeps the disconnect below from starting the usual back-off at once.
+        if (_closing || _stop.IsCancellationRequested || Interlocked.Exchange(ref _reconnecting, 1) == 1) return;
+        Volatile.Write(ref _up, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously));
+        try
+        {
+            await Client.DisconnectAsync(new MqttClientDisconnectOptionsBuilder().WithReason(reason).Build());
+        }
+        catch (Exception)
+        {
+            // down either way
+        }
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(off, _stop);
+            }
+            catch (OperationCanceledException)
+            {
+                // the run stopped: ReconnectAsync ends at once and lowers the flag
+            }
+            await ReconnectAsync();
+        }, CancellationToken.None);
+    }
+
     private Task OnDisconnectedAsync(MqttClientDisconnectedEventArgs e)
     {
         if (e.ClientWasConnected) StartReconnecting();

@@ -2,6 +2,7 @@
 // or as fast as its acks come back (rate 0), and records ack latency. Used by the simulator and the benchmarks.
 using System.Diagnostics;
 using System.Net.Http.Headers;
+using IoTHub.Simulator.Firmware;
 using MQTTnet;
 using MQTTnet.Formatter;
 using MQTTnet.Protocol;
@@ -13,7 +14,8 @@ public sealed record SimDevice(string Id, string Token);
 public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
     DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1,
-    Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default, DeviceFault Fault = DeviceFault.None);
+    Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default, DeviceFault Fault = DeviceFault.None,
+    FirmwareOptions? Firmware = null);
 
 /// <summary>The run so far, reported every <see cref="LoadOptions.ProgressInterval"/>.</summary>
 /// <param name="Elapsed">Since publishing began.</param>
@@ -23,12 +25,15 @@ public sealed record LoadOptions(
 /// <param name="SentPerSecond">Messages sent per second since the last report.</param>
 /// <param name="Connected">Devices connected now (MQTT; null over HTTP, which has no connection to keep).</param>
 /// <param name="Devices">Devices in the fleet.</param>
-/// <param name="Reconnects">Times a device's connection came back after it was lost.</param>
-public sealed record LoadProgress(TimeSpan Elapsed, long Sent, long Acked, long Failed, double SentPerSecond, int? Connected, int Devices, long Reconnects)
+/// <param name="Reconnects">Times a device's connection came back after it was lost (a firmware reboot or power loss too).</param>
+/// <param name="Firmware">Firmware updates so far (MQTT with interactive devices; null otherwise).</param>
+public sealed record LoadProgress(TimeSpan Elapsed, long Sent, long Acked, long Failed, double SentPerSecond, int? Connected, int Devices, long Reconnects,
+    FirmwareTally? Firmware = null)
 {
     public override string ToString() =>
         $"{Elapsed.TotalSeconds,5:0} s: sent {Sent:N0} ({SentPerSecond:N0}/s), acked {Acked:N0}, errors {Failed:N0}"
-        + (Connected is { } c ? $", connected {c}/{Devices}" : $", {Devices} devices") + (Reconnects > 0 ? $", reconnects {Reconnects:N0}" : "");
+        + (Connected is { } c ? $", connected {c}/{Devices}" : $", {Devices} devices") + (Reconnects > 0 ? $", reconnects {Reconnects:N0}" : "")
+        + (Firmware is { Notified: > 0 } f ? $"; {f}" : "");
 }
 
 public sealed class LoadResult
@@ -39,6 +44,8 @@ public sealed class LoadResult
     public long CommandsAnswered;
     public long DesiredApplied;
     public long Reconnects;
+    /// <summary>Firmware updates the devices took (none over HTTP or without interactive devices).</summary>
+    public FirmwareTally Firmware = new(0, 0, 0, 0, 0, 0);
     public TimeSpan Elapsed;
     public readonly List<double> LatenciesMs = new();
 
@@ -56,7 +63,8 @@ public sealed class LoadResult
     public override string ToString() =>
         $"sent {Sent:N0}, acked {Acked:N0}, failed {Failed:N0} in {Elapsed.TotalSeconds:0.0} s: {AcksPerSecond:N0} acks/s, latency p50 {Percentile(50):0.0} ms, p99 {Percentile(99):0.0} ms"
         + (Reconnects > 0 ? $"; {Reconnects:N0} reconnects" : "")
-        + (CommandsAnswered + DesiredApplied > 0 ? $"; answered {CommandsAnswered} commands, applied {DesiredApplied} desired states" : "");
+        + (CommandsAnswered + DesiredApplied > 0 ? $"; answered {CommandsAnswered} commands, applied {DesiredApplied} desired states" : "")
+        + (Firmware.Notified > 0 ? $"; {Firmware}" : "");
 }
 
 public static class LoadGenerator
@@ -72,24 +80,28 @@ public static class LoadGenerator
         var behaviours = new DeviceBehaviour?[devices.Count];
         var factory = new MqttClientFactory();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        using var firmware = new FirmwareFleet(o.Firmware ?? new FirmwareOptions(), o.HttpBase, stop.Token);
         await Parallel.ForEachAsync(Enumerable.Range(0, devices.Count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct }, async (i, token) =>
         {
             var client = factory.CreateMqttClient();
             var b = new MqttClientOptionsBuilder().WithTcpServer(o.MqttHost, o.MqttPort).WithProtocolVersion(MqttProtocolVersion.V500)
                 .WithClientId(devices[i].Id).WithTimeout(TimeSpan.FromSeconds(60)).WithKeepAlivePeriod(TimeSpan.FromSeconds(60));
             if (o.UseCredentials) b = b.WithCredentials(devices[i].Id, devices[i].Token);
+            // The behaviour needs the link (a firmware update reboots it) and the link the behaviour (it subscribes after
+            // each connect): the link takes a callback that finds the behaviour once both exist.
+            links[i] = new DeviceLink(client, b.Build(), o.Interactive ? connected => behaviours[i]!.SubscribeAsync(connected) : null, stop.Token);
             if (o.Interactive)
             {
-                behaviours[i] = new DeviceBehaviour(client, devices[i].Id, payloadFactories[i]);
+                behaviours[i] = new DeviceBehaviour(client, devices[i].Id, payloadFactories[i], new DeviceFirmware(links[i], devices[i], firmware));
                 behaviours[i]!.Attach();
             }
-            links[i] = new DeviceLink(client, b.Build(), behaviours[i] is { } behaviour ? behaviour.SubscribeAsync : null, stop.Token);
             await links[i].ConnectAsync(token);
         });
 
         var stopwatch = Stopwatch.StartNew();
         stop.CancelAfter(o.Duration);
-        var reporting = ReportProgressAsync(o, result, stopwatch, () => links.Count(l => l.IsConnected), devices.Count, () => links.Sum(l => l.Reconnects), stop.Token);
+        var reporting = ReportProgressAsync(o, result, stopwatch, () => links.Count(l => l.IsConnected), devices.Count, () => links.Sum(l => l.Reconnects), stop.Token,
+            o.Interactive ? firmware.Counters.Snapshot : null);
         // Each device keeps up to InFlight messages unacknowledged (as paho's max_inflight does): that many publishing
         // loops share its connection, each at rate / InFlight.
         var inFlight = Math.Max(1, o.InFlight);
@@ -143,6 +155,7 @@ public static class LoadGenerator
         result.Elapsed = stopwatch.Elapsed;
         await reporting;
         result.Reconnects = links.Sum(l => l.Reconnects);
+        result.Firmware = firmware.Counters.Snapshot();
         foreach (var l in perDevice) result.LatenciesMs.AddRange(l);
         foreach (var b in behaviours)
         {
@@ -155,7 +168,7 @@ public static class LoadGenerator
 
     /// <summary>Calls <see cref="LoadOptions.Progress"/> every <see cref="LoadOptions.ProgressInterval"/> until the run stops.</summary>
     private static async Task ReportProgressAsync(LoadOptions o, LoadResult result, Stopwatch stopwatch, Func<int>? connected, int devices,
-        Func<long> reconnects, CancellationToken stop)
+        Func<long> reconnects, CancellationToken stop, Func<FirmwareTally>? firmware = null)
     {
         if (o.Progress is null || o.ProgressInterval <= TimeSpan.Zero) return;
         using var timer = new PeriodicTimer(o.ProgressInterval);
@@ -168,7 +181,7 @@ public static class LoadGenerator
                 var now = stopwatch.Elapsed;
                 var sent = Interlocked.Read(ref result.Sent);
                 o.Progress(new LoadProgress(now, sent, Interlocked.Read(ref result.Acked), Interlocked.Read(ref result.Failed),
-                    (sent - lastSent) / (now - lastAt).TotalSeconds, connected?.Invoke(), devices, reconnects()));
+                    (sent - lastSent) / (now - lastAt).TotalSeconds, connected?.Invoke(), devices, reconnects(), firmware?.Invoke()));
                 (lastSent, lastAt) = (sent, now);
             }
         }

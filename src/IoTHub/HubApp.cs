@@ -4,6 +4,7 @@ using IoTHub.Alarms;
 using IoTHub.Commands;
 using IoTHub.Connectivity;
 using IoTHub.Devices;
+using IoTHub.Firmware;
 using IoTHub.Gateway;
 using IoTHub.Observability;
 using IoTHub.Storage;
@@ -64,6 +65,7 @@ public static class HubApp
         builder.Services.AddAlarms(builder.Configuration);
         builder.Services.AddGateway(builder.Configuration);
         builder.Services.AddCommands(builder.Configuration);
+        builder.Services.AddFirmware(builder.Configuration);
         builder.Services.AddConnectivity(builder.Configuration);
         builder.Services.AddWebhooks(builder.Configuration);
         builder.Services.AddObservability(builder.Configuration);
@@ -92,6 +94,7 @@ public static class HubApp
         app.MapAlarms(api);
         app.MapStorage(api);
         app.MapCommands(api);
+        app.MapFirmware(api);
         app.MapWebhooks(api);
         app.MapObservability();
         app.MapWeb();

@@ -30,6 +30,7 @@ public static class ConnectivityModule
             .ValidateOnStart();
         services.AddOptions<ConnectivityOptions>().BindConfiguration(ConnectivityOptions.SectionName).ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<IngestGate>();
+        services.AddSingleton<Http.FirmwareDownloadSlots>();
         services.AddSingleton<AuthThrottle>();
         services.AddSingleton<MqttBroker>();
         services.AddSingleton<MqttConnectionGuard>();
@@ -111,6 +112,7 @@ public static class ConnectivityModule
         }
         IngestTelemetryOverHttp.Map(api);
         DeviceStateOverHttp.Map(api);
+        FirmwareOverHttp.Map(api);
         return app;
     }
 }

@@ -101,6 +101,15 @@ public sealed class ConnectivityOptions
     /// <summary>The configuration section: <c>Connectivity</c>.</summary>
     public const string SectionName = "Connectivity";
 
+    /// <summary>Firmware downloads served at once (<c>GET /api/v1/devices/{id}/firmware/{artifactId}</c>); more get <c>503</c>
+    /// with <c>Retry-After</c>. Default 100 (1 to 100,000).</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 100_000)]
+    public int MaxFirmwareDownloads { get; set; } = 100;
+
+    /// <summary>Seconds a device is told to wait (<c>Retry-After</c>) when firmware downloads are at their cap. Default 5 (1 to 3,600).</summary>
+    [System.ComponentModel.DataAnnotations.Range(1, 3600)]
+    public int FirmwareDownloadRetryAfterSeconds { get; set; } = 5;
+
     /// <summary>Largest telemetry body accepted over HTTP and CoAP, in bytes (MQTT has its own check).</summary>
     [Range(64, 16 * 1024 * 1024)]
     public int MaxPayloadBytes { get; set; } = 256 * 1024;

@@ -72,12 +72,19 @@ public static class HubEventTypes
     /// <summary>A message was rejected and kept in the dead-letter store. Not emitted yet (docs/adr/0009): endpoints may
     /// subscribe to it, and receive nothing of it so far.</summary>
     public const string DeadLetterCreated = "dead_letter.created";
+    /// <summary>A firmware campaign halted by itself (failure threshold crossed, or a wave ended below its success
+    /// threshold): <c>{"campaignId", "name", "state", "reason", "version"}</c>.</summary>
+    public const string FirmwareCampaignHalted = "firmware.campaign_halted";
+    /// <summary>A firmware campaign finished: every targeted device succeeded or failed, <c>{"campaignId", "name", "state",
+    /// "succeeded", "failed", "version"}</c>.</summary>
+    public const string FirmwareCampaignCompleted = "firmware.campaign_completed";
     /// <summary>A test event an admin sent to one endpoint.</summary>
     public const string Test = "webhook.test";
 
     /// <summary>Every type above, for validating an endpoint's filter.</summary>
     public static readonly IReadOnlyList<string> All =
-        [AlarmRaised, AlarmSeverityChanged, AlarmCleared, AlarmAcknowledged, AlarmFlapping, DeviceOnline, DeviceOffline, DeadLetterCreated, Test];
+        [AlarmRaised, AlarmSeverityChanged, AlarmCleared, AlarmAcknowledged, AlarmFlapping, DeviceOnline, DeviceOffline, DeadLetterCreated,
+        FirmwareCampaignHalted, FirmwareCampaignCompleted, Test];
 }
 
 /// <summary>Adds events to the outbox within the caller's unit of work, and wakes the dispatcher after a commit.</summary>

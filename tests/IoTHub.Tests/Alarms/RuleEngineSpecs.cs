@@ -1,4 +1,5 @@
 // The alarm rules' state machine on its own: samples and clock ticks in, transitions out; no host, no clock.
+using IoTHub.Contracts;
 using IoTHub.Alarms.Evaluation;
 using IoTHub.Alarms.Rules;
 
@@ -14,7 +15,7 @@ public sealed class RuleEngineSpecs
     private RuleDeviceState _state = null!;
     private CompiledRule _rule = null!;
 
-    private void Rule(RaiseCondition[] raise, ClearCondition? clear = null, RuleSchedule? schedule = null)
+    private void Rule(RaiseCondition[] raise, ClearCondition? clear = null, WeeklySchedule? schedule = null)
     {
         _rule = CompiledRule.Of(1, new AlarmRuleBody("r", null, true, new RuleScope("d", null, null), "v", "raw", raise, clear, schedule));
         _state = RuleDeviceState.For(_rule, T0);
@@ -166,15 +167,15 @@ public sealed class RuleEngineSpecs
     public void Outside_its_schedule_a_rule_raises_nothing_but_its_alarms_still_clear()
     {
         // 2026-11-30 is a Monday; 12:00 UTC is 13:00 in Berlin. Weekdays 08:00-12:00 Berlin time.
-        Rule([Above(7)], schedule: new RuleSchedule("Europe/Berlin", ["mon", "tue", "wed", "thu", "fri"], "08:00", "12:00"));
+        Rule([Above(7)], schedule: new WeeklySchedule("Europe/Berlin", ["mon", "tue", "wed", "thu", "fri"], "08:00", "12:00"));
         Assert.That(Sample(T0, 8), Is.Empty, "13:00 in Berlin is outside");
         Assert.That(Sample(T0 - 2 * Hour, 8, now: T0), Is.Empty, "an older sample is skipped anyway");
-        Rule([Above(7)], schedule: new RuleSchedule("Europe/Berlin", ["mon"], "12:00", "14:00"));
+        Rule([Above(7)], schedule: new WeeklySchedule("Europe/Berlin", ["mon"], "12:00", "14:00"));
         Assert.That(Sample(T0, 8), Is.EqualTo(new[] { TransitionKind.Raised }), "13:00 on a Monday in Berlin is inside");
-        Rule([Above(7)], schedule: new RuleSchedule("Europe/Berlin", ["mon"], "22:00", "02:00"));
+        Rule([Above(7)], schedule: new WeeklySchedule("Europe/Berlin", ["mon"], "22:00", "02:00"));
         Assert.That(Sample(T0 + 14 * Hour, 8), Is.Empty, "03:00 Tuesday is after the window that started Monday");
         Assert.That(Sample(T0 + 14 * Hour + Second, 8), Is.Empty);
-        Rule([Above(7)], schedule: new RuleSchedule("Europe/Berlin", ["mon"], "22:00", "02:00"));
+        Rule([Above(7)], schedule: new WeeklySchedule("Europe/Berlin", ["mon"], "22:00", "02:00"));
         Assert.That(Sample(T0 + 12 * Hour, 8), Is.EqualTo(new[] { TransitionKind.Raised }), "01:00 Tuesday is in the window that started Monday");
     }
 

@@ -27,6 +27,9 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["POST /api/v1/devices/{id}/telemetry"] = "device",
         ["POST /api/v1/devices/{id}/state/reported"] = "device",
         ["GET /api/v1/devices/{id}/state/desired"] = "device",
+        ["GET /api/v1/devices/{id}/firmware/{artifactId:long}"] = "device",
+        ["GET /api/v1/devices/{id}/firmware/pending"] = "device",
+        ["POST /api/v1/devices/{id}/firmware/progress"] = "device",
 
         ["GET /api/v1/devices"] = "viewer",
         ["GET /api/v1/devices/{id}"] = "viewer",
@@ -42,6 +45,13 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["GET /api/v1/windows/recent"] = "viewer",
         ["GET /api/v1/retention"] = "viewer",
         ["GET /api/v1/alarm-rules"] = "viewer",
+        ["GET /api/v1/firmware"] = "viewer",
+        ["GET /api/v1/firmware/{id:long}"] = "viewer",
+        ["GET /api/v1/firmware-campaigns"] = "viewer",
+        ["GET /api/v1/firmware-campaigns/{id:long}"] = "viewer",
+        ["GET /api/v1/firmware-campaigns/{id:long}/devices"] = "viewer",
+        ["POST /api/v1/firmware-campaigns/preview"] = "viewer",
+        ["GET /api/v1/devices/{id}/firmware"] = "viewer",
         ["GET /api/v1/alarm-rules/{id:long}"] = "viewer",
         ["GET /api/v1/alarm-rules/{id:long}/preview"] = "viewer",
         ["GET /api/v1/alarms"] = "viewer",
@@ -60,6 +70,16 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         ["PUT /api/v1/profiles/{id}"] = "operator",
         ["DELETE /api/v1/profiles/{id}"] = "operator",
         ["POST /api/v1/alarm-rules"] = "operator",
+        ["POST /api/v1/firmware"] = "operator",
+        ["DELETE /api/v1/firmware/{id:long}"] = "operator",
+        ["POST /api/v1/firmware-campaigns"] = "operator",
+        ["PUT /api/v1/firmware-campaigns/{id:long}"] = "operator",
+        ["DELETE /api/v1/firmware-campaigns/{id:long}"] = "operator",
+        ["POST /api/v1/firmware-campaigns/{id:long}/start"] = "operator",
+        ["POST /api/v1/firmware-campaigns/{id:long}/pause"] = "operator",
+        ["POST /api/v1/firmware-campaigns/{id:long}/resume"] = "operator",
+        ["POST /api/v1/firmware-campaigns/{id:long}/abort"] = "operator",
+        ["POST /api/v1/firmware-campaigns/{id:long}/approve"] = "operator",
         ["PUT /api/v1/alarm-rules/{id:long}"] = "operator",
         ["DELETE /api/v1/alarm-rules/{id:long}"] = "operator",
         ["POST /api/v1/alarms/{id:long}/acknowledge"] = "operator",
@@ -156,9 +176,9 @@ public sealed class RoleMatrixTests(Store store) : HubFixture(store)
         {
             var needs = Matrix[key];
             var isDeviceEndpoint = needs == "device";
-            // Device endpoints get the caller's device; everything else an id that exists nowhere, so nothing is destroyed.
+            // Device endpoints get the caller's device as {id}; everything else an id that exists nowhere, so nothing is destroyed.
             var url = System.Text.RegularExpressions.Regex.Replace(pattern, @"\{(\w+)[^}]*\}", m =>
-                m.Groups[1].Value == "documentName" ? "v1" : isDeviceEndpoint ? deviceId : "999999");
+                m.Groups[1].Value == "documentName" ? "v1" : isDeviceEndpoint && m.Groups[1].Value == "id" ? deviceId : "999999");
             using var request = new HttpRequestMessage(new HttpMethod(method), url);
             if (method is "POST" or "PUT" or "PATCH") request.Content = Json.Body("{}");
             using var response = await http.SendAsync(request);

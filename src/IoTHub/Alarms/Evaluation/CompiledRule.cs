@@ -1,4 +1,5 @@
 // The evaluator's form of a rule: words parsed once into enums and milliseconds, and the schedule's zone resolved.
+using IoTHub.Contracts;
 using IoTHub.Alarms.Rules;
 
 namespace IoTHub.Alarms.Evaluation;
@@ -40,34 +41,9 @@ internal sealed record Comparison(CompareOp Op, double Value, double Low, double
 /// samples), or neither (the first sample that holds).</summary>
 internal sealed record CompiledCondition(AlarmSeverity Severity, ConditionKind Kind, Comparison? Compare, long? ForMs, int? Count, int? Of);
 
-/// <summary>Days and a daily window in a time zone.</summary>
-internal sealed record CompiledSchedule(TimeZoneInfo Zone, bool[] Days, int FromMinute, int ToMinute)
-{
-    /// <summary>Whether the instant <paramref name="ms"/> (Unix ms) falls in the schedule. A window that spans midnight
-    /// belongs to the day it starts on.</summary>
-    public bool Contains(long ms)
-    {
-        var local = TimeZoneInfo.ConvertTime(DateTimeOffset.FromUnixTimeMilliseconds(ms), Zone);
-        var minute = local.Hour * 60 + local.Minute;
-        var day = ((int)local.DayOfWeek + 6) % 7; // Monday = 0
-        if (FromMinute < ToMinute) return Days[day] && minute >= FromMinute && minute < ToMinute;
-        var yesterday = (day + 6) % 7;
-        return (Days[day] && minute >= FromMinute) || (Days[yesterday] && minute < ToMinute);
-    }
-
-    public static CompiledSchedule? Of(RuleSchedule? s)
-    {
-        if (s is null) return null;
-        var days = new bool[7];
-        if (s.Days is not { Count: > 0 }) Array.Fill(days, true);
-        else foreach (var d in s.Days) days[Array.IndexOf(RuleWords.Days, d)] = true;
-        return new(RuleWords.Zone(s.TimeZone) ?? TimeZoneInfo.Utc, days, RuleWords.Minutes(s.From) ?? 0, RuleWords.Minutes(s.To) ?? 1440);
-    }
-}
-
 /// <summary>A rule as the evaluator runs it.</summary>
 internal sealed record CompiledRule(long Id, string Name, ScopeKind ScopeKind, string ScopeValue, string Metric, RuleSource Source,
-    CompiledCondition[] Raise, Comparison? Clear, long ClearDelayMs, CompiledSchedule? Schedule)
+    CompiledCondition[] Raise, Comparison? Clear, long ClearDelayMs, CompiledWeeklySchedule? Schedule)
 {
     public bool HasNoData => Raise.Any(c => c.Kind == ConditionKind.NoData);
 
@@ -89,6 +65,6 @@ internal sealed record CompiledRule(long Id, string Name, ScopeKind ScopeKind, s
                 Comparison.Of(c.Operator, c.Value, c.Low, c.High), c.ForSeconds * 1000L, c.Count, c.Of))
             .OrderBy(c => c.Severity).ToArray();
         var clear = b.Clear is { } cl ? Comparison.Of(cl.Operator, cl.Value, cl.Low, cl.High) : null;
-        return new(id, b.Name!, kind, value, b.Metric!, source, raise, clear, (b.Clear?.DelaySeconds ?? 0) * 1000L, CompiledSchedule.Of(b.Schedule));
+        return new(id, b.Name!, kind, value, b.Metric!, source, raise, clear, (b.Clear?.DelaySeconds ?? 0) * 1000L, CompiledWeeklySchedule.Of(b.Schedule));
     }
 }

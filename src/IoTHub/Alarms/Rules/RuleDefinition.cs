@@ -23,7 +23,7 @@ namespace IoTHub.Alarms.Rules;
 /// <param name="Schedule">When the rule may raise, or null for always. Outside it nothing new is raised; open alarms still clear.</param>
 public sealed record AlarmRuleBody(
     string? Name, string? Description, bool? Enabled, RuleScope? Scope, string? Metric, string? Source,
-    IReadOnlyList<RaiseCondition>? Raise, ClearCondition? Clear, RuleSchedule? Schedule);
+    IReadOnlyList<RaiseCondition>? Raise, ClearCondition? Clear, WeeklySchedule? Schedule);
 
 /// <summary>A rule's devices: exactly one of the three is set.</summary>
 /// <param name="DeviceId">One device.</param>
@@ -57,13 +57,6 @@ public sealed record RaiseCondition(string? Severity, string? Kind, string? Oper
 /// <param name="DelaySeconds">How long it must hold before the alarm clears, 0 (default) to 604,800 s.</param>
 public sealed record ClearCondition(string? Operator, double? Value, double? Low, double? High, int? DelaySeconds);
 
-/// <summary>When a rule may raise: days and hours in an IANA time zone.</summary>
-/// <param name="TimeZone">An IANA zone id, e.g. <c>Europe/Berlin</c> (default <c>UTC</c>); daylight saving is followed.</param>
-/// <param name="Days">Days of the week, <c>mon</c> to <c>sun</c>; null or empty: every day.</param>
-/// <param name="From">Start of the daily window, <c>HH:mm</c> (default 00:00).</param>
-/// <param name="To">End of the daily window, <c>HH:mm</c>, exclusive (default 24:00); before <paramref name="From"/>: the
-/// window spans midnight and belongs to the day it starts on.</param>
-public sealed record RuleSchedule(string? TimeZone, IReadOnlyList<string>? Days, string? From, string? To);
 
 /// <summary>A stored rule as the API answers it: the body's fields with defaults filled in.</summary>
 /// <param name="Id">The rule id.</param>
@@ -79,7 +72,7 @@ public sealed record RuleSchedule(string? TimeZone, IReadOnlyList<string>? Days,
 /// <param name="CreatedAt">When it was created (ISO 8601 UTC).</param>
 /// <param name="UpdatedAt">When it was last changed (ISO 8601 UTC).</param>
 public sealed record AlarmRuleView(long Id, string Name, string? Description, bool Enabled, RuleScope Scope, string Metric, string Source,
-    IReadOnlyList<RaiseCondition> Raise, ClearCondition? Clear, RuleSchedule? Schedule, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
+    IReadOnlyList<RaiseCondition> Raise, ClearCondition? Clear, WeeklySchedule? Schedule, DateTimeOffset CreatedAt, DateTimeOffset UpdatedAt);
 
 /// <summary>The perceived severity of an alarm (ITU-T X.733 §8.1.2.3, without <c>indeterminate</c>), most severe first;
 /// on the wire its lower-case name.</summary>
@@ -109,33 +102,12 @@ public static class RuleWords
     public static readonly string[] ClearOperators = [">", ">=", "<", "<=", "inside"];
     /// <summary>The sources.</summary>
     public static readonly string[] Sources = ["raw", "avg1m", "min1m", "max1m"];
-    /// <summary>The days, Monday first (ISO 8601).</summary>
-    public static readonly string[] Days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
 
     /// <summary>The severity a word names (<see cref="Severities"/>).</summary>
     public static AlarmSeverity Severity(string word) => (AlarmSeverity)Array.IndexOf(Severities, word);
 
     /// <summary>The wire word of a severity.</summary>
     public static string Word(this AlarmSeverity s) => Severities[(int)s];
-
-    /// <summary>Minutes after midnight of an <c>HH:mm</c> (00:00 to 24:00), or null when it is not one.</summary>
-    public static int? Minutes(string? hhmm)
-    {
-        if (hhmm is not { Length: 5 } || hhmm[2] != ':') return null;
-        if (!int.TryParse(hhmm.AsSpan(0, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var h)
-            || !int.TryParse(hhmm.AsSpan(3, 2), NumberStyles.None, CultureInfo.InvariantCulture, out var m)) return null;
-        if (h > 24 || m > 59 || (h == 24 && m != 0)) return null;
-        return h * 60 + m;
-    }
-
-    /// <summary>The IANA zone, or null when the system does not know it.</summary>
-    public static TimeZoneInfo? Zone(string? id)
-    {
-        if (string.IsNullOrEmpty(id)) return TimeZoneInfo.Utc;
-        try { return TimeZoneInfo.FindSystemTimeZoneById(id); }
-        catch (TimeZoneNotFoundException) { return null; }
-        catch (InvalidTimeZoneException) { return null; }
-    }
 }
 
 /// <summary>Validates a rule body; every field's problem is named (HTTP 400, problem+json).</summary>
@@ -164,7 +136,7 @@ internal sealed class AlarmRuleBodyValidator : AbstractValidator<AlarmRuleBody>
         RuleFor(x => x.Clear!).SetValidator(new ClearConditionValidator()).When(x => x.Clear is not null);
         RuleFor(x => x.Clear).Null().When(x => x.Raise is { Count: > 0 } r && r.All(c => c?.Kind == "noData"))
             .WithMessage("a noData rule clears when data arrives; it takes no clear condition");
-        RuleFor(x => x.Schedule!).SetValidator(new RuleScheduleValidator()).When(x => x.Schedule is not null);
+        RuleFor(x => x.Schedule!).SetValidator(new WeeklyScheduleValidator()).When(x => x.Schedule is not null);
     }
 }
 
@@ -215,16 +187,3 @@ internal sealed class ClearConditionValidator : AbstractValidator<ClearCondition
     }
 }
 
-internal sealed class RuleScheduleValidator : AbstractValidator<RuleSchedule>
-{
-    public RuleScheduleValidator()
-    {
-        RuleFor(s => s.TimeZone).Must(z => RuleWords.Zone(z) is not null).WithMessage(s => $"unknown IANA time zone '{s.TimeZone}'");
-        RuleForEach(s => s.Days).Must(d => RuleWords.Days.Contains(d)).WithMessage("days are mon, tue, wed, thu, fri, sat, sun");
-        RuleFor(s => s.From).Must(t => t is null || RuleWords.Minutes(t) is not null).WithMessage("from is HH:mm");
-        RuleFor(s => s.To).Must(t => t is null || RuleWords.Minutes(t) is not null).WithMessage("to is HH:mm");
-        RuleFor(s => s).Must(s => (RuleWords.Minutes(s.From) ?? 0) != (RuleWords.Minutes(s.To) ?? 1440))
-            .When(s => RuleWords.Minutes(s.From ?? "00:00") is not null && RuleWords.Minutes(s.To ?? "24:00") is not null)
-            .WithName("to").WithMessage("from and to must differ");
-    }
-}

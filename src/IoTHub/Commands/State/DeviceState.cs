@@ -112,10 +112,17 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
             if (await SaveAsync(twin, r.DeviceId, t => { t.ReportedJson = json; t.ReportedVersion = next; t.ReportedUpdatedAt = now; },
                     q => q.Where(t => t.ReportedVersion == current).ExecuteUpdateAsync(s => s.SetProperty(t => t.ReportedJson, json)
                         .SetProperty(t => t.ReportedVersion, next).SetProperty(t => t.ReportedUpdatedAt, now), ct), ct))
+            {
+                // The Firmware module judges updates by the version a device reports after it reconnected.
+                if (Text(patch, "firmwareVersion") is var version && Text(patch, "hardwareModel") is var model && (version is not null || model is not null))
+                    await mediator.Publish(new DeviceFirmwareReported(r.DeviceId, version, model, DateTimeOffset.FromUnixTimeMilliseconds(now)), ct);
                 return new(next, null);
+            }
         }
         throw new DbUpdateConcurrencyException($"reported state of {r.DeviceId} kept changing");
     }
+
+    private static string? Text(JsonObject patch, string key) => patch[key] is JsonValue v && v.TryGetValue<string>(out var text) ? text : null;
 
     /// <summary>Inserts the twin when there is none, else runs the version-conditional update. False when a concurrent writer won.</summary>
     private async Task<bool> SaveAsync(DeviceTwin? existing, string deviceId, Action<DeviceTwin> fill,

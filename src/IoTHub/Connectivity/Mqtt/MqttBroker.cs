@@ -96,14 +96,19 @@ internal sealed class MqttBroker(
         await modules.PublishAsync(new CommandDelivered(deviceId, DeviceTopic.CommandIdOf(topic)));
     }
 
-    /// <summary>Retained messages live in memory in MQTTnet: at start the desired states are loaded back from the database.</summary>
+    /// <summary>Retained messages live in memory in MQTTnet: at start the desired states and the pending firmware
+    /// notifications are loaded back from the database.</summary>
     private async Task LoadRetainedAsync(LoadingRetainedMessagesEventArgs e)
     {
         var states = await modules.SendAsync(new ListDesiredStateMessages()) ?? [];
-        e.LoadedRetainedMessages = states.Select(s => new MqttApplicationMessageBuilder().WithTopic($"devices/{s.DeviceId}/state/desired")
-            .WithPayload(s.Payload).WithRetainFlag().WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build()).ToList();
-        log.LogInformation("Loaded {Count} desired states as retained messages", e.LoadedRetainedMessages.Count);
+        var firmware = await modules.SendAsync(new ListPendingFirmware()) ?? [];
+        e.LoadedRetainedMessages = states.Select(s => Retained($"devices/{s.DeviceId}/state/desired", s.Payload))
+            .Concat(firmware.Select(f => Retained($"devices/{f.DeviceId}/firmware", f.Payload))).ToList();
+        log.LogInformation("Loaded {States} desired states and {Firmware} firmware notifications as retained messages", states.Count, firmware.Count);
     }
+
+    private static MqttApplicationMessage Retained(string topic, byte[] payload) => new MqttApplicationMessageBuilder().WithTopic(topic)
+        .WithPayload(payload).WithRetainFlag().WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithContentType("application/json").Build();
 
     /// <summary>Can the device receive a command now: connected, and subscribed to its command topics?</summary>
     public bool CanReceiveCommands(string deviceId)

@@ -81,6 +81,10 @@ internal sealed class PublishHandling(
                 var error = await modules.SendAsync(new RecordCommandResponse(session.DeviceId!, DeviceTopic.CommandIdOf(message.Topic), message.Payload.ToArray()));
                 if (Answer(e, session, error)) await DispatchingAsync(message);
                 return;
+            case TopicKind.FirmwareProgress:
+                var refused = await modules.SendAsync(new RecordFirmwareProgress(session.DeviceId!, message.Payload.ToArray()));
+                if (Answer(e, session, refused)) await DispatchingAsync(message);
+                return;
             default:
                 await DispatchingAsync(message);
                 return;
@@ -113,6 +117,9 @@ internal sealed class PublishHandling(
                         break;
                     case TopicKind.CommandResponse:
                         await modules.SendAsync(new RecordCommandResponse(device, DeviceTopic.CommandIdOf(message.Topic), message.Payload.ToArray()));
+                        break;
+                    case TopicKind.FirmwareProgress:
+                        await modules.SendAsync(new RecordFirmwareProgress(device, message.Payload.ToArray()));
                         break;
                 }
             }

@@ -627,6 +627,313 @@ namespace IoTHub.Storage.Migrations.Postgres
                     b.ToTable("device_profiles", (string)null);
                 });
 
+            modelBuilder.Entity("IoTHub.Firmware.CampaignDevice", b =>
+                {
+                    b.Property<long>("CampaignId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("campaign_id");
+
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("device_id");
+
+                    b.Property<int>("Active")
+                        .HasColumnType("integer")
+                        .HasColumnName("active");
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("integer")
+                        .HasColumnName("attempt");
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("bigint")
+                        .HasColumnName("bytes");
+
+                    b.Property<int>("ChecksumRetries")
+                        .HasColumnType("integer")
+                        .HasColumnName("checksum_retries");
+
+                    b.Property<long?>("Deadline")
+                        .HasColumnType("bigint")
+                        .HasColumnName("deadline");
+
+                    b.Property<string>("Detail")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("detail");
+
+                    b.Property<int>("DownloadRetries")
+                        .HasColumnType("integer")
+                        .HasColumnName("download_retries");
+
+                    b.Property<long?>("FinishedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("FromVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("from_version");
+
+                    b.Property<int>("InstallRetries")
+                        .HasColumnType("integer")
+                        .HasColumnName("install_retries");
+
+                    b.Property<long?>("InstallingSince")
+                        .HasColumnType("bigint")
+                        .HasColumnName("installing_since");
+
+                    b.Property<long?>("NotifiedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("notified_at");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("reason");
+
+                    b.Property<int>("Revision")
+                        .IsConcurrencyToken()
+                        .HasColumnType("integer")
+                        .HasColumnName("revision");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("state");
+
+                    b.Property<long>("StateSince")
+                        .HasColumnType("bigint")
+                        .HasColumnName("state_since");
+
+                    b.Property<int>("TimeoutRetries")
+                        .HasColumnType("integer")
+                        .HasColumnName("timeout_retries");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("updated_at");
+
+                    b.Property<int>("Wave")
+                        .HasColumnType("integer")
+                        .HasColumnName("wave");
+
+                    b.HasKey("CampaignId", "DeviceId");
+
+                    b.HasIndex("Deadline")
+                        .HasFilter("deadline IS NOT NULL");
+
+                    b.HasIndex("DeviceId")
+                        .IsUnique()
+                        .HasDatabaseName("ux_firmware_campaign_devices_one_active")
+                        .HasFilter("active = 1");
+
+                    b.HasIndex("DeviceId", "UpdatedAt");
+
+                    b.HasIndex("CampaignId", "State", "Wave");
+
+                    b.ToTable("firmware_campaign_devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Firmware.DeviceFirmware", b =>
+                {
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("device_id");
+
+                    b.Property<long?>("ConnectedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("connected_at");
+
+                    b.Property<string>("HardwareModel")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("hardware_model");
+
+                    b.Property<string>("Version")
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("version");
+
+                    b.Property<long?>("VersionReportedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("version_reported_at");
+
+                    b.HasKey("DeviceId");
+
+                    b.ToTable("firmware_devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Firmware.FirmwareArtifact", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("created_by");
+
+                    b.Property<string>("HardwareModel")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("hardware_model");
+
+                    b.Property<string>("Notes")
+                        .HasMaxLength(4000)
+                        .HasColumnType("character varying(4000)")
+                        .HasColumnName("notes");
+
+                    b.Property<string>("ProfileId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("sha256");
+
+                    b.Property<string>("SigningKey")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("signing_key");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("bigint")
+                        .HasColumnName("size");
+
+                    b.Property<string>("Version")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Version", "HardwareModel", "ProfileId")
+                        .IsUnique();
+
+                    b.ToTable("firmware_artifacts", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Firmware.FirmwareCampaign", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("bigint")
+                        .HasColumnName("id");
+
+                    NpgsqlPropertyBuilderExtensions.UseIdentityByDefaultColumn(b.Property<long>("Id"));
+
+                    b.Property<long>("ArtifactId")
+                        .HasColumnType("bigint")
+                        .HasColumnName("artifact_id");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("created_by");
+
+                    b.Property<int>("CurrentWave")
+                        .HasColumnType("integer")
+                        .HasColumnName("current_wave");
+
+                    b.Property<string>("Definition")
+                        .IsRequired()
+                        .HasColumnType("text")
+                        .HasColumnName("definition");
+
+                    b.Property<long?>("FinishedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("HaltReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("character varying(500)")
+                        .HasColumnName("halt_reason");
+
+                    b.Property<int>("Incompatible")
+                        .HasColumnType("integer")
+                        .HasColumnName("incompatible");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("character varying(200)")
+                        .HasColumnName("name");
+
+                    b.Property<bool>("NextWaveApproved")
+                        .HasColumnType("boolean")
+                        .HasColumnName("next_wave_approved");
+
+                    b.Property<int>("Skipped")
+                        .HasColumnType("integer")
+                        .HasColumnName("skipped");
+
+                    b.Property<long?>("StartedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("state");
+
+                    b.Property<long>("ThresholdSince")
+                        .HasColumnType("bigint")
+                        .HasColumnName("threshold_since");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("updated_at");
+
+                    b.Property<string>("Version")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("character varying(128)")
+                        .HasColumnName("version");
+
+                    b.Property<int>("WaveCount")
+                        .HasColumnType("integer")
+                        .HasColumnName("wave_count");
+
+                    b.Property<long?>("WaveMetAt")
+                        .HasColumnType("bigint")
+                        .HasColumnName("wave_met_at");
+
+                    b.Property<bool>("WavePassedByOperator")
+                        .HasColumnType("boolean")
+                        .HasColumnName("wave_passed_by_operator");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ArtifactId");
+
+                    b.HasIndex("State");
+
+                    b.ToTable("firmware_campaigns", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Gateway.ApiKeys.ApiKey", b =>
                 {
                     b.Property<long>("Id")

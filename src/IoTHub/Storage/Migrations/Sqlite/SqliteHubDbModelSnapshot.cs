@@ -612,6 +612,309 @@ namespace IoTHub.Storage.Migrations.Sqlite
                     b.ToTable("device_profiles", (string)null);
                 });
 
+            modelBuilder.Entity("IoTHub.Firmware.CampaignDevice", b =>
+                {
+                    b.Property<long>("CampaignId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("campaign_id");
+
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<int>("Active")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("active");
+
+                    b.Property<int>("Attempt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("attempt");
+
+                    b.Property<long>("Bytes")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("bytes");
+
+                    b.Property<int>("ChecksumRetries")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("checksum_retries");
+
+                    b.Property<long?>("Deadline")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("deadline");
+
+                    b.Property<string>("Detail")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("detail");
+
+                    b.Property<int>("DownloadRetries")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("download_retries");
+
+                    b.Property<long?>("FinishedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("FromVersion")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("from_version");
+
+                    b.Property<int>("InstallRetries")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("install_retries");
+
+                    b.Property<long?>("InstallingSince")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("installing_since");
+
+                    b.Property<long?>("NotifiedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("notified_at");
+
+                    b.Property<string>("Reason")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("reason");
+
+                    b.Property<int>("Revision")
+                        .IsConcurrencyToken()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("revision");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.Property<long>("StateSince")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("state_since");
+
+                    b.Property<int>("TimeoutRetries")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("timeout_retries");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.Property<int>("Wave")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("wave");
+
+                    b.HasKey("CampaignId", "DeviceId");
+
+                    b.HasIndex("Deadline")
+                        .HasFilter("deadline IS NOT NULL");
+
+                    b.HasIndex("DeviceId")
+                        .IsUnique()
+                        .HasDatabaseName("ux_firmware_campaign_devices_one_active")
+                        .HasFilter("active = 1");
+
+                    b.HasIndex("DeviceId", "UpdatedAt");
+
+                    b.HasIndex("CampaignId", "State", "Wave");
+
+                    b.ToTable("firmware_campaign_devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Firmware.DeviceFirmware", b =>
+                {
+                    b.Property<string>("DeviceId")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("device_id");
+
+                    b.Property<long?>("ConnectedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("connected_at");
+
+                    b.Property<string>("HardwareModel")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("hardware_model");
+
+                    b.Property<string>("Version")
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("version");
+
+                    b.Property<long?>("VersionReportedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("version_reported_at");
+
+                    b.HasKey("DeviceId");
+
+                    b.ToTable("firmware_devices", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Firmware.FirmwareArtifact", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_by");
+
+                    b.Property<string>("HardwareModel")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("hardware_model");
+
+                    b.Property<string>("Notes")
+                        .HasMaxLength(4000)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("notes");
+
+                    b.Property<string>("ProfileId")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("profile_id");
+
+                    b.Property<string>("Sha256")
+                        .IsRequired()
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("sha256");
+
+                    b.Property<string>("SigningKey")
+                        .HasMaxLength(64)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("signing_key");
+
+                    b.Property<long>("Size")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("size");
+
+                    b.Property<string>("Version")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("version");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("Version", "HardwareModel", "ProfileId")
+                        .IsUnique();
+
+                    b.ToTable("firmware_artifacts", (string)null);
+                });
+
+            modelBuilder.Entity("IoTHub.Firmware.FirmwareCampaign", b =>
+                {
+                    b.Property<long>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("id");
+
+                    b.Property<long>("ArtifactId")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("artifact_id");
+
+                    b.Property<long>("CreatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("created_by");
+
+                    b.Property<int>("CurrentWave")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("current_wave");
+
+                    b.Property<string>("Definition")
+                        .IsRequired()
+                        .HasColumnType("TEXT")
+                        .HasColumnName("definition");
+
+                    b.Property<long?>("FinishedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("finished_at");
+
+                    b.Property<string>("HaltReason")
+                        .HasMaxLength(500)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("halt_reason");
+
+                    b.Property<int>("Incompatible")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("incompatible");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(200)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("name");
+
+                    b.Property<bool>("NextWaveApproved")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("next_wave_approved");
+
+                    b.Property<int>("Skipped")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("skipped");
+
+                    b.Property<long?>("StartedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("started_at");
+
+                    b.Property<string>("State")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("state");
+
+                    b.Property<long>("ThresholdSince")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("threshold_since");
+
+                    b.Property<long>("UpdatedAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("updated_at");
+
+                    b.Property<string>("Version")
+                        .IsRequired()
+                        .HasMaxLength(128)
+                        .HasColumnType("TEXT")
+                        .HasColumnName("version");
+
+                    b.Property<int>("WaveCount")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("wave_count");
+
+                    b.Property<long?>("WaveMetAt")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("wave_met_at");
+
+                    b.Property<bool>("WavePassedByOperator")
+                        .HasColumnType("INTEGER")
+                        .HasColumnName("wave_passed_by_operator");
+
+                    b.HasKey("Id");
+
+                    b.HasIndex("ArtifactId");
+
+                    b.HasIndex("State");
+
+                    b.ToTable("firmware_campaigns", (string)null);
+                });
+
             modelBuilder.Entity("IoTHub.Gateway.ApiKeys.ApiKey", b =>
                 {
                     b.Property<long>("Id")

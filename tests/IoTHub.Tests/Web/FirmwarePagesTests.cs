@@ -83,7 +83,18 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
             await page.GetByTestId("version").FillAsync(version);
             await page.GetByTestId("hardware-model").FillAsync(model);
             await page.GetByTestId("notes").FillAsync("Uploaded by the browser test");
+            // At 1 MiB/s the 2 MiB go up in about two seconds: long enough to see the bar move.
+            var cdp = await page.Context.NewCDPSessionAsync(page);
+            await cdp.SendAsync("Network.enable");
+            await cdp.SendAsync("Network.emulateNetworkConditions", new Dictionary<string, object>
+            {
+                ["offline"] = false, ["latency"] = 0, ["downloadThroughput"] = -1, ["uploadThroughput"] = 1024 * 1024,
+            });
             await page.GetByRole(AriaRole.Button, new() { Name = "Upload", Exact = true }).ClickAsync();
+            var bar = page.GetByTestId("upload-progress").Locator("progress");
+            await WaitFor.ConditionAsync(async () => await bar.CountAsync() > 0 && int.Parse(await bar.GetAttributeAsync("value") ?? "0") is > 0 and < 100,
+                "the progress bar shows part of the upload");
+            await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Cancel upload" })).ToBeVisibleAsync();
 
             var row = ArtifactRow(page, version);
             await Expect(row).ToBeVisibleAsync(new() { Timeout = 30_000 });
@@ -234,7 +245,7 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
             await page.GotoAsync($"/firmware/campaigns/{id}");
             await WaitForCircuitAsync(page);
             await Expect(page.GetByTestId("campaign-state")).ToHaveTextAsync("draft");
-            await Expect(page.GetByTestId("waves-empty")).ToBeVisibleAsync();
+            await Expect(page.GetByTestId("waves-draft")).ToBeVisibleAsync();
             await page.GetByRole(AriaRole.Button, new() { Name = "Start" }).ClickAsync();
             await Expect(page.GetByTestId("campaign-state")).ToHaveTextAsync("running");
 

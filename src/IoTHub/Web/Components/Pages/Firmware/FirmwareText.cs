@@ -44,21 +44,21 @@ internal static class FirmwareText
         _ => "",
     };
 
-    /// <summary>"Canary" for the canary wave, else "Wave n (p %)": waves are numbered as the campaign numbers them, the
-    /// first one being the canary when the definition has a canary count.</summary>
-    public static string WaveLabel(int wave, int firstWave, CampaignDefinition definition)
+    /// <summary>"Canary (n devices)" for the canary wave, else "Wave n (p %)". Waves are numbered from 1; wave 1 is the
+    /// canary when the definition has a canary count, and the definition's waves are numbered from 1 after it.</summary>
+    public static string WaveLabel(int wave, CampaignDefinition definition)
     {
-        var index = wave - firstWave;
+        var index = wave - 1;
         var canary = definition.CanaryCount is > 0;
         if (canary && index == 0) return $"Canary ({definition.CanaryCount} device{(definition.CanaryCount == 1 ? "" : "s")})";
         var waveIndex = canary ? index - 1 : index;
         return waveIndex >= 0 && waveIndex < definition.Waves.Count ? $"Wave {waveIndex + 1} ({Percent(definition.Waves[waveIndex].Percent)} %)" : $"Wave {wave}";
     }
 
-    /// <summary>"canary" or the wave's number, for a column of waves.</summary>
-    public static string ShortWave(int wave, int firstWave, CampaignDefinition definition)
+    /// <summary>"canary" or the wave's number as <see cref="WaveLabel"/> counts it, for a column of waves.</summary>
+    public static string ShortWave(int wave, CampaignDefinition definition)
     {
-        var index = wave - firstWave;
+        var index = wave - 1;
         if (definition.CanaryCount is > 0) return index == 0 ? "canary" : index.ToString(System.Globalization.CultureInfo.InvariantCulture);
         return (index + 1).ToString(System.Globalization.CultureInfo.InvariantCulture);
     }

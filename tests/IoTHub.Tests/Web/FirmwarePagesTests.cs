@@ -385,6 +385,14 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
             await page.GetByTestId("window-on").CheckAsync();
             await page.GetByText("Timeouts and retries").ClickAsync();
             await AssertNoSidewaysScrollAsync(page, "the wizard with its preview at 375 px");
+
+            // What the module's validator says about the definition is shown, and nothing is saved.
+            await page.GetByTestId("wave-percent").First.FillAsync("100");
+            await page.GetByTestId("wave-percent").First.PressAsync("Tab");
+            await page.GetByRole(AriaRole.Button, new() { Name = "Save as draft" }).ClickAsync();
+            await Expect(page.GetByTestId("wizard-errors")).ToContainTextAsync("must increase");
+            Assert.That(page.Url, Does.Contain("/firmware/campaigns/new"));
+            await AssertNoSidewaysScrollAsync(page, "the wizard's errors at 375 px");
         }
         finally
         {

@@ -14,6 +14,7 @@ public static class WebModule
         services.AddRadzenComponents();
         services.AddCascadingAuthenticationState();
         services.AddSingleton<ScopedMediator>();
+        services.AddSingleton<Components.Pages.Firmware.IFirmwareData, Components.Pages.Firmware.MediatorFirmwareData>();
         return services;
     }
 

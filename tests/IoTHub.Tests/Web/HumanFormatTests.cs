@@ -72,4 +72,25 @@ public sealed class HumanFormatTests
         Assert.That(HumanFormat.Shorten("short", 10), Is.EqualTo("short"));
         Assert.That(HumanFormat.Shorten(new string('a', 50), 10), Is.EqualTo(new string('a', 9) + "…"));
     }
+
+    [TestCase(0, "0 B")]
+    [TestCase(1023, "1023 B")]
+    [TestCase(1024, "1 KiB")]
+    [TestCase(1536, "1.5 KiB")]
+    [TestCase(1_048_000, "1023 KiB")]
+    [TestCase(1_048_100, "1 MiB")]
+    [TestCase(2 * 1024 * 1024 + 12_345, "2.01 MiB")]
+    [TestCase(40L * 1024 * 1024, "40 MiB")]
+    [TestCase(256L * 1024 * 1024, "256 MiB")]
+    [TestCase(5L * 1024 * 1024 * 1024, "5 GiB")]
+    public void A_size_is_said_in_binary_units(long bytes, string expected) =>
+        Assert.That(HumanFormat.Bytes(bytes), Is.EqualTo(expected));
+
+    [TestCase(0, "0 s")]
+    [TestCase(45, "45 s")]
+    [TestCase(600, "10 min")]
+    [TestCase(5400, "1.5 h")]
+    [TestCase(172_800, "2 d")]
+    public void A_duration_in_seconds_is_said_in_the_unit_that_fits(long seconds, string expected) =>
+        Assert.That(HumanFormat.Seconds(seconds), Is.EqualTo(expected));
 }

@@ -91,6 +91,30 @@ internal static class HumanFormat
         return ip.AddressFamily == System.Net.Sockets.AddressFamily.InterNetworkV6 ? $"[{shown}]:{port}" : $"{shown}:{port}";
     }
 
+    /// <summary>A size in binary units as people read them: "512 B", "1.5 KiB", "12.3 MiB", "1 GiB".</summary>
+    public static string Bytes(long bytes)
+    {
+        if (bytes < 1024) return $"{bytes.ToString(Invariant)} B";
+        string[] units = ["KiB", "MiB", "GiB", "TiB"];
+        var value = bytes / 1024.0;
+        var unit = 0;
+        while (value >= 1023.5 && unit < units.Length - 1) // 1023.6 KiB would round to "1024 KiB"
+        {
+            value /= 1024;
+            unit++;
+        }
+        return $"{value.ToString(value < 10 ? "0.##" : value < 100 ? "0.#" : "0", Invariant)} {units[unit]}";
+    }
+
+    /// <summary>A duration in seconds in its largest whole-ish unit: "0 s", "45 s", "10 min", "1.5 h", "2 d".</summary>
+    public static string Seconds(long seconds) => seconds switch
+    {
+        < 60 => $"{seconds.ToString(Invariant)} s",
+        < 3_600 => $"{(seconds / 60.0).ToString("0.#", Invariant)} min",
+        < 86_400 => $"{(seconds / 3_600.0).ToString("0.#", Invariant)} h",
+        _ => $"{(seconds / 86_400.0).ToString("0.#", Invariant)} d",
+    };
+
     /// <summary>An HTTP status with its reason phrase (RFC 9110 §15): "200 OK", "403 Forbidden".</summary>
     public static string HttpStatus(int status) =>
         ReasonPhrases.GetReasonPhrase(status) is { Length: > 0 } phrase ? $"{status} {phrase}" : status.ToString(Invariant);

@@ -52,6 +52,7 @@ internal static class CoapLoad
                 var code = await SendAsync(socket, hub, datagram, exchange, stop.Token);
                 byId.TryRemove(exchange.MessageId, out _);
                 byToken.TryRemove(exchange.Token, out _);
+                if (code < 0 && stop.IsCancellationRequested) break; // the run ended while it waited: neither acked nor failed
                 if (code == 0x44) // 2.04
                 {
                     Interlocked.Increment(ref result.Acked);

@@ -53,6 +53,27 @@ internal sealed class FleetBenchmark(string provider, string postgresAdmin)
         return 0;
     }
 
+    /// <summary>CoAP CON telemetry beside MQTT QoS 1 on the same hub in the same run: each device sends its next message once
+    /// the last one is acknowledged (durably stored), first over MQTT, then over CoAP.</summary>
+    public async Task<int> CoapAsync(int devices, TimeSpan duration)
+    {
+        Console.WriteLine($"machine: {Machine.Describe()}");
+        Console.WriteLine($"coap: {devices} devices, each one message in flight (closed loop), {duration.TotalSeconds:0} s per protocol, on IoTHub ({provider})");
+        await using var hub = await StartAsync("iothub_bench_coap");
+        var fleet = await ProvisionAsync(hub, devices);
+        // A short warm-up of both paths, so that neither pays for the JIT in its measured run.
+        await LoadGenerator.RunAsync(fleet, new LoadOptions("127.0.0.1", hub.MqttPort, null, "mqtt", 1, 0, TimeSpan.FromSeconds(5), DeviceModel.Thermostat), CancellationToken.None);
+        await LoadGenerator.RunAsync(fleet, new LoadOptions("127.0.0.1", hub.MqttPort, null, "coap", 1, 0, TimeSpan.FromSeconds(5), DeviceModel.Thermostat,
+            CoapHost: "127.0.0.1", CoapPort: hub.CoapPort), CancellationToken.None);
+        var mqtt = await LoadGenerator.RunAsync(fleet, new LoadOptions("127.0.0.1", hub.MqttPort, null, "mqtt", 1, 0, duration, DeviceModel.Thermostat), CancellationToken.None);
+        var coap = await LoadGenerator.RunAsync(fleet, new LoadOptions("127.0.0.1", hub.MqttPort, null, "coap", 1, 0, duration, DeviceModel.Thermostat,
+            CoapHost: "127.0.0.1", CoapPort: hub.CoapPort), CancellationToken.None);
+        Console.WriteLine($"  MQTT QoS 1: {mqtt.Acked / mqtt.Elapsed.TotalSeconds:N0} acks/s, p50 {mqtt.Percentile(50):0.0} ms, p99 {mqtt.Percentile(99):0.0} ms, {mqtt.Failed:N0} failed");
+        Console.WriteLine($"  CoAP CON:   {coap.Acked / coap.Elapsed.TotalSeconds:N0} acks/s, p50 {coap.Percentile(50):0.0} ms, p99 {coap.Percentile(99):0.0} ms, {coap.Failed:N0} failed");
+        Console.WriteLine($"  CoAP / MQTT: {coap.Acked / coap.Elapsed.TotalSeconds / (mqtt.Acked / mqtt.Elapsed.TotalSeconds):0.00}");
+        return 0;
+    }
+
     private async Task<HubProcess> StartAsync(string database)
     {
         var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, database) : null;

@@ -14,6 +14,9 @@ internal sealed class HubProcess : IAsyncDisposable
 
     public Uri BaseAddress { get; }
     public int MqttPort { get; }
+
+    /// <summary>The hub's CoAP (UDP) port.</summary>
+    public int CoapPort { get; private init; }
     public int Pid => _process.Id;
 
     private HubProcess(Process process, string data, Uri baseAddress, int mqttPort)
@@ -28,13 +31,14 @@ internal sealed class HubProcess : IAsyncDisposable
     {
         var http = FreePort();
         var mqtt = FreePort();
+        var coap = FreePort();
         var data = Path.Combine(Path.GetTempPath(), "iothub-bench-" + Guid.NewGuid().ToString("N")[..8]);
         var dll = Path.Combine(Root, "src/IoTHub/bin/Release/net10.0/IoTHub.dll");
         if (!File.Exists(dll)) throw new InvalidOperationException($"{dll} is missing: run `dotnet build -c Release IoTHub.sln` first");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
                  {
-                     dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--DataDirectory={data}",
+                     dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--Coap:Port={coap}", "--Coap:Host=127.0.0.1", $"--DataDirectory={data}",
                      $"--Bootstrap:AdminPassword={Password}", $"--Storage:Provider={provider}", $"--ConnectionStrings:Postgres={postgres}",
                      "--Logging:LogLevel:Default=Warning",
                      // The whole fleet comes from one address and provisions in a burst: lift the per-device, per-address and per-user limits.
@@ -51,7 +55,7 @@ internal sealed class HubProcess : IAsyncDisposable
         p.ErrorDataReceived += (_, e) => { if (e.Data is { Length: > 0 } line) Console.Error.WriteLine("  hub: " + line); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
-        var hub = new HubProcess(p, data, new Uri($"http://127.0.0.1:{http}"), mqtt);
+        var hub = new HubProcess(p, data, new Uri($"http://127.0.0.1:{http}"), mqtt) { CoapPort = coap };
         using var client = new HttpClient { BaseAddress = hub.BaseAddress };
         for (var i = 0; i < 300; i++)
         {

@@ -2,6 +2,7 @@
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- coap [--devices 50] [--seconds 20] [--store Sqlite|Postgres]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- overload [--devices 200] [--seconds 30] [--store Sqlite|Postgres]
 using BenchmarkDotNet.Running;
 using IoTHub.Benchmarks;
@@ -27,6 +28,9 @@ switch (mode)
     case "query":
         var pg = PostgresAdmin;
         return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50"))).RunAsync();
+    case "coap":
+        return await new FleetBenchmark(options.GetValueOrDefault("store", "Postgres"), PostgresAdmin).CoapAsync(int.Parse(options.GetValueOrDefault("devices", "50")),
+            TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", "20"), System.Globalization.CultureInfo.InvariantCulture)));
     case "connections":
     case "overload":
         var admin = PostgresAdmin;
@@ -36,7 +40,7 @@ switch (mode)
             ? await fleet.ConnectionsAsync(int.Parse(options.GetValueOrDefault("devices", "10000")), seconds)
             : await fleet.OverloadAsync(int.Parse(options.GetValueOrDefault("devices", "200")), seconds);
     default:
-        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] | connections [--devices N] [--seconds S] [--store S] | overload [...]");
+        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
         return 2;
 }
 

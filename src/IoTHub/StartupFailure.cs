@@ -77,7 +77,7 @@ internal static partial class StartupFailure
     {
         var chain = Chain(exception).ToList();
         return Options(chain, settings)
-            ?? chain.Select(ex => Port(ex, chain, settings) ?? Postgres(ex, settings) ?? Sqlite(ex, settings)
+            ?? chain.Select(ex => (ex is Contracts.StartupProblem ? Prefix + ex.Message : null) ?? Port(ex, chain, settings) ?? Postgres(ex, settings) ?? Sqlite(ex, settings)
                 ?? Tls(ex, settings) ?? Binding(ex) ?? DataDirectoryFailure(ex, settings) ?? ConfigurationFile(ex)).FirstOrDefault(m => m is not null);
     }
 

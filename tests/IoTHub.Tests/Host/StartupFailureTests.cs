@@ -14,7 +14,7 @@ public sealed class StartupFailureTests
 {
     private string _root = null!;
     private string _data = null!;
-    private int _http, _mqtt;
+    private int _http, _mqtt, _coap;
 
     [SetUp]
     public void Prepare()
@@ -24,6 +24,7 @@ public sealed class StartupFailureTests
         _data = Path.Combine(_root, "data");
         _http = HubHost.FreeTcpPort();
         _mqtt = HubHost.FreeTcpPort();
+        _coap = HubHost.FreeUdpPort();
     }
 
     [TearDown]
@@ -48,6 +49,7 @@ public sealed class StartupFailureTests
                  {
                      Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", "--Mqtt:Host=127.0.0.1",
                      $"--Mqtt:Port={_mqtt}", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
+                     $"--Coap:Port={_coap}",
                  }.Concat(extra))
             psi.ArgumentList.Add(a);
         var stdout = new StringBuilder();
@@ -131,6 +133,13 @@ public sealed class StartupFailureTests
         var run = await RunHubAsync([]);
         AssertOneSentence(run, $"port {_mqtt} (MQTT) is already in use", "Mqtt:Port", $"IOTHUB_Mqtt__Port={_mqtt + 1}");
         Assert.That(run.Stderr, Does.Not.Contain("http://"));
+    }
+
+    [Test]
+    public async Task A_coap_port_in_use_is_named_as_coap_with_the_setting_that_moves_it()
+    {
+        using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, _coap));
+        AssertOneSentence(await RunHubAsync([]), $"port {_coap} (CoAP) is already in use", "Coap:Port", $"IOTHUB_Coap__Port=");
     }
 
     [TestCase("Mqtt:TlsPort", "MQTT over TLS")]

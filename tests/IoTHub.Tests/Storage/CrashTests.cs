@@ -20,7 +20,7 @@ public sealed class CrashTests(Store store)
 {
     private string _data = null!;
     private string? _postgres;
-    private int _http, _mqtt;
+    private int _http, _mqtt, _coap;
 
     [OneTimeSetUp]
     public async Task Prepare()
@@ -29,6 +29,7 @@ public sealed class CrashTests(Store store)
         if (store == Store.Postgres) _postgres = await TestPostgres.CreateDatabaseAsync();
         _http = HubHost.FreeTcpPort();
         _mqtt = HubHost.FreeTcpPort();
+        _coap = HubHost.FreeUdpPort();
     }
 
     [OneTimeTearDown]
@@ -44,7 +45,7 @@ public sealed class CrashTests(Store store)
         foreach (var a in new[]
                  {
                      Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", $"--Mqtt:Port={_mqtt}",
-                     "--Mqtt:Host=127.0.0.1", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
+                     "--Mqtt:Host=127.0.0.1", $"--Coap:Port={_coap}", "--Coap:Host=127.0.0.1", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
                      $"--Storage:Provider={store}", $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning",
                      "--Connectivity:DeviceMessagesPerSecond=1000000",
                  })
@@ -149,6 +150,94 @@ public sealed class CrashTests(Store store)
                 var minutes = await http.GetFromJsonAsync<JsonElement>($"/api/v1/devices/{id}/telemetry?metric=v&resolution=1m&from={from}&maxPoints=10000");
                 var counted = minutes.GetProperty("points").EnumerateArray().Sum(p => p.GetProperty("count").GetInt64());
                 Assert.That(counted, Is.EqualTo(stored.Count), $"{id}: rollups equal the raw rows");
+            }
+        }
+        finally
+        {
+            restarted.Kill(true);
+            await restarted.WaitForExitAsync();
+        }
+    }
+
+    [Test]
+    public async Task Every_point_answered_2_04_over_CoAP_survives_a_sigkill_exactly_once()
+    {
+        var hub = StartHub();
+        var devices = new List<(string Id, string Token)>();
+        var acked = new ConcurrentBag<(string Device, long Ts)>();
+        try
+        {
+            using var http = await ReadyAsync();
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await BearerAsync(http));
+            for (var i = 0; i < 20; i++)
+            {
+                var r = await http.PostAsJsonAsync("/api/v1/devices", new { id = $"coap-crash-{i}" });
+                var body = await r.Content.ReadFromJsonAsync<JsonElement>();
+                devices.Add((body.GetProperty("id").GetString()!, body.GetProperty("token").GetString()!));
+            }
+            using var stop = new CancellationTokenSource();
+            var baseTs = DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds();
+            var target = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, _coap);
+            var senders = devices.Select((d, n) => Task.Run(async () =>
+            {
+                // One CON at a time per device, retransmitted under the same message id as RFC 7252 §4.2 says.
+                using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, 0));
+                for (var i = 0; !stop.IsCancellationRequested; i++)
+                {
+                    var ts = baseTs + i * 10 + n % 10;
+                    var id = (ushort)(n * 3000 + i);
+                    var request = Connectivity.Coap.CoapClientTests.Datagram(true, id, [(byte)n, (byte)(i >> 8), (byte)i], ["devices", d.Id, "telemetry"],
+                        $"token={d.Token}", System.Text.Encoding.UTF8.GetBytes($$$"""{"ts": {{{ts}}}, "values": {"v": {{{i}}}}}"""));
+                    var answered = false;
+                    for (var attempt = 0; attempt < 3 && !answered && !stop.IsCancellationRequested; attempt++)
+                    {
+                        await udp.SendAsync(request, target);
+                        using var wait = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+                        wait.CancelAfter(TimeSpan.FromSeconds(1));
+                        try
+                        {
+                            while (true)
+                            {
+                                var answer = (await udp.ReceiveAsync(wait.Token)).Buffer;
+                                if (answer.Length < 4 || answer[2] != (byte)(id >> 8) || answer[3] != (byte)id) continue;
+                                if (answer[1] == 0x44) acked.Add((d.Id, ts)); // 2.04 Changed, piggybacked
+                                answered = true;
+                                break;
+                            }
+                        }
+                        catch (OperationCanceledException)
+                        {
+                        }
+                    }
+                    if (!answered) return; // the hub is gone
+                }
+            })).ToList();
+
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            hub.Kill(entireProcessTree: true); // SIGKILL: no drain, no flush
+            await hub.WaitForExitAsync();
+            await stop.CancelAsync();
+            await Task.WhenAll(senders);
+        }
+        finally
+        {
+            if (!hub.HasExited) hub.Kill(true);
+        }
+        Assert.That(acked, Is.Not.Empty, "some CoAP messages were answered 2.04 before the kill");
+
+        var restarted = StartHub();
+        try
+        {
+            using var http = await ReadyAsync();
+            http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await BearerAsync(http));
+            var from = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O"));
+            foreach (var (id, _) in devices)
+            {
+                var expected = acked.Where(a => a.Device == id).Select(a => a.Ts).ToHashSet();
+                var raw = await http.GetFromJsonAsync<JsonElement>($"/api/v1/devices/{id}/telemetry?metric=v&resolution=raw&from={from}&maxPoints=10000");
+                var stored = raw.GetProperty("points").EnumerateArray().Select(p => p.GetProperty("ts").GetDateTimeOffset().ToUnixTimeMilliseconds()).ToList();
+                Assert.That(stored, Is.Unique, $"{id}: stored once");
+                Assert.That(expected.Except(stored), Is.Empty, $"{id}: every point answered 2.04 is stored");
             }
         }
         finally

@@ -40,7 +40,7 @@ public sealed class WebhookCrashTests(Store store)
         foreach (var a in new[]
                  {
                      Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", $"--Mqtt:Port={_mqtt}",
-                     "--Mqtt:Host=127.0.0.1", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
+                     "--Mqtt:Host=127.0.0.1", "--Coap:Port=0", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
                      $"--Storage:Provider={store}", $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning",
                      "--Webhooks:AllowPrivateNetworks=true", "--Webhooks:RetryBaseDelay=00:00:00.3", "--Webhooks:RetryBackoffFactor=1",
                      "--Webhooks:PollInterval=00:00:00.3",

@@ -3,6 +3,7 @@
 // port in use stops the hub with one sentence; dual-mode IPv6, so IPv4 peers are served too.
 using System.Net;
 using System.Net.Sockets;
+using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Coap;
@@ -32,7 +33,7 @@ internal sealed class CoapServer(CoapDispatcher dispatcher, IOptions<CoapOptions
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
             socket.Dispose();
-            throw new IOException($"port {o.Port} (CoAP) is already in use by another program; stop that program or give IoTHub's CoAP another port with Coap:Port (e.g. --Coap:Port=5783 or IOTHUB_Coap__Port=5783), or 0 to disable CoAP.", e);
+            throw new StartupProblem($"port {o.Port} (CoAP) is already in use by another program; stop that program or give IoTHub's CoAP another port with Coap:Port (e.g. --Coap:Port={o.Port + 1} or IOTHUB_Coap__Port={o.Port + 1}), or 0 to disable CoAP.", e);
         }
         _socket = socket;
         Port = ((IPEndPoint)socket.LocalEndPoint!).Port;

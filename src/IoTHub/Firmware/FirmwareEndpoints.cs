@@ -26,7 +26,11 @@ internal static class FirmwareEndpoints
                 if (http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant() != "application/octet-stream")
                     return new UnsupportedMediaTypeProblem("Unsupported media type", "Send the image as the body, Content-Type: application/octet-stream.");
                 if (http.Request.ContentLength > max) return TooLarge(max);
-                if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit) limit.MaxRequestBodySize = max + 1;
+                // With a Content-Length (checked above) Kestrel's limit is a backstop. A chunked body is counted by the upload itself,
+                // which stops after max bytes with a 413: Kestrel's own limit of max + 1 threw on chunked images even of exactly max
+                // bytes, and its exception was a 500.
+                if (http.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } limit)
+                    limit.MaxRequestBodySize = http.Request.ContentLength is null ? null : max + 1;
                 var result = await mediator.Send(new UploadFirmwareCommand(http.Request.Body, version, hardwareModel, profile, notes, signature, Actor(user)), ct);
                 return result.Outcome switch
                 {

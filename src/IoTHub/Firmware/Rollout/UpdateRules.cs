@@ -51,7 +51,7 @@ internal static class UpdateRules
         if (root.ValueKind != JsonValueKind.Object) return "progress must be a JSON object";
         if (!root.TryGetProperty("campaignId", out var c) || c.ValueKind != JsonValueKind.Number || !c.TryGetInt64(out var campaignId) || campaignId <= 0)
             return "campaignId must be the campaign's id (a positive integer)";
-        if (!root.TryGetProperty("status", out var s) || s.ValueKind != JsonValueKind.String || !Statuses.Contains(s.GetString()))
+        if (!root.TryGetProperty("status", out var s) || !TryText(s, out var status) || !Statuses.Contains(status))
             return "status must be one of " + string.Join(", ", Statuses);
         long? bytes = null;
         if (root.TryGetProperty("bytes", out var b) && b.ValueKind != JsonValueKind.Null)
@@ -62,17 +62,34 @@ internal static class UpdateRules
         string? reason = null;
         if (root.TryGetProperty("reason", out var r) && r.ValueKind != JsonValueKind.Null)
         {
-            if (r.ValueKind != JsonValueKind.String || !Kinds.Contains(r.GetString())) return "reason must be one of " + string.Join(", ", Kinds);
-            reason = r.GetString();
+            if (!TryText(r, out reason) || !Kinds.Contains(reason)) return "reason must be one of " + string.Join(", ", Kinds);
         }
         string? detail = null;
         if (root.TryGetProperty("detail", out var d) && d.ValueKind != JsonValueKind.Null)
         {
             if (d.ValueKind != JsonValueKind.String) return "detail must be a string";
-            detail = Contracts.SafeText.Prefix(Contracts.SafeText.Storable(d.GetString()!), MaxDetail);
+            if (!TryText(d, out var text)) return "detail must be valid Unicode text (not invalid UTF-8 nor a lone surrogate escape)";
+            detail = Contracts.SafeText.Prefix(Contracts.SafeText.Storable(text), MaxDetail);
         }
-        report = new ProgressReport(campaignId, s.GetString()!, bytes, reason, detail);
+        report = new ProgressReport(campaignId, status, bytes, reason, detail);
         return null;
+    }
+
+    /// <summary>A JSON string's text; false for another kind of value, or for text that is not valid Unicode (invalid UTF-8,
+    /// a lone surrogate escape such as <c>"\ud800"</c>), which <see cref="JsonElement.GetString"/> throws on.</summary>
+    private static bool TryText(JsonElement e, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out string? text)
+    {
+        text = null;
+        if (e.ValueKind != JsonValueKind.String) return false;
+        try
+        {
+            text = e.GetString()!;
+            return true;
+        }
+        catch (InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Applies a report to the device's row in that campaign.</summary>
@@ -134,9 +151,11 @@ internal static class UpdateRules
         {
             if (connected <= since || reportedAt < connected) return UpdateChange.None; // not yet back on a new connection
         }
-        else if (d.State != DeviceUpdateStates.Rebooting)
+        else if (d.State != DeviceUpdateStates.Rebooting || reportedAt < d.StateSince)
         {
-            return UpdateChange.None; // a device without MQTT (HTTP, CoAP) first says it is done
+            // A device without MQTT (HTTP, CoAP) first says it is done, then reports the version it came back on: a version
+            // it reported while still installing proves nothing either way.
+            return UpdateChange.None;
         }
         if (f.Version == target) return Finish(d, DeviceUpdateStates.Succeeded, null, null, now);
         var rolledBack = d.State == DeviceUpdateStates.Rebooting;

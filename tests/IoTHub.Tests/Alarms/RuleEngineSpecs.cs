@@ -54,6 +54,30 @@ public sealed class RuleEngineSpecs
     }
 
     [Test]
+    public void A_spike_in_a_backlog_of_old_samples_does_not_raise_on_a_tick_between_two_of_its_batches()
+    {
+        // A device flushes 30 minutes of buffered readings after an outage; the hub judges them now, in two batches with a
+        // clock tick between. The spike's device time is 30 minutes old, but the duration has not passed in hub time.
+        Rule([Above(7, forSeconds: 600)]);
+        var now = T0 + 30 * Minute;
+        Assert.That(Sample(T0, 5, now), Is.Empty);
+        Assert.That(Sample(T0 + 10 * Second, 12, now), Is.EqualTo(new[] { TransitionKind.Pending }));
+        Assert.That(Tick(now + 500), Is.Empty, "the tick between the batches raises nothing");
+        Assert.That(Sample(T0 + 20 * Second, 5, now + 600), Is.EqualTo(new[] { TransitionKind.Withdrawn }));
+        Assert.That(_state.Open, Is.False);
+    }
+
+    [Test]
+    public void A_backlog_whose_last_sample_holds_raises_once_the_duration_has_passed_in_hub_time()
+    {
+        Rule([Above(7, forSeconds: 600)]);
+        var now = T0 + 30 * Minute;
+        Assert.That(Sample(T0, 12, now), Is.EqualTo(new[] { TransitionKind.Pending }));
+        Assert.That(Tick(now + 599 * Second), Is.Empty);
+        Assert.That(Tick(now + 600 * Second), Is.EqualTo(new[] { TransitionKind.Raised }), "nothing contradicted it for the duration");
+    }
+
+    [Test]
     public void A_sustained_drift_raises_exactly_one_alarm_at_the_end_of_its_duration()
     {
         Rule([Above(7, forSeconds: 600)]);

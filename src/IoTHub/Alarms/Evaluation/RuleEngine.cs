@@ -7,7 +7,7 @@
 // - A sample is (timestamp, value). Samples at or before the last one's timestamp are late or resent: skipped (a rule
 //   never raises on history). Rate of change is (value − previous value) per minute of timestamp between the two.
 // - A raise condition latches when it holds: at once; or when it has held for ForMs (a sample older than ForMs in the
-//   run, or the clock passing the deadline while the last sample still held); or when Count of the last Of samples held.
+//   run, or the clock passing the deadline, in device time and in hub time, while the last sample still held); or when Count of the last Of samples held.
 //   It unlatches when it has not held for the same duration (or for Of samples in a row). noData latches when nothing
 //   arrived for ForMs (never before the hub's grace period after start has passed) and unlatches on the next sample.
 // - The alarm's severity is that of the most severe latched condition. No alarm is open: a latched condition raises
@@ -44,6 +44,12 @@ internal sealed class ConditionState
     public long? TrueSince { get; set; }
     /// <summary>Timestamp of the first sample of the current run of samples that did not hold.</summary>
     public long? FalseSince { get; set; }
+    /// <summary>Hub time (Unix ms) when the sample that began the <see cref="TrueSince"/> run was judged. The clock latches a
+    /// duration only when it has passed in hub time too: a backlog of old samples (a device flushing its buffer after an
+    /// outage) must not raise between two of its batches because the device time of its first sample is long past.</summary>
+    public long? TrueSinceAt { get; set; }
+    /// <summary>Hub time when the sample that began the <see cref="FalseSince"/> run was judged.</summary>
+    public long? FalseSinceAt { get; set; }
     /// <summary>The last <c>Of</c> results, newest in bit 0.</summary>
     public ulong Window { get; set; }
     /// <summary>Samples in <see cref="Window"/> (at most 64).</summary>
@@ -148,8 +154,18 @@ internal static class RuleEngine
             var x = c.Kind == ConditionKind.RateOfChange ? rate : value;
             if (x is null) continue; // the first sample has no rate
             var held = c.Compare!.Holds(x.Value);
-            if (held) { cs.TrueSince ??= ts; cs.FalseSince = null; }
-            else { cs.FalseSince ??= ts; cs.TrueSince = null; }
+            if (held)
+            {
+                if (cs.TrueSince is null) { cs.TrueSince = ts; cs.TrueSinceAt = now; }
+                cs.FalseSince = null;
+                cs.FalseSinceAt = null;
+            }
+            else
+            {
+                if (cs.FalseSince is null) { cs.FalseSince = ts; cs.FalseSinceAt = now; }
+                cs.TrueSince = null;
+                cs.TrueSinceAt = null;
+            }
             cs.Window = (cs.Window << 1) | (held ? 1UL : 0UL);
             cs.Samples = Math.Min(cs.Samples + 1, 64);
             if (!cs.Latched)
@@ -195,8 +211,8 @@ internal static class RuleEngine
                 continue;
             }
             if (c.ForMs is not { } f) continue;
-            if (!cs.Latched && cs.TrueSince is { } since && now >= since + f && inSchedule) { cs.Latched = true; changed = true; }
-            else if (cs.Latched && cs.FalseSince is { } off && now >= off + f) { cs.Latched = false; changed = true; }
+            if (!cs.Latched && cs.TrueSince is { } since && now >= since + f && now >= (cs.TrueSinceAt ?? since) + f && inSchedule) { cs.Latched = true; changed = true; }
+            else if (cs.Latched && cs.FalseSince is { } off && now >= off + f && now >= (cs.FalseSinceAt ?? off) + f) { cs.Latched = false; changed = true; }
         }
         var clearDue = rule.Clear is not null && s.ClearSince is { } cs0 && rule.ClearDelayMs > 0 && now >= cs0 + rule.ClearDelayMs;
         var flapDue = s.Flapping && s.WouldClearSince is { } w && now >= w + settings.FlapWindowMs;

@@ -75,4 +75,22 @@ public sealed class SimulatorTests(Store store) : HubFixture(store)
         Assert.That(progress.Count, Is.InRange(20, 26), "a line a second for 25 s");
         Assert.That(progress.Last().ToString(), Does.Match(@"^\s*\d+ s: sent [\d,]+ \(\d+/s\), acked [\d,]+, errors [\d,]+, connected 3/3, reconnects \d+$"));
     }
+
+    [Test]
+    public async Task Simulated_devices_send_over_CoAP_and_every_message_is_answered_2_04()
+    {
+        var devices = new List<SimDevice>();
+        for (var i = 0; i < 3; i++)
+        {
+            var (id, token) = await Hub.CreateDeviceAsync();
+            devices.Add(new SimDevice(id, token));
+        }
+        var result = await LoadGenerator.RunAsync(devices, new LoadOptions("127.0.0.1", Hub.MqttPort, Hub.BaseAddress, "coap", 1, 5, TimeSpan.FromSeconds(4),
+            DeviceModel.Thermostat, CoapHost: "127.0.0.1", CoapPort: Hub.CoapPort), CancellationToken.None);
+        Assert.That(result.Acked, Is.GreaterThan(20));
+        Assert.That(result.Failed, Is.Zero);
+        using var admin = await Hub.AdminAsync();
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{devices[0].Id}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray().Select(v => v!["metric"]!.GetValue<string>()), Does.Contain("temperature"));
+    }
 }

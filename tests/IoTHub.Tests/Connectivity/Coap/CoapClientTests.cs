@@ -38,6 +38,11 @@ public sealed class CoapClientTests(Store store) : HubFixture(store)
         Assert.That(output, Does.Not.Contain("4."));
         // No wait: the 2.04 came after the commit.
         Assert.That(await ValueAsync(id, "temperature"), Is.EqualTo(21.5));
+        // The device is online over CoAP, and its connection history says so.
+        using var admin = await Hub.AdminAsync();
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}"))["status"]!.GetValue<string>() == "online", "the device is online");
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}/connections"))["items"]!.AsArray()
+            .Any(c => c!["protocol"]?.GetValue<string>() == "coap"), "the connection history shows coap");
     }
 
     [Test]
@@ -152,6 +157,9 @@ public sealed class CoapClientTests(Store store) : HubFixture(store)
         using var admin = await Hub.AdminAsync();
         var series = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=counter&resolution=raw&from={System.Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O"))}");
         Assert.That(series["points"]!.AsArray(), Has.Count.EqualTo(1));
+        var metrics = await (await Hub.Anonymous().GetAsync("/metrics")).Content.ReadAsStringAsync();
+        Assert.That(metrics, Does.Match(@"(?m)^iothub_coap_duplicates_total [1-9]"), "the duplicate is counted");
+        Assert.That(metrics, Does.Contain("iothub_coap_requests_total{code=\"2.04\"}"));
     }
 
     [Test]

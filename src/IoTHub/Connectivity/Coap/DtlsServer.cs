@@ -124,7 +124,11 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
         }
         if (!clientHello) return; // not a session's and not a handshake's start: nothing to answer
         var request = Verifier().VerifyRequest(ClientId(from), buffer, 0, length, new ReplySender(socket, from));
-        if (request is null) return; // answered with a HelloVerifyRequest, or not a valid ClientHello
+        if (request is null)
+        {
+            CoapMetrics.DtlsHelloVerify.Add(1); // answered with a HelloVerifyRequest, or not a valid ClientHello
+            return;
+        }
         if (session is not null) Close(session, "the client started a new handshake");
         if (_sessions.Count >= options.Value.MaxDtlsSessions)
         {
@@ -170,6 +174,7 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
         catch (Exception e)
         {
             session.Fail();
+            CoapMetrics.DtlsHandshakes.Add(1, new KeyValuePair<string, object?>("outcome", "failed"));
             _sessions.TryRemove(new KeyValuePair<EndPoint, DtlsSession>(session.EndPoint, session));
             throttle.Write(log, DtlsLines.HandshakeFailed, "dtls:" + session.EndPoint, session.EndPoint.ToString() ?? "", Reason(e, session));
             return;
@@ -178,6 +183,7 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
         {
             _handshakes.Release();
         }
+        CoapMetrics.DtlsHandshakes.Add(1, new KeyValuePair<string, object?>("outcome", "ok"));
         log.LogDebug("DTLS session with {Peer} established for device {DeviceId}", session.EndPoint, session.DeviceId);
         _ = Task.Run(() => PumpAsync(session), CancellationToken.None);
     }

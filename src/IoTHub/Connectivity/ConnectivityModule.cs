@@ -92,6 +92,9 @@ public static class ConnectivityModule
             .Validate(o => o.AckTimeout >= TimeSpan.FromMilliseconds(100), "Coap:AckTimeout must be at least 100 ms")
             .Validate(o => o.ExchangeLifetime >= TimeSpan.FromSeconds(1), "Coap:ExchangeLifetime must be at least 1 s")
             .Validate(o => o.IdleTimeout >= TimeSpan.FromSeconds(1), "Coap:IdleTimeout must be at least 1 s")
+            .Validate(o => o.DtlsHandshakeTimeout >= TimeSpan.FromSeconds(1) && o.DtlsHandshakeTimeout <= TimeSpan.FromMinutes(10),
+                "Coap:DtlsHandshakeTimeout must be between 1 s and 10 minutes")
+            .Validate(o => o.Port == 0 || o.Port != o.DtlsPort, "Coap:Port and Coap:DtlsPort must differ")
             .ValidateOnStart();
         services.AddSingleton<Coap.CoapExchanges>();
         services.AddSingleton<Coap.CoapOutbound>();
@@ -103,6 +106,8 @@ public static class ConnectivityModule
         services.AddSingleton<Coap.CoapDispatcher>();
         services.AddSingleton<Coap.CoapServer>();
         services.AddHostedService(sp => sp.GetRequiredService<Coap.CoapServer>());
+        services.AddSingleton<Coap.DtlsServer>();
+        services.AddHostedService(sp => sp.GetRequiredService<Coap.DtlsServer>());
     }
 
     /// <summary>Kestrel's listeners: HTTP on <c>--urls</c>, MQTT on <c>Mqtt:Port</c>, and with a certificate MQTT over TLS and HTTPS.</summary>

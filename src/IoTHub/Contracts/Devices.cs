@@ -21,6 +21,11 @@ public interface IDeviceAuthenticator
     /// <summary>The device, authenticated by other means (a DTLS session with its PSK), else null when it does not exist.</summary>
     ValueTask<DeviceIdentity?> FindAsync(string deviceId, CancellationToken ct);
 
+    /// <summary>The pre-shared key of the device's DTLS sessions (PSK identity = device id): the UTF-8 bytes of its current
+    /// token, when the device exists, is enabled and has its token stored for DTLS (devices created before DTLS support
+    /// have none until their token is rotated); else null. Never log it.</summary>
+    ValueTask<byte[]?> PskAsync(string deviceId, CancellationToken ct);
+
     /// <summary>A device presenting, over TLS, the client certificate whose SHA-256 thumbprint is registered on it.</summary>
     ValueTask<DeviceIdentity?> AuthenticateCertificateAsync(string deviceId, string sha256Thumbprint, CancellationToken ct);
 }

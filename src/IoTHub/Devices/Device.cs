@@ -3,7 +3,8 @@ using Microsoft.EntityFrameworkCore.Metadata.Builders;
 
 namespace IoTHub.Devices;
 
-/// <summary>A registered device. Its token is never stored, only its SHA-256 hash.</summary>
+/// <summary>A registered device. Its token is never stored in clear: its SHA-256 hash authenticates it, and a copy
+/// encrypted with Data Protection (<see cref="DtlsPsk"/>) is the key of its DTLS sessions.</summary>
 internal sealed class Device
 {
     public string Id { get; set; } = "";
@@ -20,6 +21,9 @@ internal sealed class Device
     public bool ClockDriftFlagged { get; set; }
     /// <summary>SHA-256 thumbprint (hex) of the client certificate the device may log in with over TLS instead of its token.</summary>
     public string? CertificateThumbprint { get; set; }
+    /// <summary>The token encrypted by <see cref="DevicePsk"/>: the pre-shared key of CoAP over DTLS, which needs the
+    /// key itself. Null for devices created before DTLS support until their token is rotated.</summary>
+    public string? DtlsPsk { get; set; }
 
     public IReadOnlyList<string> TagList => Tags.Split(',', StringSplitOptions.RemoveEmptyEntries);
 
@@ -44,6 +48,7 @@ internal sealed class DeviceConfiguration : IEntityTypeConfiguration<Device>
         b.Property(x => x.ClockDriftMs).HasColumnName("clock_drift_ms");
         b.Property(x => x.ClockDriftFlagged).HasColumnName("clock_drift_flagged");
         b.Property(x => x.CertificateThumbprint).HasColumnName("certificate_thumbprint").HasMaxLength(64);
+        b.Property(x => x.DtlsPsk).HasColumnName("dtls_psk");
         b.Ignore(x => x.TagList);
         b.HasIndex(x => x.TokenHash);
     }

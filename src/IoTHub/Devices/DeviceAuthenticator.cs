@@ -9,8 +9,10 @@ using Microsoft.EntityFrameworkCore;
 
 namespace IoTHub.Devices;
 
-internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvider time) : IDeviceAuthenticator
+internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvider time, DevicePsk psk, ILogger<DeviceAuthenticator> log) : IDeviceAuthenticator
 {
+    // Devices whose DTLS handshakes fail for want of a stored key: told once each (bounded), not on every retry.
+    private readonly ConcurrentDictionary<string, byte> _noPskLogged = new(StringComparer.Ordinal);
     private static readonly long CacheTtlMs = 30_000;
     private readonly ConcurrentDictionary<string, Entry> _cache = new(StringComparer.Ordinal);
     private readonly ConcurrentDictionary<string, (string DeviceId, long ExpiresAtMs)> _byToken = new(StringComparer.Ordinal);
@@ -58,6 +60,42 @@ internal sealed class DeviceAuthenticator(IServiceScopeFactory scopes, TimeProvi
 
     public async ValueTask<DeviceIdentity?> FindAsync(string deviceId, CancellationToken ct) =>
         await EntryAsync(deviceId, ct) is { } entry ? new DeviceIdentity(deviceId, entry.ProfileId, entry.Enabled) : null;
+
+    public async ValueTask<byte[]?> PskAsync(string deviceId, CancellationToken ct)
+    {
+        if (!Identifier.IsValid(deviceId)) return null;
+        // Not cached: a handshake is rare next to requests, and the key must not linger in memory longer than needed.
+        bool enabled;
+        string? stored;
+        await _lookups.WaitAsync(ct);
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var row = await scope.ServiceProvider.GetRequiredService<HubDb>().Set<Device>().AsNoTracking().Where(x => x.Id == deviceId)
+                .Select(x => new { x.Enabled, x.DtlsPsk }).FirstOrDefaultAsync(ct);
+            if (row is null) return null;
+            (enabled, stored) = (row.Enabled, row.DtlsPsk);
+        }
+        finally
+        {
+            _lookups.Release();
+        }
+        if (!enabled) return null;
+        var token = stored is null ? null : psk.TryUnprotect(stored);
+        if (token is null)
+        {
+            if (_noPskLogged.Count < 10_000 && _noPskLogged.TryAdd(deviceId, 0))
+            {
+                if (stored is null)
+                    log.LogWarning("Device {DeviceId} cannot use CoAP over DTLS: it was created before DTLS support, so its token is not stored for DTLS; rotate its token (POST /api/v1/devices/{{id}}/rotate-token) to enable it", deviceId);
+                else
+                    log.LogWarning("Device {DeviceId} cannot use CoAP over DTLS: its stored DTLS key cannot be decrypted (the data-protection keys changed); rotate its token to enable it", deviceId);
+            }
+            return null;
+        }
+        _noPskLogged.TryRemove(deviceId, out _);
+        return System.Text.Encoding.UTF8.GetBytes(token);
+    }
 
     public async ValueTask<DeviceIdentity?> AuthenticateCertificateAsync(string deviceId, string sha256Thumbprint, CancellationToken ct)
     {

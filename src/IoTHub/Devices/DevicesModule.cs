@@ -17,6 +17,7 @@ public static class DevicesModule
     /// <summary>Registers the device authenticator, presence tracking and its writers, and the request validators.</summary>
     public static IServiceCollection AddDevices(this IServiceCollection services, IConfiguration config)
     {
+        services.AddSingleton<DevicePsk>();
         services.AddSingleton<DeviceAuthenticator>();
         services.AddSingleton<IDeviceAuthenticator>(sp => sp.GetRequiredService<DeviceAuthenticator>());
         services.AddSingleton<DevicePresence>();

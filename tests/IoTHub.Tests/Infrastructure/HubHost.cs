@@ -28,6 +28,9 @@ public sealed class HubHost : IAsyncDisposable
 
     /// <summary>The UDP port of the hub's CoAP server (a free one per host, unless the fixture set Coap:Port).</summary>
     public int CoapPort => int.Parse(_settings["Coap:Port"]!, System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>The UDP port of the hub's CoAP over DTLS server (a free one per host, unless the fixture set Coap:DtlsPort).</summary>
+    public int CoapDtlsPort => int.Parse(_settings["Coap:DtlsPort"]!, System.Globalization.CultureInfo.InvariantCulture);
     public Uri BaseAddress { get; private set; } = null!;
     public IServiceProvider Services => _app!.Services;
 
@@ -59,6 +62,7 @@ public sealed class HubHost : IAsyncDisposable
             ["Mqtt:Host"] = "127.0.0.1",
             ["Coap:Host"] = "127.0.0.1",
             ["Coap:Port"] = FreeUdpPort().ToString(System.Globalization.CultureInfo.InvariantCulture),
+            ["Coap:DtlsPort"] = FreeUdpPort().ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["Logging:LogLevel:Default"] = Environment.GetEnvironmentVariable("IOTHUB_TEST_LOGLEVEL") ?? "Warning",
             // Tests drive single devices far faster than a real one would; the limits' own tests set them low again.
             ["Connectivity:DeviceMessagesPerSecond"] = "1000000",

@@ -21,4 +21,12 @@ internal static class CoapMetrics
     /// <summary>Datagrams that are not CoAP messages (RFC 7252 §3 format errors).</summary>
     public static readonly Counter<long> Malformed = HubMeter.Meter.CreateCounter<long>("iothub_coap_malformed_total",
         description: "Datagrams on the CoAP port that are not well-formed CoAP messages");
+
+    /// <summary>DTLS handshakes that ended, by outcome: <c>ok</c> or <c>failed</c>.</summary>
+    public static readonly Counter<long> DtlsHandshakes = HubMeter.Meter.CreateCounter<long>("iothub_coap_dtls_handshakes_total",
+        description: "DTLS handshakes on the CoAP over DTLS port that ended, by outcome (ok, failed)");
+
+    /// <summary>ClientHellos answered with a HelloVerifyRequest or dropped (no valid cookie yet): cost the hub no state.</summary>
+    public static readonly Counter<long> DtlsHelloVerify = HubMeter.Meter.CreateCounter<long>("iothub_coap_dtls_cookie_challenges_total",
+        description: "ClientHellos on the CoAP over DTLS port without a valid cookie (answered with a HelloVerifyRequest, no state kept)");
 }

@@ -12,6 +12,18 @@ public sealed class CoapOptions
     [Range(0, 65535)]
     public int Port { get; set; } = 5683;
 
+    /// <summary>UDP port of CoAP over DTLS 1.2 with PSK (identity: the device id; key: its token); 0 disables it. Default
+    /// 5684 (RFC 7252 §6.2).</summary>
+    [Range(0, 65535)]
+    public int DtlsPort { get; set; } = 5684;
+
+    /// <summary>DTLS sessions open (or handshaking) at once; a new client past it is not answered. Default 10,000.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxDtlsSessions { get; set; } = 10_000;
+
+    /// <summary>A DTLS handshake not finished in this time is abandoned. Default 30 s.</summary>
+    public TimeSpan DtlsHandshakeTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
     /// <summary>Address to bind; empty: every address, IPv4 and IPv6.</summary>
     public string Host { get; set; } = "";
 
@@ -47,7 +59,8 @@ public sealed class CoapOptions
     /// <summary>An unfinished Block1 upload is dropped this long after its last block. Default 60 s.</summary>
     public TimeSpan BlockUploadTimeout { get; set; } = TimeSpan.FromSeconds(60);
 
-    /// <summary>A CoAP device that neither sends nor observes for this long is offline. Default 5 minutes.</summary>
+    /// <summary>A CoAP device that neither sends nor observes for this long is offline, and a DTLS session that receives
+    /// nothing for this long is closed. Default 5 minutes.</summary>
     public TimeSpan IdleTimeout { get; set; } = TimeSpan.FromMinutes(5);
 
     /// <summary>Observations (RFC 7641) held at once; more are answered without the Observe option (not registered).

@@ -60,7 +60,7 @@ internal sealed class CreateDeviceValidator : AbstractValidator<CreateDeviceRequ
     }
 }
 
-internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProvider time) : IRequestHandler<CreateDeviceRequest, CreateDeviceResult>
+internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProvider time, DevicePsk psk) : IRequestHandler<CreateDeviceRequest, CreateDeviceResult>
 {
     public async ValueTask<CreateDeviceResult> Handle(CreateDeviceRequest r, CancellationToken ct)
     {
@@ -71,7 +71,7 @@ internal sealed class CreateDeviceHandler(HubDb db, IMediator mediator, TimeProv
         var token = Secret.New();
         var device = new Device
         {
-            Id = id, Name = r.Name, TokenHash = Secret.Hash(token), ProfileId = r.Profile,
+            Id = id, Name = r.Name, TokenHash = Secret.Hash(token), DtlsPsk = psk.Protect(token), ProfileId = r.Profile,
             Tags = Device.JoinTags(r.Tags), CreatedAt = time.NowMs(),
             CertificateThumbprint = DeviceView.NormaliseThumbprint(r.CertificateThumbprint) is { Length: > 0 } t ? t : null,
         };

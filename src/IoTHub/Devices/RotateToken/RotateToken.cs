@@ -16,13 +16,16 @@ public sealed record RotateTokenCommand(string Id) : IRequest<RotatedToken?>;
 public sealed record RotatedToken(string Token);
 
 /// <summary>A new token, shown once; the old one stops working at once and live connections are dropped.</summary>
-internal sealed class RotateTokenHandler(HubDb db, IMediator mediator) : IRequestHandler<RotateTokenCommand, RotatedToken?>
+internal sealed class RotateTokenHandler(HubDb db, IMediator mediator, DevicePsk psk) : IRequestHandler<RotateTokenCommand, RotatedToken?>
 {
     public async ValueTask<RotatedToken?> Handle(RotateTokenCommand c, CancellationToken ct)
     {
         var token = Secret.New();
         var hash = Secret.Hash(token);
-        var n = await db.Set<Device>().Where(d => d.Id == c.Id).ExecuteUpdateAsync(s => s.SetProperty(d => d.TokenHash, hash), ct);
+        var encrypted = psk.Protect(token);
+        // The DTLS key changes with the hash: a device created before DTLS support gets one here.
+        var n = await db.Set<Device>().Where(d => d.Id == c.Id)
+            .ExecuteUpdateAsync(s => s.SetProperty(d => d.TokenHash, hash).SetProperty(d => d.DtlsPsk, encrypted), ct);
         if (n == 0) return null;
         await mediator.Publish(new DeviceCredentialsRevoked(c.Id), ct);
         return new RotatedToken(token);

@@ -492,6 +492,10 @@ namespace IoTHub.Storage.Migrations.Postgres
                         .HasColumnType("bigint")
                         .HasColumnName("created_at");
 
+                    b.Property<string>("DtlsPsk")
+                        .HasColumnType("text")
+                        .HasColumnName("dtls_psk");
+
                     b.Property<bool>("Enabled")
                         .HasColumnType("boolean")
                         .HasColumnName("enabled");

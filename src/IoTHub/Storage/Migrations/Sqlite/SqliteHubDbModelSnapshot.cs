@@ -479,6 +479,10 @@ namespace IoTHub.Storage.Migrations.Sqlite
                         .HasColumnType("INTEGER")
                         .HasColumnName("created_at");
 
+                    b.Property<string>("DtlsPsk")
+                        .HasColumnType("TEXT")
+                        .HasColumnName("dtls_psk");
+
                     b.Property<bool>("Enabled")
                         .HasColumnType("INTEGER")
                         .HasColumnName("enabled");

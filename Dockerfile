@@ -26,7 +26,7 @@ ENV IOTHUB_DataDirectory=/var/lib/iothub/data \
     ASPNETCORE_HTTP_PORTS=
 VOLUME ["/var/lib/iothub/data"]
 # What listens by default. MQTT over TLS (8883) and HTTPS (8443) listen once a certificate is configured: publish them then.
-EXPOSE 8080 1883
+EXPOSE 8080 1883 5683/udp 5684/udp
 # The hub's own binary asks GET /health/ready (the image has no curl or wget).
 HEALTHCHECK --interval=30s --timeout=10s --start-period=30s --retries=3 CMD ["/app/IoTHub", "--health-check"]
 ENTRYPOINT ["/app/IoTHub"]

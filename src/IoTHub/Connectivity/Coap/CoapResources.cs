@@ -42,6 +42,10 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
         if (path is not ["devices", var deviceId, ..]) return Diagnostic(CoapCode.NotFound, "no such resource; see the README's CoAP section");
         var rest = path.Skip(2).ToArray();
         var method = m.Code;
+        // The only representations served: JSON, and an image as octet-stream (RFC 7252 §5.10.4: otherwise 4.06).
+        var offered = rest is ["firmware", var a] && a != "pending" ? CoapContentFormat.OctetStream : CoapContentFormat.Json;
+        if (method == CoapCode.Get && m.Accept is { } accept && accept != offered)
+            return Diagnostic(CoapCode.NotAcceptable, $"this resource is served as Content-Format {offered} only");
         return rest switch
         {
             ["telemetry"] => method == CoapCode.Post ? await TelemetryAsync(m, peer, deviceId, ct) : NotAllowed("POST"),

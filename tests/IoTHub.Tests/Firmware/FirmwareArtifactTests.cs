@@ -16,7 +16,9 @@ namespace IoTHub.Tests.Firmware;
 /// <summary>Helpers the artifact fixtures share.</summary>
 internal static class Artifacts
 {
-    public static string Unique() => Guid.NewGuid().ToString("N")[..8];
+    /// <summary>A suffix for versions and ids no other test uses. It starts with a letter: an all-digit SemVer pre-release
+    /// identifier with a leading zero ("1.0.0-0123abcd" is fine, "1.0.0-01234567" is not) is refused.</summary>
+    public static string Unique() => "t" + Guid.NewGuid().ToString("N")[..7];
 
     public static HttpContent Octets(byte[] image, string contentType = "application/octet-stream")
     {

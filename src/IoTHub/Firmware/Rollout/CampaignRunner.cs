@@ -17,8 +17,15 @@ internal sealed class RolloutSignal
         if (_signal.CurrentCount == 0) try { _signal.Release(); } catch (SemaphoreFullException) { }
     }
 
-    public Task WaitAsync(TimeSpan timeout, TimeProvider time, CancellationToken ct) =>
-        Task.WhenAny(_signal.WaitAsync(ct), Task.Delay(timeout, time, ct));
+    /// <summary>Until <see cref="Wake"/> or <paramref name="timeout"/> on <paramref name="time"/>, whichever is first. The wait
+    /// that lost is withdrawn: left pending, it would take the next <see cref="Wake"/> (one more such waiter every tick, so
+    /// after the first tick no wake reached the loop, and they piled up).</summary>
+    public async Task WaitAsync(TimeSpan timeout, TimeProvider time, CancellationToken ct)
+    {
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        await Task.WhenAny(_signal.WaitAsync(cts.Token), Task.Delay(timeout, time, cts.Token));
+        await cts.CancelAsync();
+    }
 }
 
 /// <summary>The devices whose update waits for a reconnection (installing or rebooting): only their connections cost a

@@ -109,7 +109,14 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
             await ScreenshotAsync(page, "firmware-uploaded");
 
             await row.GetByRole(AriaRole.Button, new() { Name = "Copy" }).ClickAsync();
-            Assert.That(await page.EvaluateAsync<string>("() => navigator.clipboard.readText()"), Is.EqualTo(sha));
+            // The page writes the clipboard asynchronously after the click: read it until it is there (seen empty once in CI).
+            var copied = "";
+            for (var i = 0; i < 50 && copied != sha; i++)
+            {
+                copied = await page.EvaluateAsync<string>("() => navigator.clipboard.readText()");
+                if (copied != sha) await page.WaitForTimeoutAsync(100);
+            }
+            Assert.That(copied, Is.EqualTo(sha));
 
             // What the page uploaded is the file, byte for byte, as the API says.
             using var admin = await Hub.AdminAsync();

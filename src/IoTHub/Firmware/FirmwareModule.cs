@@ -28,6 +28,7 @@ public static class FirmwareModule
         services.AddSingleton<ArtifactFiles>();
         services.AddSingleton<RolloutSignal>();
         services.AddSingleton<InstallWatch>();
+        services.AddScoped<TargetPlanner>();
         services.AddScoped<Rollouts>();
         services.AddHostedService<CampaignRunner>();
         services.AddSingleton<IValidator<CampaignDefinition>, CampaignDefinitionValidator>();

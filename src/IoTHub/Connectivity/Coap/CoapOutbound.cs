@@ -50,7 +50,7 @@ internal sealed class CoapOutbound(IOptions<CoapOptions> options, TimeProvider t
                 if (await Task.WhenAny(answered.Task, delay) == answered.Task)
                 {
                     await wait.CancelAsync();
-                    return answered.Task.Result;
+                    return await answered.Task; // completed: WhenAny chose it
                 }
                 if (attempt >= o.MaxRetransmit) return false;
                 timeout *= 2;

@@ -103,7 +103,7 @@ public sealed record ListCampaignDevicesQuery(long Id, string? State, int? Wave,
 /// <summary>A device's firmware and update history.</summary>
 public sealed record GetDeviceFirmwareQuery(string DeviceId) : IRequest<DeviceFirmwareView>;
 
-internal sealed class CampaignCatalog(HubDb db, Rollouts rollouts, IValidator<CampaignDefinition> validator, TimeProvider time) :
+internal sealed class CampaignCatalog(HubDb db, Rollouts rollouts, TargetPlanner planner, IValidator<CampaignDefinition> validator, TimeProvider time) :
     IRequestHandler<SaveCampaignCommand, SaveCampaignResult>, IRequestHandler<ListCampaignsQuery, IReadOnlyList<CampaignView>>,
     IRequestHandler<GetCampaignQuery, CampaignView?>, IRequestHandler<PreviewCampaignQuery, (CampaignPreview? Preview, Dictionary<string, string[]> Errors)>,
     IRequestHandler<CampaignActionCommand, CampaignActionOutcome>, IRequestHandler<DeleteCampaignCommand, CampaignActionOutcome>,
@@ -143,7 +143,7 @@ internal sealed class CampaignCatalog(HubDb db, Rollouts rollouts, IValidator<Ca
         var (artifact, errors) = await CheckAsync(q.Definition, ct);
         if (errors.Count > 0) return (null, errors);
         var def = q.Definition.Normalized();
-        var plan = await rollouts.PlanAsync(0, def, artifact!, ct);
+        var plan = await planner.PlanAsync(0, def, artifact!, ct);
         var waves = Enumerable.Range(1, plan.WaveCount).Select(w => new WavePreview(w, plan.Devices.Count(d => d.Wave == w))).ToList();
         return (new CampaignPreview(plan.Devices.Count, plan.Skipped, plan.Incompatible, plan.Unknown, waves), errors);
     }

@@ -25,43 +25,12 @@ public enum CampaignActionOutcome
     ArtifactMissing,
 }
 
-internal sealed class Rollouts(HubDb db, IMediator mediator, Outbox outbox, InstallWatch watch, RolloutSignal signal, TimeProvider time, ILogger<Rollouts> log)
+internal sealed class Rollouts(HubDb db, IMediator mediator, TargetPlanner planner, Outbox outbox, InstallWatch watch, RolloutSignal signal, TimeProvider time, ILogger<Rollouts> log)
 {
     internal static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     private const int Attempts = 5;
 
     public static CampaignDefinition DefinitionOf(FirmwareCampaign c) => JsonSerializer.Deserialize<CampaignDefinition>(c.Definition, Json)!;
-
-    // ---- targeting ------------------------------------------------------------------------------------------------
-
-    /// <summary>The devices a definition targets, split into the ones to update (with their waves), the ones already on the
-    /// version and the ones the image does not fit.</summary>
-    public async Task<TargetPlan> PlanAsync(long campaignId, CampaignDefinition def, FirmwareArtifact artifact, CancellationToken ct)
-    {
-        var scopes = await mediator.Send(new ListDeviceScopes(), ct);
-        var t = def.Target!;
-        var listed = new HashSet<string>(t.DeviceIds ?? [], StringComparer.Ordinal);
-        var targeted = scopes.Where(s => listed.Contains(s.DeviceId) || (t.Tag is { } tag && s.Tags.Contains(tag)) || (t.Profile is { } p && s.ProfileId == p)).ToList();
-        var ids = targeted.Select(s => s.DeviceId).ToList();
-        var known = await db.Set<DeviceFirmware>().AsNoTracking().Where(f => ids.Contains(f.DeviceId)).ToDictionaryAsync(f => f.DeviceId, ct);
-        var update = new List<string>();
-        int skipped = 0, incompatible = 0;
-        foreach (var s in targeted)
-        {
-            known.TryGetValue(s.DeviceId, out var f);
-            if ((artifact.ProfileId.Length > 0 && s.ProfileId != artifact.ProfileId)
-                || (artifact.HardwareModel.Length > 0 && f?.HardwareModel is { } model && model != artifact.HardwareModel)) incompatible++;
-            else if (f?.Version == artifact.Version) skipped++;
-            else update.Add(s.DeviceId);
-        }
-        var assigned = WavePlan.Assign(campaignId, update, def.CanaryCount, def.Waves!);
-        return new TargetPlan(assigned, skipped, incompatible, listed.Count(id => scopes.All(s => s.DeviceId != id)),
-            WavePlan.WaveCount(def.CanaryCount, def.Waves!), known);
-    }
-
-    /// <summary>The plan: devices with their waves; counts of the others.</summary>
-    public sealed record TargetPlan(IReadOnlyList<(string DeviceId, int Wave)> Devices, int Skipped, int Incompatible, int Unknown, int WaveCount,
-        IReadOnlyDictionary<string, DeviceFirmware> Known);
 
     // ---- operator actions -----------------------------------------------------------------------------------------
 
@@ -73,7 +42,7 @@ internal sealed class Rollouts(HubDb db, IMediator mediator, Outbox outbox, Inst
         var artifact = await db.Set<FirmwareArtifact>().AsNoTracking().FirstOrDefaultAsync(a => a.Id == c.ArtifactId, ct);
         if (artifact is null) return CampaignActionOutcome.ArtifactMissing;
         var def = DefinitionOf(c);
-        var plan = await PlanAsync(c.Id, def, artifact, ct);
+        var plan = await planner.PlanAsync(c.Id, def, artifact, ct);
         var now = time.NowMs();
         await using var tx = await db.Database.BeginTransactionAsync(ct);
         foreach (var (deviceId, wave) in plan.Devices)

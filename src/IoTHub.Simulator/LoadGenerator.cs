@@ -15,7 +15,7 @@ public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
     DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1,
     Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default, DeviceFault Fault = DeviceFault.None,
-    FirmwareOptions? Firmware = null, string? CoapHost = null, int CoapPort = 5683);
+    FirmwareOptions? Firmware = null, string? CoapHost = null, int CoapPort = 5683, Action? Started = null);
 
 /// <summary>The run so far, reported every <see cref="LoadOptions.ProgressInterval"/>.</summary>
 /// <param name="Elapsed">Since publishing began.</param>
@@ -48,6 +48,8 @@ public sealed class LoadResult
     public FirmwareTally Firmware = new(0, 0, 0, 0, 0, 0);
     public TimeSpan Elapsed;
     public readonly List<double> LatenciesMs = new();
+    /// <summary>Messages acknowledged per device, in the fleet's order (MQTT and HTTP; empty over CoAP).</summary>
+    public long[] AckedByDevice = [];
 
     public double AcksPerSecond => Acked / Elapsed.TotalSeconds;
     public double SentPerSecond => Sent / Elapsed.TotalSeconds;
@@ -99,8 +101,10 @@ public static class LoadGenerator
             await links[i].ConnectAsync(token);
         });
 
+        result.AckedByDevice = new long[devices.Count];
         var stopwatch = Stopwatch.StartNew();
         stop.CancelAfter(o.Duration);
+        o.Started?.Invoke();
         var reporting = ReportProgressAsync(o, result, stopwatch, () => links.Count(l => l.IsConnected), devices.Count, () => links.Sum(l => l.Reconnects), stop.Token,
             o.Interactive ? firmware.Counters.Snapshot : null);
         // Each device keeps up to InFlight messages unacknowledged (as paho's max_inflight does): that many publishing
@@ -138,6 +142,7 @@ public static class LoadGenerator
                     if (ack.IsSuccess)
                     {
                         Interlocked.Increment(ref result.Acked);
+                        Interlocked.Increment(ref result.AckedByDevice[i]);
                         latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     }
                     else Interlocked.Increment(ref result.Failed);
@@ -198,6 +203,8 @@ public static class LoadGenerator
         var stopwatch = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(o.Duration);
+        result.AckedByDevice = new long[devices.Count];
+        o.Started?.Invoke();
         var reporting = ReportProgressAsync(o, result, stopwatch, null, devices.Count, () => 0, stop.Token);
         var perDevice = new List<double>[devices.Count];
         var tasks = Enumerable.Range(0, devices.Count).Select(i => Task.Run(async () =>
@@ -222,6 +229,7 @@ public static class LoadGenerator
                     if ((int)response.StatusCode == 202)
                     {
                         Interlocked.Increment(ref result.Acked);
+                        Interlocked.Increment(ref result.AckedByDevice[i]);
                         latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     }
                     else Interlocked.Increment(ref result.Failed);

@@ -19,6 +19,13 @@ internal sealed class HubProcess : IAsyncDisposable
     public int CoapPort { get; private init; }
     public int Pid => _process.Id;
 
+    /// <summary>The hub's data directory (its SQLite database is <c>iothub.db</c> in it).</summary>
+    public string DataDirectory => _data;
+
+    /// <summary>The directory of the hub's build that benchmarks start: the Release build's output, or the directory of
+    /// a published build given with <c>--hub-dir</c> (e.g. one published ReadyToRun).</summary>
+    public static string BuildDirectory { get; set; } = Path.Combine(FindRoot(), "src/IoTHub/bin/Release/net10.0");
+
     private HubProcess(Process process, string data, Uri baseAddress, int mqttPort)
     {
         _process = process;
@@ -27,13 +34,16 @@ internal sealed class HubProcess : IAsyncDisposable
         MqttPort = mqttPort;
     }
 
-    public static async Task<HubProcess> StartAsync(string provider, string? postgres, params string[] extra)
+    public static Task<HubProcess> StartAsync(string provider, string? postgres, params string[] extra) => StartAsync(null, provider, postgres, extra);
+
+    /// <summary>Starts the hub of <paramref name="directory"/> (null: <see cref="BuildDirectory"/>) and waits until it is ready.</summary>
+    public static async Task<HubProcess> StartAsync(string? directory, string provider, string? postgres, params string[] extra)
     {
         var http = FreePort();
         var mqtt = FreePort();
         var coap = FreePort();
         var data = Path.Combine(Path.GetTempPath(), "iothub-bench-" + Guid.NewGuid().ToString("N")[..8]);
-        var dll = Path.Combine(Root, "src/IoTHub/bin/Release/net10.0/IoTHub.dll");
+        var dll = Path.Combine(directory ?? BuildDirectory, "IoTHub.dll");
         if (!File.Exists(dll)) throw new InvalidOperationException($"{dll} is missing: run `dotnet build -c Release IoTHub.sln` first");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]

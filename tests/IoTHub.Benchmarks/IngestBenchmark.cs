@@ -1,78 +1,96 @@
 // One run, one machine, one load generator and the same payloads for every contender:
-//   reference  mosquitto (Debian's) + a minimal subscriber that batch-COPYs each message into PostgreSQL (QoS 0)
-//   bare       an MQTTnet server with no processing (the library's ceiling), QoS 1, in its own process (BareServer)
-//   IoTHub     on PostgreSQL and on SQLite, QoS 1, every ack after commit
-// Throughput is what reached durable storage per second (for bare MQTTnet: acks per second).
+//   reference       mosquitto (Debian's) + a minimal subscriber that batch-COPYs each message into PostgreSQL as jsonb (QoS 0)
+//   reference-qos1  the same-guarantee reference: devices and the subscriber at QoS 1, one narrow row per value with
+//                   IoTHub's primary key, duplicates skipped (ReferenceSubscriber)
+//   bare            an MQTTnet server with no processing (the library's ceiling), QoS 1, in its own process (BareServer)
+//   IoTHub          on PostgreSQL and on SQLite, QoS 1, every ack after commit; "-cold": measured from the first message
+//                   after start, with no warm-up (a ReadyToRun build too when --hub-r2r names one)
+// Throughput is what reached durable storage per second (for bare MQTTnet: acks per second). Server CPU per stored
+// message is the CPU time of the server's processes (the hub; or mosquitto and the subscriber; and every PostgreSQL
+// process) over the measured window, from /proc, divided by the messages stored in it: on 2 cores shared with the load
+// generator it is the figure that holds between runs. For IoTHub, three sampled devices' acked messages are checked
+// to be stored.
 using System.Buffers;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using System.Threading.Channels;
 using IoTHub.Simulator;
 using MQTTnet;
 using MQTTnet.Protocol;
 using Npgsql;
-using NpgsqlTypes;
 
 namespace IoTHub.Benchmarks;
 
-internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan warmup, int inFlight, string postgresAdmin, string[] only)
+internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan warmup, int inFlight, string postgresAdmin, string[] only, string? r2rDirectory = null)
 {
+    /// <summary>A contender's figures: its stored rate and the server CPU it took per stored message, in µs (the
+    /// contender's own processes, and PostgreSQL's; null where a contender has no database).</summary>
+    private sealed record Outcome(string Name, double Rate, LoadResult Load, double AppCpuUs, double? DatabaseCpuUs, string Note)
+    {
+        public double TotalCpuUs => AppCpuUs + (DatabaseCpuUs ?? 0);
+    }
+
     public async Task<int> RunAsync()
     {
         Console.WriteLine($"machine: {Machine.Describe()}");
         Console.WriteLine($"warm-up: {warmup.TotalSeconds:0} s of the same load per contender, unmeasured");
         Console.WriteLine($"load: {devices} devices, closed loop (each keeps {inFlight} QoS 1 messages unacknowledged, publishing the next as soon as one is acked), {duration.TotalSeconds:0} s, thermostat payloads (3 metrics)");
-        var results = new List<(string Name, double Rate, LoadResult Load, string Note)>();
-
-        bool Runs(string name) => only.Length == 0 || only.Contains(name);
-        ReferenceResult? reference = null;
-        LoadResult? bare = null, pg = null, sqlite = null, pgRules = null, sqliteRules = null;
-        if (Runs("reference"))
-        {
-            reference = await ReferenceAsync();
-            results.Add(("reference: mosquitto + COPY subscriber, QoS 0", reference.StoredPerSecond, reference.Load, $"{reference.Stored:N0} rows stored of {reference.Load.Sent:N0} sent"));
-        }
-        if (Runs("bare"))
-        {
-            bare = await BareMqttnetAsync();
-            results.Add(("bare MQTTnet, QoS 1", bare.AcksPerSecond, bare, ""));
-        }
-        if (Runs("postgres"))
-        {
-            (pg, var pgRss) = await IoTHubAsync("Postgres");
-            results.Add(("IoTHub on PostgreSQL, QoS 1 ack-after-commit", pg.AcksPerSecond, pg, $"hub RSS {pgRss:0} MiB"));
-        }
-        if (Runs("sqlite"))
-        {
-            (sqlite, var sqliteRss) = await IoTHubAsync("Sqlite");
-            results.Add(("IoTHub on SQLite, QoS 1 ack-after-commit", sqlite.AcksPerSecond, sqlite, $"hub RSS {sqliteRss:0} MiB"));
-        }
-
-        if (Runs("postgres-rules"))
-        {
-            (pgRules, var rss) = await IoTHubAsync("Postgres", AlarmRules);
-            results.Add(($"IoTHub on PostgreSQL, {AlarmRules:N0} alarm rules", pgRules.AcksPerSecond, pgRules, $"hub RSS {rss:0} MiB"));
-        }
-        if (Runs("sqlite-rules"))
-        {
-            (sqliteRules, var rss) = await IoTHubAsync("Sqlite", AlarmRules);
-            results.Add(($"IoTHub on SQLite, {AlarmRules:N0} alarm rules", sqliteRules.AcksPerSecond, sqliteRules, $"hub RSS {rss:0} MiB"));
-        }
+        var results = new List<Outcome>();
+        bool Runs(string name) => only.Length == 0 ? name is not ("postgres-cold" or "postgres-cold-r2r" or "postgres-r2r") : only.Contains(name);
+        if (Runs("reference")) results.Add(await ReferenceAsync("jsonb"));
+        if (Runs("reference-qos1")) results.Add(await ReferenceAsync("narrow"));
+        if (Runs("bare")) results.Add(await BareMqttnetAsync());
+        if (Runs("postgres")) results.Add(await IoTHubAsync("postgres", "Postgres"));
+        if (Runs("sqlite")) results.Add(await IoTHubAsync("sqlite", "Sqlite"));
+        if (Runs("postgres-rules")) results.Add(await IoTHubAsync("postgres-rules", "Postgres", AlarmRules));
+        if (Runs("sqlite-rules")) results.Add(await IoTHubAsync("sqlite-rules", "Sqlite", AlarmRules));
+        if (Runs("postgres-r2r")) results.Add(await IoTHubAsync("postgres-r2r", "Postgres", directory: R2R()));
+        if (Runs("postgres-cold")) results.Add(await IoTHubAsync("postgres-cold", "Postgres", cold: true));
+        if (Runs("postgres-cold-r2r")) results.Add(await IoTHubAsync("postgres-cold-r2r", "Postgres", cold: true, directory: R2R()));
 
         Console.WriteLine();
-        Console.WriteLine($"{"contender",-48} {"msg/s",10} {"p50 ms",8} {"p99 ms",8}  note");
-        foreach (var (name, rate, load, note) in results)
-            Console.WriteLine($"{name,-48} {rate,10:N0} {load.Percentile(50),8:0.0} {load.Percentile(99),8:0.0}  {note}");
+        Console.WriteLine($"{"contender",-44} {"msg/s",9} {"p50 ms",7} {"p99 ms",7} {"CPU µs/msg",11} {"(app",6} {"+ db)",6}  note");
+        foreach (var o in results)
+            Console.WriteLine($"{Describe(o.Name),-44} {o.Rate,9:N0} {o.Load.Percentile(50),7:0.0} {o.Load.Percentile(99),7:0.0} {o.TotalCpuUs,11:0.0} {o.AppCpuUs,6:0.0} {(o.DatabaseCpuUs is { } db ? db.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture) : "-"),6}  {o.Note}");
         Console.WriteLine();
-        if (reference is not null && pg is not null) Console.WriteLine($"ratio IoTHub(PostgreSQL) / reference: {pg.AcksPerSecond / reference.StoredPerSecond:0.00}");
-        if (reference is not null && sqlite is not null) Console.WriteLine($"ratio IoTHub(SQLite) / reference:     {sqlite.AcksPerSecond / reference.StoredPerSecond:0.00}");
-        if (bare is not null && pg is not null) Console.WriteLine($"ratio IoTHub(PostgreSQL) / bare:      {pg.AcksPerSecond / bare.AcksPerSecond:0.00}");
-        if (bare is not null && sqlite is not null) Console.WriteLine($"ratio IoTHub(SQLite) / bare:          {sqlite.AcksPerSecond / bare.AcksPerSecond:0.00}");
-        if (pg is not null && pgRules is not null) Console.WriteLine($"ratio IoTHub(PostgreSQL) with / without {AlarmRules:N0} rules: {pgRules.AcksPerSecond / pg.AcksPerSecond:0.00}");
-        if (sqlite is not null && sqliteRules is not null) Console.WriteLine($"ratio IoTHub(SQLite) with / without {AlarmRules:N0} rules:     {sqliteRules.AcksPerSecond / sqlite.AcksPerSecond:0.00}");
-        return 0;
+        var byName = results.ToDictionary(o => o.Name);
+        void Ratio(string a, string b, string what)
+        {
+            if (byName.TryGetValue(a, out var x) && byName.TryGetValue(b, out var y))
+                Console.WriteLine($"ratio {Describe(a)} / {what}: {x.Rate / y.Rate:0.00} (CPU per message {x.TotalCpuUs / y.TotalCpuUs:0.00}×)");
+        }
+        Ratio("postgres", "reference-qos1", "same-guarantee reference");
+        Ratio("sqlite", "reference-qos1", "same-guarantee reference");
+        Ratio("postgres", "reference", "QoS 0 reference");
+        Ratio("sqlite", "reference", "QoS 0 reference");
+        Ratio("postgres", "bare", "bare MQTTnet");
+        Ratio("sqlite", "bare", "bare MQTTnet");
+        Ratio("postgres-rules", "postgres", $"without rules");
+        Ratio("sqlite-rules", "sqlite", $"without rules");
+        Ratio("postgres-r2r", "postgres", "JIT build, warm");
+        Ratio("postgres-cold", "postgres", "warm");
+        Ratio("postgres-cold-r2r", "postgres-cold", "cold JIT build");
+        return results.Any(o => o.Note.Contains("LOST", StringComparison.Ordinal)) ? 1 : 0;
     }
+
+    private string R2R() => r2rDirectory ?? throw new InvalidOperationException("the -r2r contenders need --hub-r2r DIR: a build published with -p:PublishReadyToRun=true (README, Performance)");
+
+    private static string Describe(string name) => name switch
+    {
+        "reference" => "reference: mosquitto + COPY jsonb, QoS 0",
+        "reference-qos1" => "reference: mosquitto + COPY narrow, QoS 1",
+        "bare" => "bare MQTTnet, QoS 1",
+        "postgres" => "IoTHub on PostgreSQL",
+        "sqlite" => "IoTHub on SQLite",
+        "postgres-rules" => $"IoTHub on PostgreSQL, {AlarmRules:N0} alarm rules",
+        "sqlite-rules" => $"IoTHub on SQLite, {AlarmRules:N0} alarm rules",
+        "postgres-r2r" => "IoTHub on PostgreSQL, ReadyToRun",
+        "postgres-cold" => "IoTHub on PostgreSQL, cold (first seconds)",
+        "postgres-cold-r2r" => "IoTHub on PostgreSQL, ReadyToRun, cold",
+        _ => name,
+    };
+
+    private static double PerMessageUs(double cpuSeconds, double messages) => messages > 0 ? cpuSeconds * 1e6 / messages : double.NaN;
 
     /// <summary>Rules of the "-rules" contenders: each device's temperature watched by rules scoped to it (a duration
     /// rule with hysteresis, never raised by the thermostat's 19-25 °C), spread evenly over the fleet.</summary>
@@ -88,11 +106,11 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         }
     }
 
-    private sealed record ReferenceResult(LoadResult Load, long Stored, double StoredPerSecond);
-
-    private async Task<ReferenceResult> ReferenceAsync()
+    private async Task<Outcome> ReferenceAsync(string shape)
     {
-        Console.WriteLine("reference: mosquitto + subscriber batch-COPYing into PostgreSQL ...");
+        var qos = shape == "narrow" ? 1 : 0;
+        var name = shape == "narrow" ? "reference-qos1" : "reference";
+        Console.WriteLine($"{Describe(name)} ...");
         var port = HubProcess.FreePort();
         var conf = Path.Combine(Path.GetTempPath(), $"iothub-bench-mosquitto-{port}.conf");
         await File.WriteAllTextAsync(conf, $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 0\nlog_dest none\n");
@@ -100,106 +118,118 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         // (that is what stopped the 1,000-device runs before).
         using var mosquitto = Process.Start(new ProcessStartInfo(File.Exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto", $"-c {conf}"))!;
         await WaitForPortAsync(port);
-        var cs = await HubProcess.CreateDatabaseAsync(postgresAdmin, "iothub_bench_reference");
+        var database = "iothub_bench_" + name.Replace('-', '_');
+        var cs = await HubProcess.CreateDatabaseAsync(postgresAdmin, database);
         await using (var c = new NpgsqlConnection(cs))
         {
             await c.OpenAsync();
-            await using var cmd = new NpgsqlCommand("CREATE TABLE telemetry (device text NOT NULL, received_at timestamptz NOT NULL, payload jsonb NOT NULL)", c);
+            await using var cmd = new NpgsqlCommand(ReferenceSubscriber.CreateTableSql(shape), c);
             await cmd.ExecuteNonQueryAsync();
         }
-
-        // The minimal subscriber a user would hand-build: subscribe to everything, buffer, COPY every 1,000 messages or 5 ms.
-        var buffer = Channel.CreateUnbounded<(string Device, DateTime At, byte[] Payload)>();
-        long stored = 0;
-        using var subscriber = new MqttClientFactory().CreateMqttClient();
-        subscriber.ApplicationMessageReceivedAsync += e =>
-        {
-            var topic = e.ApplicationMessage.Topic;
-            var device = topic.Split('/')[1];
-            buffer.Writer.TryWrite((device, DateTime.UtcNow, e.ApplicationMessage.Payload.ToArray()));
-            return Task.CompletedTask;
-        };
-        // A keep-alive longer than the run: under a flood mosquitto queues its PINGRESP behind the backlog, the client would give up and
-        // every message still queued would be lost (QoS 0), which measured the subscriber's timeout, not the pipeline.
-        await subscriber.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", port).WithClientId("copy-subscriber")
-            .WithKeepAlivePeriod(TimeSpan.FromMinutes(30)).WithTimeout(TimeSpan.FromMinutes(5)).Build());
-        await subscriber.SubscribeAsync("devices/+/telemetry", MqttQualityOfServiceLevel.AtMostOnce);
-        using var stopWriter = new CancellationTokenSource();
-        var writer = Task.Run(async () =>
+        await using var subscriber = await ReferenceSubscriber.StartAsync(port, cs, shape);
+        var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"ref-{i}", "")).ToList();
+        var warm = await WarmUpAsync(fleet, "127.0.0.1", port, qos, credentials: false);
+        var warmedUp = await DrainedAsync(() => subscriber.Stored, Stopwatch.StartNew(), warmup);
+        var app = new CpuMeter(() => [mosquitto.Id, subscriber.Pid]);
+        var db = new CpuMeter(CpuMeter.PostgresProcesses);
+        var sw = new Stopwatch();
+        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos, credentials: false) with { Started = () => { app.Start(); db.Start(); sw.Start(); } },
+            CancellationToken.None);
+        // The rate is what reached PostgreSQL, counted until the subscriber has drained the broker's backlog.
+        var (last, lastChange) = await DrainedAsync(() => subscriber.Stored - warmedUp.Count, sw, duration);
+        var (appCpu, dbCpu) = (app.Seconds(), db.Seconds());
+        var note = $"{last:N0} stored of {load.Sent:N0} sent";
+        if (qos == 1)
         {
             await using var c = new NpgsqlConnection(cs);
             await c.OpenAsync();
-            var batch = new List<(string, DateTime, byte[])>(1000);
-            while (await buffer.Reader.WaitToReadAsync())
+            note += "; " + await CheckStoredAsync(fleet, warm, load, async id =>
             {
-                var deadline = DateTime.UtcNow.AddMilliseconds(5);
-                while (batch.Count < 1000 && DateTime.UtcNow < deadline)
-                {
-                    if (buffer.Reader.TryRead(out var m)) batch.Add(m);
-                    else await Task.Delay(1);
-                }
-                await using (var copy = await c.BeginBinaryImportAsync("COPY telemetry (device, received_at, payload) FROM STDIN (FORMAT BINARY)"))
-                {
-                    foreach (var (d, at, p) in batch)
-                    {
-                        copy.StartRow();
-                        copy.Write(d, NpgsqlDbType.Text);
-                        copy.Write(at, NpgsqlDbType.TimestampTz);
-                        copy.Write(System.Text.Encoding.UTF8.GetString(p), NpgsqlDbType.Jsonb);
-                    }
-                    await copy.CompleteAsync();
-                }
-                Interlocked.Add(ref stored, batch.Count);
-                batch.Clear();
-            }
-        });
-
-        var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"ref-{i}", "")).ToList();
-        await WarmUpAsync(fleet, "127.0.0.1", port, qos: 0, credentials: false);
-        var warmedUp = await DrainedAsync(() => Interlocked.Read(ref stored), Stopwatch.StartNew(), warmup);
-        var sw = Stopwatch.StartNew();
-        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 0, credentials: false), CancellationToken.None);
-        // QoS 0 gives no acks: the rate is what reached PostgreSQL, counted until the subscriber has drained the backlog.
-        var (last, lastChange) = await DrainedAsync(() => Interlocked.Read(ref stored) - warmedUp.Count, sw, duration);
-        buffer.Writer.TryComplete();
-        await writer;
+                await using var count = new NpgsqlCommand("SELECT count(*) FROM telemetry WHERE device = $1", c) { Parameters = { new() { Value = id } } };
+                return (long)(await count.ExecuteScalarAsync())!;
+            });
+        }
         mosquitto.Kill();
-        Console.WriteLine($"  {load}; {last:N0} rows stored in {lastChange.TotalSeconds:0.0} s ({load.Sent - last:N0} lost)");
-        await HubProcess.QuietAsync(postgresAdmin, "iothub_bench_reference");
-        return new ReferenceResult(load, last, last / lastChange.TotalSeconds);
+        Console.WriteLine($"  {load}; {last:N0} messages stored in {lastChange.TotalSeconds:0.0} s ({load.Sent - last:N0} not stored)");
+        await HubProcess.QuietAsync(postgresAdmin, database);
+        return new Outcome(name, last / lastChange.TotalSeconds, load, PerMessageUs(appCpu, last), PerMessageUs(dbCpu, last), note);
     }
 
-    private async Task<LoadResult> BareMqttnetAsync()
+    /// <summary>Every acked message of three devices (the first, middle and last of the fleet) is stored: rows of
+    /// each ≥ 3 × its acks over the warm-up and the run (a thermostat message holds 3 values; a message sent but not
+    /// acked may be stored too).</summary>
+    private static async Task<string> CheckStoredAsync(IReadOnlyList<SimDevice> fleet, LoadResult? warm, LoadResult load, Func<string, Task<long>> rows)
+    {
+        var parts = new List<string>();
+        foreach (var i in new[] { 0, fleet.Count / 2, fleet.Count - 1 }.Distinct())
+        {
+            var acked = load.AckedByDevice[i] + (warm?.AckedByDevice.ElementAtOrDefault(i) ?? 0);
+            var stored = await rows(fleet[i].Id);
+            parts.Add(stored >= 3 * acked ? $"{acked:N0}" : $"LOST {3 * acked - stored:N0} values of {acked:N0} acked");
+        }
+        return "sampled devices' acked messages stored: " + string.Join(", ", parts);
+    }
+
+    private async Task<Outcome> BareMqttnetAsync()
     {
         Console.WriteLine("bare MQTTnet server (its own process) ...");
         var port = HubProcess.FreePort();
         await using var server = await BareServer.StartAsync(port);
         var fleet = Enumerable.Range(0, devices).Select(i => new SimDevice($"bare-{i}", "")).ToList();
         await WarmUpAsync(fleet, "127.0.0.1", port, qos: 1, credentials: false);
-        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 1, credentials: false), CancellationToken.None);
+        var app = new CpuMeter(() => [server.Pid]);
+        var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", port, qos: 1, credentials: false) with { Started = app.Start }, CancellationToken.None);
+        var cpu = app.Seconds();
         Console.WriteLine($"  {load}; server RSS {Machine.RssMiB(server.Pid):0} MiB");
-        return load;
+        return new Outcome("bare", load.AcksPerSecond, load, PerMessageUs(cpu, load.Acked), null, $"server RSS {Machine.RssMiB(server.Pid):0} MiB; nothing stored");
     }
 
-    private async Task<(LoadResult Load, double RssMiB)> IoTHubAsync(string provider, int rules = 0)
+    private async Task<Outcome> IoTHubAsync(string name, string provider, int rules = 0, bool cold = false, string? directory = null)
     {
-        Console.WriteLine($"IoTHub on {provider}{(rules > 0 ? $" with {rules} alarm rules" : "")} ...");
-        var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, "iothub_bench_hub") : null;
+        Console.WriteLine($"{Describe(name)} ...");
+        var database = "iothub_bench_hub";
+        var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, database) : null;
         LoadResult load;
-        double rss;
-        await using (var hub = await HubProcess.StartAsync(provider, postgres))
+        double rss, appCpu, dbCpu;
+        string check;
+        await using (var hub = await HubProcess.StartAsync(directory, provider, postgres))
         {
             using var client = new HttpClient { BaseAddress = hub.BaseAddress };
             var bearer = await Provisioning.LoginAsync(client, "admin", HubProcess.Password, CancellationToken.None);
             var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
             if (rules > 0) await CreateRulesAsync(client, bearer, fleet.Select(d => d.Id).ToList(), rules);
-            await WarmUpAsync(fleet, "127.0.0.1", hub.MqttPort, qos: 1, credentials: true);
-            load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true), CancellationToken.None);
+            var warm = cold ? null : await WarmUpAsync(fleet, "127.0.0.1", hub.MqttPort, qos: 1, credentials: true);
+            var app = new CpuMeter(() => [hub.Pid]);
+            var db = new CpuMeter(provider == "Postgres" ? CpuMeter.PostgresProcesses : () => []);
+            load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true) with { Started = () => { app.Start(); db.Start(); } },
+                CancellationToken.None);
+            (appCpu, dbCpu) = (app.Seconds(), db.Seconds());
             rss = Machine.RssMiB(hub.Pid);
+            check = await CheckStoredAsync(fleet, warm, load, id => CountRowsAsync(provider == "Postgres" ? postgres! : null, hub.DataDirectory, id));
         }
-        if (postgres is not null) await HubProcess.QuietAsync(postgresAdmin, "iothub_bench_hub");
-        Console.WriteLine($"  {load}; hub RSS {rss:0} MiB");
-        return (load, rss);
+        if (postgres is not null) await HubProcess.QuietAsync(postgresAdmin, database);
+        Console.WriteLine($"  {load}; hub RSS {rss:0} MiB; {check}");
+        return new Outcome(name, load.AcksPerSecond, load, PerMessageUs(appCpu, load.Acked), provider == "Postgres" ? PerMessageUs(dbCpu, load.Acked) : null,
+            $"hub RSS {rss:0} MiB; {check}");
+    }
+
+    /// <summary>Rows stored for a device's series, read from the hub's database while it runs.</summary>
+    private static async Task<long> CountRowsAsync(string? postgres, string dataDirectory, string deviceId)
+    {
+        const string sql = "SELECT count(*) FROM telemetry t JOIN series s ON s.id = t.series_id WHERE s.device_id = ";
+        if (postgres is not null)
+        {
+            await using var c = new NpgsqlConnection(postgres);
+            await c.OpenAsync();
+            await using var cmd = new NpgsqlCommand(sql + "$1", c) { Parameters = { new() { Value = deviceId } } };
+            return (long)(await cmd.ExecuteScalarAsync())!;
+        }
+        await using var lite = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={Path.Combine(dataDirectory, "iothub.db")};Mode=ReadOnly");
+        await lite.OpenAsync();
+        await using var q = lite.CreateCommand();
+        q.CommandText = sql + "$id";
+        q.Parameters.AddWithValue("$id", deviceId);
+        return (long)(await q.ExecuteScalarAsync())!;
     }
 
     private LoadOptions Options(string host, int port, int qos, bool credentials) =>
@@ -209,11 +239,12 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
     /// and its buffers and pools grown. 20 s by default: `dotnet-counters` on the hub showed its tiered JIT busy for
     /// ~25 s after start under this load (17 s of compile time, a fifth of the hub's CPU in `perf`), so a 5 s warm-up
     /// measured the JIT as much as the hub.</summary>
-    private async Task WarmUpAsync(IReadOnlyList<SimDevice> fleet, string host, int port, int qos, bool credentials)
+    private async Task<LoadResult?> WarmUpAsync(IReadOnlyList<SimDevice> fleet, string host, int port, int qos, bool credentials)
     {
-        if (warmup <= TimeSpan.Zero) return;
+        if (warmup <= TimeSpan.Zero) return null;
         var load = await LoadGenerator.RunAsync(fleet, Options(host, port, qos, credentials) with { Duration = warmup }, CancellationToken.None);
         Console.WriteLine($"  warm-up: {load}");
+        return load;
     }
 
     /// <summary>Waits until <paramref name="count"/> has not moved for a second; returns it and when it last moved.

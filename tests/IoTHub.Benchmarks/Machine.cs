@@ -23,3 +23,66 @@ internal static class Machine
         return line is null ? double.NaN : long.Parse(line.Split(' ', StringSplitOptions.RemoveEmptyEntries)[1]) / 1024.0;
     }
 }
+
+/// <summary>CPU time (user + system) of a set of server processes over a measured window, from <c>/proc/[pid]/stat</c>
+/// (fields 14 and 15, in clock ticks of 1/100 s: <c>getconf CLK_TCK</c> on Linux). A process that exits inside the
+/// window loses what it used since the last sample, so the window is sampled where no server process ends.</summary>
+internal sealed class CpuMeter
+{
+    private const double TicksPerSecond = 100;
+    private readonly Func<IEnumerable<int>> _pids;
+    private Dictionary<int, long> _start = new();
+
+    /// <param name="pids">The processes to count, asked at each sample (PostgreSQL starts a backend per connection).</param>
+    public CpuMeter(Func<IEnumerable<int>> pids) => _pids = pids;
+
+    public void Start() => _start = Sample();
+
+    /// <summary>CPU seconds used by the processes since <see cref="Start"/> (a process started since counts whole).</summary>
+    public double Seconds()
+    {
+        long ticks = 0;
+        foreach (var (pid, now) in Sample()) ticks += now - _start.GetValueOrDefault(pid);
+        return ticks / TicksPerSecond;
+    }
+
+    private Dictionary<int, long> Sample()
+    {
+        var result = new Dictionary<int, long>();
+        foreach (var pid in _pids())
+        {
+            if (Ticks(pid) is { } t) result[pid] = t;
+        }
+        return result;
+    }
+
+    /// <summary>utime + stime of a process (all its threads), or null when it is gone.</summary>
+    public static long? Ticks(int pid)
+    {
+        try
+        {
+            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
+            var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
+            return long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>Every PostgreSQL process on the machine (postmaster, backends, WAL writer, checkpointer, autovacuum):
+    /// the whole database server's work, which is what a contender costs it.</summary>
+    public static IEnumerable<int> PostgresProcesses()
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string comm;
+            try { comm = File.ReadAllText(Path.Combine(dir, "comm")).Trim(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (comm is "postgres" or "postmaster") yield return pid;
+        }
+    }
+}

@@ -1,4 +1,5 @@
-// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20] [--only reference,bare,postgres,sqlite,postgres-rules,sqlite-rules]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20]
+//     [--only reference,reference-qos1,bare,postgres,sqlite,postgres-rules,sqlite-rules,postgres-r2r,postgres-cold,postgres-cold-r2r] [--hub-r2r DIR]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
@@ -15,6 +16,9 @@ switch (mode)
         // The bare MQTTnet contender of `ingest`, run in its own process as the hub runs in its own: the load generator's
         // GC and thread pool do not share the server's.
         return await BareServer.RunAsync(int.Parse(options["port"]));
+    case "reference-subscriber":
+        // The subscriber of the mosquitto references of `ingest`, in its own process so its CPU is counted apart.
+        return await ReferenceSubscriber.RunAsync(int.Parse(options["port"]), options["shape"], options["postgres"]);
     case "micro":
         BenchmarkRunner.Run<DecodeBenchmarks>(args: args.Skip(1).ToArray());
         return 0;
@@ -24,7 +28,7 @@ switch (mode)
             TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", "10"), System.Globalization.CultureInfo.InvariantCulture)),
             TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("warmup", "20"), System.Globalization.CultureInfo.InvariantCulture)),
             int.Parse(options.GetValueOrDefault("inflight", "10")), postgres,
-            options.GetValueOrDefault("only", "").Split(',', StringSplitOptions.RemoveEmptyEntries)).RunAsync();
+            options.GetValueOrDefault("only", "").Split(',', StringSplitOptions.RemoveEmptyEntries), options.GetValueOrDefault("hub-r2r")).RunAsync();
     case "query":
         var pg = PostgresAdmin;
         return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50"))).RunAsync();

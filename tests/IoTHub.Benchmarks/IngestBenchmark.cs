@@ -113,7 +113,8 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         Console.WriteLine($"{Describe(name)} ...");
         var port = HubProcess.FreePort();
         var conf = Path.Combine(Path.GetTempPath(), $"iothub-bench-mosquitto-{port}.conf");
-        await File.WriteAllTextAsync(conf, $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages 0\nlog_dest none\n");
+        var inflight = Environment.GetEnvironmentVariable("IOTHUB_BENCH_MOSQUITTO_INFLIGHT") ?? "0";
+        await File.WriteAllTextAsync(conf, $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages {inflight}\nlog_dest none\n");
         // log_dest none: mosquitto logs every connection, and a log nobody reads fills its pipe and stalls the broker
         // (that is what stopped the 1,000-device runs before).
         using var mosquitto = Process.Start(new ProcessStartInfo(File.Exists("/usr/sbin/mosquitto") ? "/usr/sbin/mosquitto" : "mosquitto", $"-c {conf}"))!;

@@ -1,7 +1,8 @@
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20]
 //     [--only reference,reference-qos1,bare,postgres,sqlite,postgres-rules,sqlite-rules,postgres-r2r,postgres-cold,postgres-cold-r2r] [--hub-r2r DIR]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
-// dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50] [--days 30] [--series 1]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- soak [--minutes 30] [--store Sqlite|Postgres] [--devices 1000] [--inflight 10]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- coap [--devices 50] [--seconds 20] [--store Sqlite|Postgres]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- overload [--devices 200] [--seconds 30] [--store Sqlite|Postgres]
@@ -10,6 +11,8 @@ using IoTHub.Benchmarks;
 
 var mode = args.FirstOrDefault() ?? "ingest";
 var options = args.Skip(1).Chunk(2).Where(p => p.Length == 2).ToDictionary(p => p[0].TrimStart('-'), p => p[1]);
+// --hub-dir DIR: every mode starts the hub published in DIR (e.g. ReadyToRun) instead of the Release build's output.
+if (options.TryGetValue("hub-dir", out var hubDir)) HubProcess.BuildDirectory = Path.GetFullPath(hubDir);
 switch (mode)
 {
     case "bare-server":
@@ -31,7 +34,12 @@ switch (mode)
             options.GetValueOrDefault("only", "").Split(',', StringSplitOptions.RemoveEmptyEntries), options.GetValueOrDefault("hub-r2r")).RunAsync();
     case "query":
         var pg = PostgresAdmin;
-        return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50"))).RunAsync();
+        return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50")), int.Parse(options.GetValueOrDefault("days", "30")),
+            int.Parse(options.GetValueOrDefault("series", "1"))).RunAsync();
+    case "soak":
+        return await new SoakBenchmark(options.GetValueOrDefault("store", "Postgres"), PostgresAdmin, int.Parse(options.GetValueOrDefault("devices", "1000")),
+            TimeSpan.FromMinutes(double.Parse(options.GetValueOrDefault("minutes", "30"), System.Globalization.CultureInfo.InvariantCulture)),
+            int.Parse(options.GetValueOrDefault("inflight", "10"))).RunAsync();
     case "coap":
         return await new FleetBenchmark(options.GetValueOrDefault("store", "Postgres"), PostgresAdmin).CoapAsync(int.Parse(options.GetValueOrDefault("devices", "50")),
             TimeSpan.FromSeconds(double.Parse(options.GetValueOrDefault("seconds", "20"), System.Globalization.CultureInfo.InvariantCulture)));
@@ -44,7 +52,7 @@ switch (mode)
             ? await fleet.ConnectionsAsync(int.Parse(options.GetValueOrDefault("devices", "10000")), seconds)
             : await fleet.OverloadAsync(int.Parse(options.GetValueOrDefault("devices", "200")), seconds);
     default:
-        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
+        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] [--days D] [--series N] | soak [--minutes M] [--store S] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
         return 2;
 }
 

@@ -1,5 +1,6 @@
-// 30 days of 1-second data for one device and metric (2.6 M raw rows, with their 1m/1h/1d rollups) on PostgreSQL,
-// then the median time of GET .../telemetry?resolution=auto for 30 days and for 24 hours, through the real API.
+// N days (default 30) of 1-second data for one device and metric (2.6 M raw rows at 30 days, 26 M at 300, with their
+// 1m/1h/1d rollups) on PostgreSQL, and as many other series as asked (hourly data over the same days, with rollups), then
+// the median time of GET .../telemetry?resolution=auto for 30 days and for 24 hours, through the real API.
 using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
@@ -8,7 +9,7 @@ using Npgsql;
 
 namespace IoTHub.Benchmarks;
 
-internal sealed class QueryBenchmark(string postgresAdmin, int calls)
+internal sealed class QueryBenchmark(string postgresAdmin, int calls, int days = 30, int series = 1)
 {
     public async Task<int> RunAsync()
     {
@@ -20,23 +21,37 @@ internal sealed class QueryBenchmark(string postgresAdmin, int calls)
         var device = (await Provisioning.CreateAsync(http, http.DefaultRequestHeaders.Authorization.Parameter!, "query", 1, CancellationToken.None))[0];
 
         var end = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() / 1000 * 1000;
-        var start = end - 30L * 86_400_000;
-        Console.WriteLine("loading 30 days of 1 s data (2.6 M rows) and its rollups ...");
+        var start = end - days * 86_400_000L;
+        Console.WriteLine($"loading {days} days of 1 s data ({days * 86_400L:N0} rows) for the queried series, {series - 1:N0} other series with hourly data, and the rollups ...");
         var load = Stopwatch.StartNew();
         await using (var c = new NpgsqlConnection(cs))
         {
             await c.OpenAsync();
             await Exec(c, $"INSERT INTO series (device_id, metric) VALUES ('{device.Id}', 'temperature')");
+            if (series > 1)
+                await Exec(c, $"INSERT INTO series (device_id, metric) SELECT '{device.Id}', 'other-' || i FROM generate_series(1, {series - 1}) i");
             await Exec(c, $"""
                 INSERT INTO telemetry (series_id, ts, kind, number)
                 SELECT s.id, t, 0, 20 + 5 * sin(t / 3600000.0) FROM series s, generate_series({start}::bigint, {end - 1000}::bigint, 1000::bigint) t
-                WHERE s.device_id = '{device.Id}'
+                WHERE s.device_id = '{device.Id}' AND s.metric = 'temperature'
                 """);
-            foreach (var (table, width) in new[] { ("rollup_1m", 60_000), ("rollup_1h", 3_600_000), ("rollup_1d", 86_400_000) })
+            if (series > 1)
+                await Exec(c, $"""
+                    INSERT INTO telemetry (series_id, ts, kind, number)
+                    SELECT s.id, t, 0, 20 + 5 * sin(t / 3600000.0) FROM series s, generate_series({start}::bigint, {end - 1000}::bigint, 3600000::bigint) t
+                    WHERE s.metric LIKE 'other-%'
+                    """);
+            // 1m from the raw rows, then 1h from 1m and 1d from 1h (exact: the aggregates are mergeable).
+            await Exec(c, $"""
+                INSERT INTO rollup_1m (series_id, bucket, count, sum, min, max, last_ts, last)
+                SELECT series_id, ts - ts % 60000, count(*), sum(number), min(number), max(number), max(ts), (max(ARRAY[ts::float8, number]))[2]
+                FROM telemetry GROUP BY 1, 2
+                """);
+            foreach (var (table, from, width) in new[] { ("rollup_1h", "rollup_1m", 3_600_000), ("rollup_1d", "rollup_1h", 86_400_000) })
                 await Exec(c, $"""
                     INSERT INTO {table} (series_id, bucket, count, sum, min, max, last_ts, last)
-                    SELECT series_id, ts - ts % {width}, count(*), sum(number), min(number), max(number), max(ts), (max(ARRAY[ts::float8, number]))[2]
-                    FROM telemetry GROUP BY 1, 2
+                    SELECT series_id, bucket - bucket % {width}, sum(count), sum(sum), min(min), max(max), max(last_ts), (max(ARRAY[last_ts::float8, last]))[2]
+                    FROM {from} GROUP BY 1, 2
                     """);
             await Exec(c, "ANALYZE");
         }

@@ -192,7 +192,7 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         var postgres = provider == "Postgres" ? await HubProcess.CreateDatabaseAsync(postgresAdmin, database) : null;
         LoadResult load;
         double rss, appCpu, dbCpu;
-        string check;
+        string check, gc;
         await using (var hub = await HubProcess.StartAsync(directory, provider, postgres))
         {
             using var client = new HttpClient { BaseAddress = hub.BaseAddress };
@@ -202,16 +202,36 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
             var warm = cold ? null : await WarmUpAsync(fleet, "127.0.0.1", hub.MqttPort, qos: 1, credentials: true);
             var app = new CpuMeter(() => [hub.Pid]);
             var db = new CpuMeter(provider == "Postgres" ? CpuMeter.PostgresProcesses : () => []);
-            load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true) with { Started = () => { app.Start(); db.Start(); } },
-                CancellationToken.None);
+            Task<Dictionary<string, double>>? before = null;
+            load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true) with
+            {
+                Started = () => { app.Start(); db.Start(); before = GcAsync(client); },
+            }, CancellationToken.None);
             (appCpu, dbCpu) = (app.Seconds(), db.Seconds());
+            var (gcStart, gcEnd) = (await before!, await GcAsync(client));
+            gc = $"allocated {(gcEnd["dotnet_gc_allocated_bytes_total"] - gcStart["dotnet_gc_allocated_bytes_total"]) / load.Acked:N0} B/msg, " +
+                 $"GC pauses {(gcEnd["dotnet_gc_pause_seconds_total"] - gcStart["dotnet_gc_pause_seconds_total"]) / load.Elapsed.TotalSeconds:P0} of the time, " +
+                 $"collections gen0/1/2 {string.Join('/', Enumerable.Range(0, 3).Select(g => gcEnd[$"gen{g}"] - gcStart[$"gen{g}"]))}";
             rss = Machine.RssMiB(hub.Pid);
             check = await CheckStoredAsync(fleet, warm, load, id => CountRowsAsync(provider == "Postgres" ? postgres! : null, hub.DataDirectory, id));
         }
         if (postgres is not null) await HubProcess.QuietAsync(postgresAdmin, database);
-        Console.WriteLine($"  {load}; hub RSS {rss:0} MiB; {check}");
+        Console.WriteLine($"  {load}; hub RSS {rss:0} MiB; {check}; {gc}");
         return new Outcome(name, load.AcksPerSecond, load, PerMessageUs(appCpu, load.Acked), provider == "Postgres" ? PerMessageUs(dbCpu, load.Acked) : null,
             $"hub RSS {rss:0} MiB; {check}");
+    }
+
+    /// <summary>The hub's GC counters from its /metrics: bytes allocated, pause seconds, and collections per generation (gen0..gen2).</summary>
+    private static async Task<Dictionary<string, double>> GcAsync(HttpClient hub)
+    {
+        var result = new Dictionary<string, double>();
+        foreach (var line in (await hub.GetStringAsync("/metrics")).Split('\n'))
+        {
+            if (!line.StartsWith("dotnet_gc_", StringComparison.Ordinal)) continue;
+            var (name, value) = (line[..line.LastIndexOf(' ')], double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture));
+            result[name.StartsWith("dotnet_gc_collections_total", StringComparison.Ordinal) ? "gen" + name[^3] : name] = value;
+        }
+        return result;
     }
 
     /// <summary>Rows stored for a device's series, read from the hub's database while it runs.</summary>

@@ -2,6 +2,7 @@
 //     [--only reference,reference-qos1,bare,postgres,sqlite,postgres-rules,sqlite-rules,postgres-r2r,postgres-cold,postgres-cold-r2r] [--hub-r2r DIR]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50] [--days 30] [--series 1]
+// dotnet run -c Release --project tests/IoTHub.Benchmarks -- store [--batches 40] [--devices 1000]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- soak [--minutes 30] [--store Sqlite|Postgres] [--devices 1000] [--inflight 10]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- connections [--devices 10000] [--seconds 60] [--store Sqlite|Postgres]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- coap [--devices 50] [--seconds 20] [--store Sqlite|Postgres]
@@ -36,6 +37,8 @@ switch (mode)
         var pg = PostgresAdmin;
         return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50")), int.Parse(options.GetValueOrDefault("days", "30")),
             int.Parse(options.GetValueOrDefault("series", "1"))).RunAsync();
+    case "store":
+        return await new StoreBenchmark(PostgresAdmin, int.Parse(options.GetValueOrDefault("batches", "40")), int.Parse(options.GetValueOrDefault("devices", "1000"))).RunAsync();
     case "soak":
         return await new SoakBenchmark(options.GetValueOrDefault("store", "Postgres"), PostgresAdmin, int.Parse(options.GetValueOrDefault("devices", "1000")),
             TimeSpan.FromMinutes(double.Parse(options.GetValueOrDefault("minutes", "30"), System.Globalization.CultureInfo.InvariantCulture)),
@@ -52,7 +55,7 @@ switch (mode)
             ? await fleet.ConnectionsAsync(int.Parse(options.GetValueOrDefault("devices", "10000")), seconds)
             : await fleet.OverloadAsync(int.Parse(options.GetValueOrDefault("devices", "200")), seconds);
     default:
-        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] [--days D] [--series N] | soak [--minutes M] [--store S] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
+        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] [--days D] [--series N] | store [--batches N] | soak [--minutes M] [--store S] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
         return 2;
 }
 

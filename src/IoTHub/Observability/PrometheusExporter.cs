@@ -98,6 +98,12 @@ internal sealed class PrometheusExporter : IDisposable
         sb.Append("# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total ")
             .Append(process.TotalProcessorTime.TotalSeconds.ToString(CultureInfo.InvariantCulture)).Append('\n');
         sb.Append("# TYPE dotnet_gc_heap_bytes gauge\ndotnet_gc_heap_bytes ").Append(GC.GetTotalMemory(false)).Append('\n');
+        sb.Append("# TYPE dotnet_gc_allocated_bytes_total counter\ndotnet_gc_allocated_bytes_total ").Append(GC.GetTotalAllocatedBytes(false)).Append('\n');
+        sb.Append("# TYPE dotnet_gc_pause_seconds_total counter\ndotnet_gc_pause_seconds_total ")
+            .Append(GC.GetTotalPauseDuration().TotalSeconds.ToString(CultureInfo.InvariantCulture)).Append('\n');
+        sb.Append("# TYPE dotnet_gc_collections_total counter\n");
+        for (var g = 0; g <= GC.MaxGeneration; g++)
+            sb.Append("dotnet_gc_collections_total{generation=\"").Append(g).Append("\"} ").Append(GC.CollectionCount(g)).Append('\n');
         return sb.ToString();
     }
 

@@ -75,6 +75,9 @@ public sealed class WindowTests(Store store) : HubFixture(store)
         Assert.That(text, Does.Contain("# TYPE iothub_telemetry_messages_total counter"));
         Assert.That(text, Does.Match(@"iothub_windows_closed_total\{resolution=""1m""\} [1-9]"));
         Assert.That(text, Does.Contain("process_resident_memory_bytes"));
+        Assert.That(text, Does.Match(@"dotnet_gc_allocated_bytes_total [1-9]"));
+        Assert.That(text, Does.Match(@"dotnet_gc_collections_total\{generation=""0""\} \d"));
+        Assert.That(text, Does.Contain("dotnet_gc_pause_seconds_total "));
     }
 }
 

@@ -35,6 +35,7 @@ internal sealed class BareServer : IAsyncDisposable
         // The hub's runtimeconfig settings (IoTHub.csproj), as environment for this process.
         psi.Environment["DOTNET_gcServer"] = "1";
         psi.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
+        psi.Environment["DOTNET_TieredPGO"] = "0";
         var process = Process.Start(psi)!;
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         process.OutputDataReceived += (_, e) => { if (e.Data == Ready) ready.TrySetResult(); };

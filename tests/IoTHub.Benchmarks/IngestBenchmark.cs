@@ -203,15 +203,18 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
             var app = new CpuMeter(() => [hub.Pid]);
             var db = new CpuMeter(provider == "Postgres" ? CpuMeter.PostgresProcesses : () => []);
             Task<Dictionary<string, double>>? before = null;
+            var jitStart = new Dictionary<string, long>();
             load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", hub.MqttPort, qos: 1, credentials: true) with
             {
-                Started = () => { app.Start(); db.Start(); before = GcAsync(client); },
+                Started = () => { app.Start(); db.Start(); before = GcAsync(client); jitStart = CpuMeter.ThreadTicks(hub.Pid, ".NET Tiered"); },
             }, CancellationToken.None);
             (appCpu, dbCpu) = (app.Seconds(), db.Seconds());
+            var jit = CpuMeter.TicksSince(jitStart, CpuMeter.ThreadTicks(hub.Pid, ".NET Tiered"));
             var (gcStart, gcEnd) = (await before!, await GcAsync(client));
             gc = $"allocated {(gcEnd["dotnet_gc_allocated_bytes_total"] - gcStart["dotnet_gc_allocated_bytes_total"]) / load.Acked:N0} B/msg, " +
                  $"GC pauses {(gcEnd["dotnet_gc_pause_seconds_total"] - gcStart["dotnet_gc_pause_seconds_total"]) / load.Elapsed.TotalSeconds:P0} of the time, " +
-                 $"collections gen0/1/2 {string.Join('/', Enumerable.Range(0, 3).Select(g => gcEnd[$"gen{g}"] - gcStart[$"gen{g}"]))}";
+                 $"collections gen0/1/2 {string.Join('/', Enumerable.Range(0, 3).Select(g => gcEnd[$"gen{g}"] - gcStart[$"gen{g}"]))}; " +
+                 $"tiered JIT at least {jit:0.0} s of the hub's {appCpu:0.0} s CPU";
             rss = Machine.RssMiB(hub.Pid);
             check = await CheckStoredAsync(fleet, warm, load, id => CountRowsAsync(provider == "Postgres" ? postgres! : null, hub.DataDirectory, id));
         }

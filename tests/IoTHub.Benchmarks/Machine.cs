@@ -57,11 +57,13 @@ internal sealed class CpuMeter
     }
 
     /// <summary>utime + stime of a process (all its threads), or null when it is gone.</summary>
-    public static long? Ticks(int pid)
+    public static long? Ticks(int pid) => ParseTicks($"/proc/{pid}/stat");
+
+    private static long? ParseTicks(string path)
     {
         try
         {
-            var stat = File.ReadAllText($"/proc/{pid}/stat");
+            var stat = File.ReadAllText(path);
             // The command name (field 2) is in parentheses and may hold spaces: count fields after its closing one.
             var fields = stat[(stat.LastIndexOf(')') + 2)..].Split(' ');
             return long.Parse(fields[11], System.Globalization.CultureInfo.InvariantCulture) + long.Parse(fields[12], System.Globalization.CultureInfo.InvariantCulture);
@@ -71,6 +73,35 @@ internal sealed class CpuMeter
             return null;
         }
     }
+
+    /// <summary>CPU ticks of each of a process's threads whose name starts with <paramref name="prefix"/> (e.g. ".NET Tiered
+    /// Com", the runtime's background JIT thread, whose name Linux cuts to 15 characters), by thread id. The runtime ends
+    /// that thread when it is idle and starts a new one: compare two samples with <see cref="TicksSince"/>.</summary>
+    public static Dictionary<string, long> ThreadTicks(int pid, string prefix)
+    {
+        var result = new Dictionary<string, long>();
+        try
+        {
+            foreach (var task in Directory.EnumerateDirectories($"/proc/{pid}/task"))
+            {
+                try
+                {
+                    if (!File.ReadAllText(Path.Combine(task, "comm")).StartsWith(prefix, StringComparison.Ordinal)) continue;
+                    if (Ticks(pid, Path.GetFileName(task)) is { } t) result[Path.GetFileName(task)] = t;
+                }
+                catch (IOException) { } // the thread ended
+            }
+        }
+        catch (DirectoryNotFoundException) { }
+        return result;
+    }
+
+    /// <summary>Seconds the threads of <paramref name="now"/> ran since <paramref name="then"/> (a thread new since counts
+    /// whole; one that ended in between is lost, so this is a lower bound).</summary>
+    public static double TicksSince(Dictionary<string, long> then, Dictionary<string, long> now) =>
+        now.Sum(t => t.Value - then.GetValueOrDefault(t.Key)) / TicksPerSecond;
+
+    private static long? Ticks(int pid, string tid) => ParseTicks($"/proc/{pid}/task/{tid}/stat");
 
     /// <summary>Every PostgreSQL process on the machine (postmaster, backends, WAL writer, checkpointer, autovacuum):
     /// the whole database server's work, which is what a contender costs it.</summary>

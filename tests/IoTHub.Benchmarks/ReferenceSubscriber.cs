@@ -46,6 +46,7 @@ internal sealed class ReferenceSubscriber : IAsyncDisposable
             psi.ArgumentList.Add(a);
         psi.Environment["DOTNET_gcServer"] = "1";
         psi.Environment["DOTNET_ThreadPool_UnfairSemaphoreSpinLimit"] = "0";
+        psi.Environment["DOTNET_TieredPGO"] = "0";
         var process = Process.Start(psi)!;
         var subscriber = new ReferenceSubscriber(process);
         var ready = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -2,7 +2,8 @@
 // and "disconnected" once after it, in that order, through an ordered queue to the Devices module (16 queues, a device
 // always on the same one, so a reconnect storm is handled 16 at a time and each device's events in order): MQTTnet can report
 // a connection taken over before it reports it connected (the takeover runs on the new connection's thread while the
-// old one is still sending its CONNACK), and two handlers racing for one device left it "online" for ever. Every
+// old one is still sending its CONNACK), and two handlers racing for one device left it "online" for ever; and a
+// takeover between the open mark and the queueing of "connected" must still queue "disconnected" after it. Every
 // 30 seconds the tracker also checks itself against the broker's real connections, and closes what is gone.
 using System.Collections.Concurrent;
 using System.Threading.Channels;
@@ -42,15 +43,25 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
     /// <summary>The connection is up (MQTTnet reported it connected, and it had not ended before that).</summary>
     public async ValueTask OpenedAsync(MqttConnection c)
     {
-        if (!c.TryOpen() || c.Principal.DeviceId is not { } device) return;
-        _byDevice.GetOrAdd(device, _ => new())[c.Id] = c;
-        await EmitAsync(device, new DeviceConnected(device, c.ClientId, c.Protocol, c.RemoteAddress, time.GetUtcNow()));
+        if (!c.TryOpen()) return;
+        try
+        {
+            if (c.Principal.DeviceId is not { } device) return;
+            _byDevice.GetOrAdd(device, _ => new())[c.Id] = c;
+            await EmitAsync(device, new DeviceConnected(device, c.ClientId, c.Protocol, c.RemoteAddress, time.GetUtcNow()));
+        }
+        finally
+        {
+            c.AnnouncedOpen();
+        }
     }
 
     /// <summary>The connection is gone; reported once, and only when its "connected" was.</summary>
     public async ValueTask ClosedAsync(MqttConnection c, string reason, bool sessionKept)
     {
         if (!c.TryEnd() || c.Principal.DeviceId is not { } device) return;
+        // It was open: its "connected" may still be on its way (a takeover ends a connection on the new one's thread).
+        await c.OpenAnnounced;
         // Queued before the connection leaves the set: a stopping hub waits for the set to empty, then closes the queues.
         await EmitAsync(device, new DeviceDisconnected(device, c.ClientId, reason, time.GetUtcNow(), sessionKept));
         if (_byDevice.TryGetValue(device, out var live))

@@ -130,6 +130,15 @@ internal sealed class MqttConnection
 
     public bool IsEnded => Volatile.Read(ref _state) >= 2;
 
+    private readonly TaskCompletionSource _openAnnounced = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Completes once the "connected" of an open connection has been queued. Its "disconnected" waits for it: a
+    /// takeover can end the connection on another thread between <see cref="TryOpen"/> and that queueing, and a
+    /// "disconnected" queued first left the device online with a connection record never closed.</summary>
+    public Task OpenAnnounced => _openAnnounced.Task;
+
+    public void AnnouncedOpen() => _openAnnounced.TrySetResult();
+
     public string Protocol => IsV5 ? "mqtt5" : "mqtt3";
 }
 

@@ -31,6 +31,7 @@ internal static class CoapLoad
         var stopwatch = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(o.Duration);
+        o.Started?.Invoke();
         var receiving = ReceiveAsync(socket, hub, byId, byToken, stop.Token);
         var reporting = LoadGenerator.ReportProgressAsync(o, result, stopwatch, null, devices.Count, () => 0, stop.Token);
         var nextId = Random.Shared.Next(ushort.MaxValue);
@@ -55,7 +56,7 @@ internal static class CoapLoad
                 if (code < 0 && stop.IsCancellationRequested) break; // the run ended while it waited: neither acked nor failed
                 if (code == 0x44) // 2.04
                 {
-                    Interlocked.Increment(ref result.Acked);
+                    result.CountAck(i);
                     latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                 }
                 else Interlocked.Increment(ref result.Failed);

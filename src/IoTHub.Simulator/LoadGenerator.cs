@@ -48,8 +48,15 @@ public sealed class LoadResult
     public FirmwareTally Firmware = new(0, 0, 0, 0, 0, 0);
     public TimeSpan Elapsed;
     public readonly List<double> LatenciesMs = new();
-    /// <summary>Messages acknowledged per device, in the fleet's order (MQTT and HTTP; empty over CoAP).</summary>
+    /// <summary>Messages acknowledged per device, in the fleet's order.</summary>
     public long[] AckedByDevice = [];
+
+    /// <summary>Counts one acknowledged message of the fleet's <paramref name="device"/>-th device.</summary>
+    internal void CountAck(int device)
+    {
+        Interlocked.Increment(ref Acked);
+        Interlocked.Increment(ref AckedByDevice[device]);
+    }
 
     public double AcksPerSecond => Acked / Elapsed.TotalSeconds;
     public double SentPerSecond => Sent / Elapsed.TotalSeconds;
@@ -73,7 +80,7 @@ public static class LoadGenerator
 {
     public static async Task<LoadResult> RunAsync(IReadOnlyList<SimDevice> devices, LoadOptions o, CancellationToken ct)
     {
-        var result = new LoadResult();
+        var result = new LoadResult { AckedByDevice = new long[devices.Count] };
         var perDevice = new List<double>[devices.Count];
         if (o.Protocol == "http") return await RunHttpAsync(devices, o, result, ct);
         if (o.Protocol == "coap") return await CoapLoad.RunAsync(devices, o, result, ct);
@@ -101,7 +108,6 @@ public static class LoadGenerator
             await links[i].ConnectAsync(token);
         });
 
-        result.AckedByDevice = new long[devices.Count];
         var stopwatch = Stopwatch.StartNew();
         stop.CancelAfter(o.Duration);
         o.Started?.Invoke();
@@ -141,8 +147,7 @@ public static class LoadGenerator
                     if (qos == MqttQualityOfServiceLevel.AtMostOnce) continue;
                     if (ack.IsSuccess)
                     {
-                        Interlocked.Increment(ref result.Acked);
-                        Interlocked.Increment(ref result.AckedByDevice[i]);
+                        result.CountAck(i);
                         latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     }
                     else Interlocked.Increment(ref result.Failed);
@@ -203,7 +208,6 @@ public static class LoadGenerator
         var stopwatch = Stopwatch.StartNew();
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         stop.CancelAfter(o.Duration);
-        result.AckedByDevice = new long[devices.Count];
         o.Started?.Invoke();
         var reporting = ReportProgressAsync(o, result, stopwatch, null, devices.Count, () => 0, stop.Token);
         var perDevice = new List<double>[devices.Count];
@@ -228,8 +232,7 @@ public static class LoadGenerator
                     using var response = await http.SendAsync(request, CancellationToken.None);
                     if ((int)response.StatusCode == 202)
                     {
-                        Interlocked.Increment(ref result.Acked);
-                        Interlocked.Increment(ref result.AckedByDevice[i]);
+                        result.CountAck(i);
                         latencies.Add(Stopwatch.GetElapsedTime(started).TotalMilliseconds);
                     }
                     else Interlocked.Increment(ref result.Failed);

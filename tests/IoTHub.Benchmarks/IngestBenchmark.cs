@@ -113,6 +113,8 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         Console.WriteLine($"{Describe(name)} ...");
         var port = HubProcess.FreePort();
         var conf = Path.Combine(Path.GetTempPath(), $"iothub-bench-mosquitto-{port}.conf");
+        // IOTHUB_BENCH_MOSQUITTO_INFLIGHT: mosquitto's max_inflight_messages toward the subscriber (0, unlimited, by default;
+        // 20 and 1,000 were tried for the QoS 1 reference: docs/benchmarks.md).
         var inflight = Environment.GetEnvironmentVariable("IOTHUB_BENCH_MOSQUITTO_INFLIGHT") ?? "0";
         await File.WriteAllTextAsync(conf, $"listener {port} 127.0.0.1\nallow_anonymous true\nmax_queued_messages 1000000\nmax_inflight_messages {inflight}\nlog_dest none\n");
         // log_dest none: mosquitto logs every connection, and a log nobody reads fills its pipe and stalls the broker

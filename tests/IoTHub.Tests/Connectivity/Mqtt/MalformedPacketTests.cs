@@ -36,6 +36,45 @@ public sealed class MalformedPacketTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_message_sent_right_after_a_protocol_error_is_neither_stored_nor_acknowledged([Values] bool v5)
+    {
+        // One write: a PUBLISH on a topic with U+0000, then a valid telemetry message. The connection is closing from the
+        // first; the second must not be processed [MQTT-4.13.1-1] (the client, unanswered, sends it again elsewhere).
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var ts = DateTimeOffset.UtcNow.AddSeconds(-5).ToUnixTimeMilliseconds();
+        var (raw, _, _) = await RawMqttClient.ConnectAsync(Hub.MqttPort, id, id, token, v5: v5);
+        using (raw)
+        {
+            await raw.Stream.WriteAsync((byte[])[
+                .. RawMqttClient.Publish(v5, $"devices/{id}/telemetry\0", "{}", 1, 1),
+                .. RawMqttClient.Publish(v5, $"devices/{id}/telemetry", $$$"""{"ts": {{{ts}}}, "values": {"after_error": 1}}""", 1, 2)]);
+            var received = new List<int>();
+            try
+            {
+                while (true)
+                {
+                    var (type, body) = await raw.ReadAsync();
+                    received.Add(type >> 4);
+                    if (type >> 4 == 14) break;
+                }
+            }
+            catch (Exception ex) when (ex is EndOfStreamException or IOException) { }
+            Assert.That(received, Is.EqualTo(v5 ? new[] { 14 } : Array.Empty<int>()), "no PUBACK; on 5.0 only the DISCONNECT");
+        }
+
+        // A later message of the same device acked means every earlier batch has committed (they commit in order).
+        var (again, _, _) = await RawMqttClient.ConnectAsync(Hub.MqttPort, id, id, token, v5: v5);
+        using (again)
+        {
+            await again.PublishAsync($"devices/{id}/telemetry", $$$"""{"ts": {{{ts}}}, "values": {"marker": 1}}""", qos: 1, packetId: 1);
+            await again.ReadUntilAsync(4);
+        }
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=marker&resolution=raw"))["points"]!.AsArray(), Has.Count.EqualTo(1));
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry?metric=after_error&resolution=raw"))["points"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
     public async Task A_qos1_publish_with_packet_id_0_closes_the_connection()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

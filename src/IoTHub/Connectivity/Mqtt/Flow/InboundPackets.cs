@@ -26,6 +26,12 @@ internal sealed class InboundPackets(IOptions<MqttOptions> options, IoTHub.Contr
     {
         if (SessionInfo.From(e.SessionItems) is not { } session) return Task.CompletedTask;
         var c = session.Connection;
+        if (c.IsClosing)
+        {
+            // After a protocol error the connection is closing: a packet that was already on its way is not processed.
+            e.ProcessPacket = false;
+            return Task.CompletedTask;
+        }
         switch (e.Packet)
         {
             case MqttPublishPacket publish:
@@ -151,26 +157,6 @@ internal sealed class InboundPackets(IOptions<MqttOptions> options, IoTHub.Contr
         e.ProcessPacket = false;
         MqttMetrics.ProtocolErrors.Add(1);
         lines.Write(log, RefusalLines.ProtocolError, c.ClientId, MqttText.Printable(c.ClientId), reason);
-        Disconnect(_server, c, code, reason, log);
-    }
-
-    /// <summary>Closes <paramref name="c"/> off the packet loop, and only if it is still the connection of its client id.</summary>
-    public static void Disconnect(MqttServer? server, MqttConnection c, MqttDisconnectReasonCode code, string reason, ILogger log)
-    {
-        if (server is null || c.IsEnded) return;
-        _ = Task.Run(async () =>
-        {
-            try
-            {
-                // A newer connection may have taken the client id over meanwhile: that one is left alone.
-                var session = SessionInfo.From((await server.GetSessionAsync(c.ClientId)).Items);
-                if (session?.Connection != c) return;
-                await server.DisconnectClientAsync(c.ClientId, new MqttServerClientDisconnectOptions { ReasonCode = code, ReasonString = reason });
-            }
-            catch (Exception ex)
-            {
-                log.LogDebug(ex, "Client {ClientId} was already gone", c.ClientId);
-            }
-        });
+        ServerDisconnect.Close(_server, c, code, reason, log);
     }
 }

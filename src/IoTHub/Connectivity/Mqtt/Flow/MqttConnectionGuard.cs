@@ -5,6 +5,7 @@
 //   - sends a first packet that is not CONNECT;
 //   - leaves a packet unfinished for Mqtt:PacketTimeoutSeconds (a byte dripped every few seconds would otherwise hold a
 //     connection, and its buffers, open for ever: keep-alive only counts whole packets, and 0 turns it off).
+// Its output side delivers a server's last packet (a DISCONNECT with its reason) before the connection closes (ClosingOutput).
 // It also caps concurrent connections per IP address, and reads the one thing of MQTT 5 that MQTTnet decodes away:
 // a Topic Alias property of 0 in a PUBLISH, a protocol error (MQTT 5 §3.3.2.3.4) that the decoded packet cannot show.
 using System.Buffers;
@@ -17,7 +18,7 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Mqtt.Flow;
 
-internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, IoTHub.Contracts.LogThrottle lines, ILogger<MqttConnectionGuard> log)
+internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, TimeProvider time, IoTHub.Contracts.LogThrottle lines, ILogger<MqttConnectionGuard> log)
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
 
@@ -51,7 +52,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
             var wire = new WireState();
             connection.Items[WireState.Key] = wire;
             var input = new PacketGuard(connection.Transport.Input, connection.Transport.Output, o, wire, connection, lines, log);
-            connection.Transport = new GuardedPipe(input, connection.Transport.Output);
+            connection.Transport = new GuardedPipe(input, new ClosingOutput(connection.Transport.Output, connection, time, ClosingOutput.DefaultGrace));
             await next(connection);
         }
         finally

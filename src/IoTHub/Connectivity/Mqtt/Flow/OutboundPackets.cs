@@ -91,7 +91,7 @@ internal sealed class OutboundPackets(
             // Cannot happen (SessionOwnership refused it at CONNECT); if it ever did, no right of the session's owner is lent.
             log.LogError("Refused client {ClientId}: its session belongs to {Owner}, not {Principal}", MqttText.Printable(e.ClientId), session.Principal, c.Principal);
             e.ProcessPacket = false;
-            InboundPackets.Disconnect(_server, session.Connection, MqttDisconnectReasonCode.NotAuthorized, "client id owned by another principal", log);
+            ServerDisconnect.Close(_server, session.Connection, MqttDisconnectReasonCode.NotAuthorized, "client id owned by another principal", log);
             return;
         }
         session.Connection = c;
@@ -123,7 +123,7 @@ internal sealed class OutboundPackets(
             return;
         }
         e.ProcessPacket = false;
-        InboundPackets.Disconnect(_server, c, MqttDisconnectReasonCode.UnspecifiedError, "the hub could not take the message", log);
+        ServerDisconnect.Close(_server, c, MqttDisconnectReasonCode.UnspecifiedError, "the hub could not take the message", log);
     }
 
     /// <summary>A Reason String and User Properties are left out of an acknowledgement when the client asked for no problem

@@ -130,6 +130,16 @@ internal sealed class MqttConnection
 
     public bool IsEnded => Volatile.Read(ref _state) >= 2;
 
+    private int _closing;
+
+    /// <summary>True only the first time: the hub decided to close this connection (a protocol error, a refused ack).
+    /// MQTTnet stops a connection once; a second stop while the first is still sending its DISCONNECT closes the socket
+    /// under it, and the client never learns the reason.</summary>
+    public bool TryBeginClosing() => Interlocked.Exchange(ref _closing, 1) == 0;
+
+    /// <summary>The hub is closing this connection: nothing more the client sends is processed [MQTT-4.13.1-1].</summary>
+    public bool IsClosing => Volatile.Read(ref _closing) != 0;
+
     private readonly TaskCompletionSource _openAnnounced = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>Completes once the "connected" of an open connection has been queued. Its "disconnected" waits for it: a

@@ -141,7 +141,8 @@ internal sealed class SessionLifecycle(
                 }
                 var status = await _server.GetSessionAsync(clientId);
                 if (deleteSessions) await status.DeleteAsync(); // also closes its connection
-                else await _server.DisconnectClientAsync(clientId, new MqttServerClientDisconnectOptions { ReasonCode = MqttDisconnectReasonCode.NotAuthorized, ReasonString = reason });
+                else if (SessionInfo.From(status.Items)?.Connection is { IsEnded: false } c)
+                    Flow.ServerDisconnect.Close(_server, c, MqttDisconnectReasonCode.NotAuthorized, reason, log); // nothing it sends from now is processed
             }
             catch (InvalidOperationException)
             {

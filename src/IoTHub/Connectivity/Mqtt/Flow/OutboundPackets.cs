@@ -24,6 +24,7 @@ internal sealed class OutboundPackets(
     SessionOwnership owners,
     SessionSubscriptions subscriptions,
     SharedSubscriptions shared,
+    SessionLifecycle lifecycle,
     IOptions<MqttOptions> options,
     TimeProvider time,
     ILogger<OutboundPackets> log)
@@ -37,8 +38,7 @@ internal sealed class OutboundPackets(
         switch (e.Packet)
         {
             case MqttConnAckPacket connAck:
-                ConnAck(e, connAck);
-                return Task.CompletedTask;
+                return ConnAckAsync(e, connAck);
             case MqttPublishPacket publish:
                 return PublishAsync(e, publish);
         }
@@ -70,7 +70,7 @@ internal sealed class OutboundPackets(
         return Task.CompletedTask;
     }
 
-    private void ConnAck(InterceptingPacketEventArgs e, MqttConnAckPacket ack)
+    private async Task ConnAckAsync(InterceptingPacketEventArgs e, MqttConnAckPacket ack)
     {
         var o = options.Value;
         // MQTTnet's CONNACK leaves Maximum Packet Size unset; a 5.0 client told the limit does not send past it (the
@@ -98,6 +98,9 @@ internal sealed class OutboundPackets(
         owners.Attach(c.ClientId, session);
         if (c.ResumesStoredSession && !c.CleanStart) ack.IsSessionPresent = true;
         c.SessionPresent = ack.IsSessionPresent;
+        // A CONNACK that says Session Present promises the session's subscriptions: a session restored from the
+        // database gets them back before it leaves, or a message published the moment the client reads it is lost.
+        await lifecycle.TakeStoredAsync(c);
         if (!ack.IsSessionPresent)
         {
             // A new session: whatever an earlier session of this client id was subscribed to is gone with it.

@@ -80,6 +80,9 @@ internal sealed class MqttConnection
     /// <summary>Set when the session was restored from the database at start (the hub restarted while the client was away).</summary>
     public bool ResumesStoredSession { get; set; }
 
+    /// <summary>The session stored in the database for this client id when it connected (taken as its CONNACK left), or null.</summary>
+    public StoredSession? Restored { get; set; }
+
     /// <summary>CONNACK's Session Present: an existing session was resumed.</summary>
     public bool SessionPresent { get; set; }
 

@@ -1,6 +1,7 @@
 // A session's life around its connections (MQTT 3.1.1 §3.1.2.4, MQTT 5 §3.1.2.11, §4.1):
 //   - connected: presence, a Will still waiting is cancelled (the session resumed) or published (a clean start ended
-//     the old session), the expiry clock stops, a session restored from the database gets its subscriptions back;
+//     the old session), the expiry clock stops; a session restored from the database gets its subscriptions back before its CONNACK
+//     leaves (TakeStoredAsync, from OutboundPackets);
 //   - disconnected: presence, the Will, and for a session that outlives its connection the expiry clock starts;
 //   - deleted (expired, clean, revoked): its client id is free, its stored copy and the hub's records of it go.
 // MQTTnet keeps persistent sessions for ever (EnablePersistentSessions has no expiry): the hub deletes each one when its
@@ -47,23 +48,15 @@ internal sealed class SessionLifecycle(
         }
     }
 
-    public async Task ConnectedAsync(ClientConnectedEventArgs e)
+    /// <summary>Takes this client id's session stored in the database, if any (a clean start ends it), and when the
+    /// client resumes it gives MQTTnet's new session the stored subscriptions. Called while the CONNACK is being sent,
+    /// before the client can read it or send its first packet.</summary>
+    public async Task TakeStoredAsync(MqttConnection c)
     {
-        if (SessionInfo.From(e.SessionItems) is not { } session) return;
-        var c = MqttConnection.Of(MqttInternals.ConnectPacket(e)) ?? session.Connection;
-        if (_server is not null)
-        {
-            try { c.Client = MqttInternals.SessionsManager(_server).GetClient(c.ClientId); }
-            catch (InvalidOperationException) { } // taken over already
-        }
-        CancelExpiry(c.ClientId);
-        if (c.SessionPresent) wills.SessionResumed(c.ClientId);
-        else wills.SessionEnded(c.ClientId);
-
-        var restored = stored.Take(c.ClientId);
+        var restored = c.Restored = stored.Take(c.ClientId);
         if (restored is not null && c.ResumesStoredSession && _server is not null)
         {
-            // MQTTnet made a new session; give it what the stored one had, before the client's first packet is read.
+            // MQTTnet made a new session; give it what the stored one had.
             // These are not new subscriptions: no retained messages are sent for them (RestoringSubscriptions).
             var filters = restored.Subscriptions.Select(s => s.ToFilter()).ToList();
             if (filters.Count > 0)
@@ -80,6 +73,22 @@ internal sealed class SessionLifecycle(
             }
             log.LogInformation("Client {ClientId} resumed its stored session with {Count} subscriptions", MqttText.Printable(c.ClientId), filters.Count);
         }
+    }
+
+    public async Task ConnectedAsync(ClientConnectedEventArgs e)
+    {
+        if (SessionInfo.From(e.SessionItems) is not { } session) return;
+        var c = MqttConnection.Of(MqttInternals.ConnectPacket(e)) ?? session.Connection;
+        if (_server is not null)
+        {
+            try { c.Client = MqttInternals.SessionsManager(_server).GetClient(c.ClientId); }
+            catch (InvalidOperationException) { } // taken over already
+        }
+        CancelExpiry(c.ClientId);
+        if (c.SessionPresent) wills.SessionResumed(c.ClientId);
+        else wills.SessionEnded(c.ClientId);
+
+        var restored = c.Restored;
         if (c.SessionExpirySeconds > 0) subscriptionHandling.Persist(c.ClientId, session);
         else if (restored is not null || !c.SessionPresent) stored.Delete(c.ClientId);
 

@@ -162,7 +162,10 @@ internal sealed class StoredSessions(IServiceScopeFactory scopes, SessionOwnersh
             {
                 await _signal.WaitAsync(_stop.Token);
                 await Task.Delay(TimeSpan.FromMilliseconds(50), _stop.Token); // let a connect storm's changes gather
-                await FlushAsync(_stop.Token);
+                // Not cancelled by the stop: a write cancelled half-way lost the rows it had taken, and a session
+                // saved just before a restart came back as no session at all. StopAsync waits for it (bounded by the
+                // host's shutdown timeout), then writes what came after.
+                await FlushAsync(CancellationToken.None);
                 delay = TimeSpan.FromMilliseconds(100);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)

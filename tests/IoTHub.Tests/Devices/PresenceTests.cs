@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using System.Text;
 using IoTHub.Devices.Presence;
 using IoTHub.Tests.Infrastructure;
+using Microsoft.Extensions.DependencyInjection;
 using MQTTnet;
 using MQTTnet.Protocol;
 
@@ -123,6 +124,24 @@ public sealed class PresenceTests(Store store) : HubFixture(store)
         Assert.That(row["remoteAddress"]!.GetValue<string>(), Does.Contain("127.0.0.1"));
         Assert.That(row["disconnectReason"]!.GetValue<string>(), Is.EqualTo("clean disconnect"));
         Assert.That(row["disconnectedAt"]!.GetValue<DateTimeOffset>(), Is.GreaterThanOrEqualTo(row["connectedAt"]!.GetValue<DateTimeOffset>()));
+    }
+
+    [Test]
+    public async Task Last_seen_and_clock_drift_taken_by_a_flush_the_stop_cancels_are_written_by_the_next_one()
+    {
+        var presence = Hub.Services.GetRequiredService<DevicePresence>();
+        var flusher = Hub.Services.GetRequiredService<LastSeenFlusher>();
+        var id = "flush-" + Guid.NewGuid().ToString("N")[..8];
+        presence.Seen(id, 1_000);
+        presence.Drift(id, 5_000, flagged: true);
+
+        using var stopped = new CancellationTokenSource();
+        await stopped.CancelAsync();
+        Assert.That(async () => await flusher.FlushAsync(final: true, stopped.Token), Throws.InstanceOf<OperationCanceledException>());
+
+        // Taken, not written: both are still to write (they were marked written, and the final flush skipped them).
+        Assert.That(presence.TakeUnflushed(0), Does.Contain((id, 1_000L)));
+        Assert.That(presence.TakeDriftChanges(), Does.Contain((id, 5_000L, true)));
     }
 
     [Test]

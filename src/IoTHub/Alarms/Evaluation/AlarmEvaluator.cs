@@ -129,13 +129,13 @@ internal sealed class AlarmEvaluator(
                 {
                     worked = true;
                     foreach (var p in batch) OnPoint(p.DeviceId, p.Metric, RuleSource.Raw, p.TimestampMs, p.Value, transitions);
-                    if (transitions.Count > 0) await StoreAsync(transitions, ct);
+                    if (transitions.Count > 0) await StoreAsync(transitions);
                 }
                 while (_control.Reader.TryRead(out var item))
                 {
                     worked = true;
                     await HandleAsync(item, transitions, ct);
-                    if (transitions.Count > 0) await StoreAsync(transitions, ct);
+                    if (transitions.Count > 0) await StoreAsync(transitions);
                 }
                 if (worked) continue;
                 // One outstanding wait per channel (the feed's queue has a single reader).
@@ -144,7 +144,17 @@ internal sealed class AlarmEvaluator(
                 await Task.WhenAny(feedWait, controlWait);
                 if (feedWait.IsCompleted)
                 {
-                    if (!await feedWait) break; // the writer stopped: the hub is stopping
+                    if (!await feedWait)
+                    {
+                        // The writer stopped: the hub is stopping. What is already queued (the last windows' samples,
+                        // rule changes) is still evaluated.
+                        while (_control.Reader.TryRead(out var item))
+                        {
+                            await HandleAsync(item, transitions, ct);
+                            if (transitions.Count > 0) await StoreAsync(transitions);
+                        }
+                        break;
+                    }
                     feedWait = null;
                 }
                 if (controlWait.IsCompleted)
@@ -174,7 +184,7 @@ internal sealed class AlarmEvaluator(
                 break;
             case Tick:
                 OnTick(transitions);
-                if (transitions.Count > 0) await StoreAsync(transitions, ct);
+                if (transitions.Count > 0) await StoreAsync(transitions);
                 await FlushStatesAsync(ct);
                 await PurgeWhenDueAsync(ct);
                 break;
@@ -188,7 +198,7 @@ internal sealed class AlarmEvaluator(
                 await ReloadDeviceAsync(d, transitions, ct);
                 break;
             case Barrier b:
-                if (transitions.Count > 0) await StoreAsync(transitions, ct);
+                if (transitions.Count > 0) await StoreAsync(transitions);
                 await FlushStatesAsync(ct);
                 b.Done.TrySetResult();
                 break;
@@ -358,12 +368,14 @@ internal sealed class AlarmEvaluator(
         _windowMetrics = windowMetrics;
     }
 
-    private async Task StoreAsync(List<Transition> transitions, CancellationToken ct)
+    /// <summary>Writes the transitions (alarm rows, history, outbox) in one transaction. Not cancellable: the states
+    /// already moved in memory, and a write cancelled at stop left a state "raised" with no alarm row and no webhook.</summary>
+    private async Task StoreAsync(List<Transition> transitions)
     {
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            await scope.ServiceProvider.GetRequiredService<AlarmStore>().ApplyAsync(transitions, ct);
+            await scope.ServiceProvider.GetRequiredService<AlarmStore>().ApplyAsync(transitions, CancellationToken.None);
             foreach (var t in transitions)
             {
                 var key = (t.Rule.Id, t.DeviceId);
@@ -371,7 +383,7 @@ internal sealed class AlarmEvaluator(
                 else { _stored.Add(key); _dirty.Remove(key); }
             }
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex)
         {
             // Not retried: the same transitions would fail the same way. The states stay dirty and are written with the
             // next flush; the alarm rows are as the database had them.

@@ -12,9 +12,11 @@ namespace IoTHub.Commands.Delivery;
 
 internal sealed class CommandDispatch(HubDb db, IMediator mediator, TimeProvider time, ILogger<CommandDispatch> log)
 {
-    /// <summary>Claims and sends one queued command. False when another sender claimed it, it expired, or the device is gone.</summary>
-    public async Task<bool> TrySendAsync(DeviceCommand command, CancellationToken ct)
+    /// <summary>Claims and sends one queued command. False when another sender claimed it, it expired, or the device is gone.
+    /// Not cancellable: a claim cancelled before its send or its revert left the command "sent" and never delivered.</summary>
+    public async Task<bool> TrySendAsync(DeviceCommand command)
     {
+        var ct = CancellationToken.None;
         var now = time.NowMs();
         var claimed = await db.Set<DeviceCommand>()
             .Where(c => c.Id == command.Id && c.State == CommandState.Queued && (c.ExpiresAt == null || c.ExpiresAt > now))
@@ -27,7 +29,7 @@ internal sealed class CommandDispatch(HubDb db, IMediator mediator, TimeProvider
         {
             sent = await mediator.Send(new DeliverToDevice(command.DeviceId, "commands/" + command.Id, Payload(command), Retain: false, expiresIn), ct);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex)
         {
             log.LogError(ex, "Sending command {CommandId} to device {DeviceId} failed", command.Id, command.DeviceId);
             sent = false;
@@ -57,7 +59,7 @@ internal sealed class CommandDispatch(HubDb db, IMediator mediator, TimeProvider
         var n = 0;
         foreach (var command in queued)
         {
-            if (await TrySendAsync(command, ct)) n++;
+            if (await TrySendAsync(command)) n++;
             else if (!await mediator.Send(new IsDeviceConnected(deviceId), ct)) break; // gone again: keep the order for next time
         }
         return n;

@@ -102,13 +102,15 @@ internal sealed class SendCommandHandler(
                 return await FollowAsync(command, b, paramsJson, waitUntil, ct);
             }
             db.ChangeTracker.Clear();
-            if (await mediator.Send(new IsDeviceConnected(r.DeviceId), ct)) await dispatch.TrySendAsync(command, ct);
+            // From the insert on, the request's abort no longer stops anything: an immediate command left queued
+            // would have gone out at the device's next connect, long after the caller gave up on it.
+            if (await mediator.Send(new IsDeviceConnected(r.DeviceId), CancellationToken.None)) await dispatch.TrySendAsync(command);
             else if (command.DeliverWhenOnline) return new(SendCommandOutcome.StillPending, CommandView.Of(command)); // queued until it connects
             else
             {
                 await db.Set<DeviceCommand>().Where(c => c.Id == command.Id && c.State == CommandState.Queued)
                     .ExecuteUpdateAsync(s => s.SetProperty(c => c.State, CommandState.Failed).SetProperty(c => c.Error, "device is offline")
-                        .SetProperty(c => c.CompletedAt, now), ct);
+                        .SetProperty(c => c.CompletedAt, now), CancellationToken.None);
             }
             return await WaitAsync(command.Id, waitUntil, ct);
         }

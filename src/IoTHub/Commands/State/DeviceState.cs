@@ -82,7 +82,9 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
                             .SetProperty(t => t.DesiredVersion, next).SetProperty(t => t.DesiredUpdatedAt, now).SetProperty(t => t.DesiredUpdatedBy, c.RequestedBy), ct), ct))
                     continue; // another hub changed it in between: read again (and let If-Match decide)
 
-                await mediator.Send(new DeliverToDevice(c.DeviceId, "state/desired", DesiredMessage(next, desired), Retain: true), ct);
+                // Committed: the retained copy follows whatever happens to the request (an abort here left the broker
+                // retaining the previous version until the next start).
+                await mediator.Send(new DeliverToDevice(c.DeviceId, "state/desired", DesiredMessage(next, desired), Retain: true), CancellationToken.None);
                 log.LogInformation("Desired state of device {DeviceId} is now version {Version}", c.DeviceId, next);
                 return new(SetDesiredOutcome.Updated, DeviceStateView.Of(c.DeviceId, await db.Set<DeviceTwin>().AsNoTracking().FirstAsync(t => t.DeviceId == c.DeviceId, ct)));
             }
@@ -159,7 +161,7 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
     public async ValueTask Handle(DeviceDeleted n, CancellationToken ct)
     {
         if (await db.Set<DeviceTwin>().Where(t => t.DeviceId == n.DeviceId).ExecuteDeleteAsync(ct) > 0)
-            await mediator.Send(new DeliverToDevice(n.DeviceId, "state/desired", ReadOnlyMemory<byte>.Empty, Retain: true), ct); // clears the retained message
+            await mediator.Send(new DeliverToDevice(n.DeviceId, "state/desired", ReadOnlyMemory<byte>.Empty, Retain: true), CancellationToken.None); // clears the retained message (after the commit, whatever the caller does)
     }
 
     /// <summary><c>{"version": n, "state": {...}}</c>, what a device receives on <c>devices/{id}/state/desired</c>.</summary>

@@ -1,6 +1,7 @@
 // CoAP has no connection, so a CoAP device is online while it talks or observes: its first request after a quiet spell
 // "connects" it (DeviceConnected, protocol "coap"), and Coap:IdleTimeout without a request or an observation
-// "disconnects" it (reason "idle"). The events go out in order through one queue, off the request's path.
+// "disconnects" it (reason "idle"); when the hub stops, every CoAP device online goes offline ("server shutting down").
+// The events go out in order through one queue, off the request's path.
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using IoTHub.Contracts;
@@ -41,20 +42,34 @@ internal sealed class CoapPresence(IServiceScopeFactory scopes, CoapObservers ob
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var sweep = SweepAsync(stoppingToken);
-        await foreach (var n in _events.Reader.ReadAllAsync(stoppingToken).ConfigureAwait(false))
+        // The events are published without the stop's token: one cancelled half-way was lost, and the device stayed
+        // online in the database until the next start closed it as "hub stopped".
+        var pump = PumpAsync();
+        await SweepAsync(stoppingToken); // until the hub stops
+        // The CoAP listeners stopped before this service: every device still counted online goes offline now, as an
+        // MQTT device's connection does when the broker stops.
+        var now = time.GetUtcNow();
+        foreach (var (device, a) in _active)
+            if (_active.TryRemove(new KeyValuePair<string, Active>(device, a)))
+                _events.Writer.TryWrite(new DeviceDisconnected(device, a.ClientId, "server shutting down", now));
+        _events.Writer.TryComplete();
+        await pump;
+    }
+
+    private async Task PumpAsync()
+    {
+        await foreach (var n in _events.Reader.ReadAllAsync().ConfigureAwait(false))
         {
             try
             {
                 await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<IMediator>().Publish(n, stoppingToken);
+                await scope.ServiceProvider.GetRequiredService<IMediator>().Publish(n, CancellationToken.None);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException)
+            catch (Exception ex)
             {
                 log.LogWarning(ex, "Recording the presence of a CoAP device failed");
             }
         }
-        await sweep;
     }
 
     private async Task SweepAsync(CancellationToken ct)

@@ -36,6 +36,13 @@ internal sealed class DevicePresence : IDevicePresence, IDeviceClock
             if (_entries.TryGetValue(id, out var e)) e.Flushed = 0;
     }
 
+    /// <summary>A flush failed: these devices' drift is written again at the next one.</summary>
+    public void UnflushDrift(IEnumerable<(string DeviceId, long DriftMs, bool Flagged)> devices)
+    {
+        foreach (var (id, _, _) in devices)
+            if (_entries.TryGetValue(id, out var e)) e.DriftFlushedMs = long.MinValue;
+    }
+
     /// <summary>Devices whose drift estimate moved by more than a second since the last flush.</summary>
     public List<(string DeviceId, long DriftMs, bool Flagged)> TakeDriftChanges()
     {

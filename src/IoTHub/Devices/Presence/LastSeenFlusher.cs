@@ -83,9 +83,13 @@ internal sealed class LastSeenFlusher(DevicePresence presence, IServiceScopeFact
             }
             await tx.CommitAsync(ct);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex)
         {
+            // Taken means marked written: put everything back, also when the stop cancelled the write (the final
+            // flush at stop then writes it; it used to find those devices already "written").
             presence.Unflush(changed);
+            presence.UnflushDrift(drifts);
+            if (ex is OperationCanceledException) throw;
             log.LogWarning(ex, "Could not record last-seen times of {Count} devices; will retry", changed.Count);
         }
     }

@@ -160,9 +160,9 @@ internal sealed class Rollouts(HubDb db, IMediator mediator, TargetPlanner plann
         {
             outbox.Committed();
             log.LogWarning("Firmware campaign {CampaignId} {State} by itself: {Reason}", c.Id, state, reason);
-            await mediator.Publish(new FirmwareCampaignHalted(c.Id, c.Name, reason, time.GetUtcNow()), ct);
+            await mediator.Publish(new FirmwareCampaignHalted(c.Id, c.Name, reason, time.GetUtcNow()), CancellationToken.None); // committed: its alarm must follow
         }
-        foreach (var device in withdrawn) await NotifyAsync(device, null, ct);
+        foreach (var device in withdrawn) await NotifyAsync(device, null);
     }
 
     // ---- the drive --------------------------------------------------------------------------------------------------
@@ -270,7 +270,7 @@ internal sealed class Rollouts(HubDb db, IMediator mediator, TargetPlanner plann
         var artifact = await db.Set<FirmwareArtifact>().AsNoTracking().FirstAsync(a => a.Id == c.ArtifactId, ct);
         var told = await all.AsNoTracking().Where(e => e.CampaignId == c.Id && candidates.Contains(e.DeviceId) && e.State == DeviceUpdateStates.Notified)
             .ToListAsync(ct);
-        foreach (var e in told) await NotifyAsync(e.DeviceId, NotificationOf(e, c, artifact), ct);
+        foreach (var e in told) await NotifyAsync(e.DeviceId, NotificationOf(e, c, artifact));
         if (candidates.Count == 1000) signal.Wake(); // more to notify: at once, not at the next tick
         log.LogInformation("Firmware campaign {CampaignId} notified {Count} devices", c.Id, told.Count);
     }
@@ -350,10 +350,10 @@ internal sealed class Rollouts(HubDb db, IMediator mediator, TargetPlanner plann
                 continue;
             }
             watch.Track(e.DeviceId, e.Active == 1 && e.State is DeviceUpdateStates.Installing or DeviceUpdateStates.Rebooting);
-            if (result == UpdateChange.Retried) await NotifyAsync(e.DeviceId, NotificationOf(e, info.Campaign, info.Artifact), ct);
+            if (result == UpdateChange.Retried) await NotifyAsync(e.DeviceId, NotificationOf(e, info.Campaign, info.Artifact));
             else if (result == UpdateChange.Finished)
             {
-                await NotifyAsync(e.DeviceId, null, ct);
+                await NotifyAsync(e.DeviceId, null);
                 log.LogInformation("Device {DeviceId} in firmware campaign {CampaignId}: {State} {Reason}", e.DeviceId, e.CampaignId, e.State, e.Reason);
             }
             if (result != UpdateChange.Moved || e.State == DeviceUpdateStates.Rebooting) signal.Wake();
@@ -386,14 +386,15 @@ internal sealed class Rollouts(HubDb db, IMediator mediator, TargetPlanner plann
         attempt = Math.Max(1, e.Attempt),
     }, Json);
 
-    /// <summary>Sets (or, with null, withdraws) the device's retained firmware message.</summary>
-    private async Task NotifyAsync(string deviceId, byte[]? payload, CancellationToken ct)
+    /// <summary>Sets (or, with null, withdraws) the device's retained firmware message. Always after the commit that
+    /// decided it, so not cancellable: a stop or an aborted request no longer leaves the broker with the old message.</summary>
+    private async Task NotifyAsync(string deviceId, byte[]? payload)
     {
         try
         {
-            await mediator.Send(new DeliverToDevice(deviceId, "firmware", payload ?? [], Retain: true), ct);
+            await mediator.Send(new DeliverToDevice(deviceId, "firmware", payload ?? [], Retain: true), CancellationToken.None);
         }
-        catch (Exception ex) when (ex is not OperationCanceledException)
+        catch (Exception ex)
         {
             // The row decided it; the broker loads it again at its next start, and HTTP devices poll it.
             log.LogWarning(ex, "Could not publish the firmware notification of device {DeviceId}", deviceId);

@@ -98,27 +98,39 @@ internal sealed class ApiKeysHandler(HubDb db, TimeProvider time, CredentialVeri
     }
 }
 
-/// <summary>Writes API keys' last-use times every few seconds (never per request).</summary>
+/// <summary>Writes API keys' last-use times every few seconds (never per request), and once more at stop. Uses taken
+/// from memory are written without the stop's token and put back when the write fails: a stop or a database outage
+/// in the middle of a write loses none of them.</summary>
 internal sealed class KeyUseRecorder(CredentialVerifier verifier, IServiceScopeFactory scopes, ILogger<KeyUseRecorder> log) : BackgroundService
 {
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(TimeSpan.FromSeconds(5));
-        while (await timer.WaitForNextTickAsync(stoppingToken))
+        try
         {
-            var used = verifier.TakeKeyUse();
-            if (used.Count == 0) continue;
-            try
-            {
-                await using var scope = scopes.CreateAsyncScope();
-                var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-                foreach (var (id, at) in used)
-                    await db.Set<ApiKey>().Where(k => k.Id == id).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, at), stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                log.LogWarning(ex, "Could not record API key use");
-            }
+            while (await timer.WaitForNextTickAsync(stoppingToken)) await FlushAsync();
+        }
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+        }
+        await FlushAsync(); // the uses of the last seconds: the callers (HTTP, broker) have stopped before this service
+    }
+
+    private async Task FlushAsync()
+    {
+        var used = verifier.TakeKeyUse();
+        if (used.Count == 0) return;
+        try
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<HubDb>();
+            foreach (var (id, at) in used)
+                await db.Set<ApiKey>().Where(k => k.Id == id).ExecuteUpdateAsync(s => s.SetProperty(k => k.LastUsedAt, at), CancellationToken.None);
+        }
+        catch (Exception ex)
+        {
+            verifier.ReturnKeyUse(used);
+            log.LogWarning(ex, "Could not record API key use; retrying in 5 s");
         }
     }
 }

@@ -65,5 +65,11 @@ internal sealed class CredentialVerifier(IServiceScopeFactory scopes, TimeProvid
         return list;
     }
 
+    /// <summary>Puts back uses that could not be written (a newer use of the same key wins).</summary>
+    public void ReturnKeyUse(IEnumerable<(long Id, long At)> used)
+    {
+        foreach (var (id, at) in used) _keyUse.AddOrUpdate(id, at, (_, newer) => Math.Max(newer, at));
+    }
+
     public void Forget() => _cache.Clear();
 }

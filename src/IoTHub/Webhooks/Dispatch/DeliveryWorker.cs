@@ -144,7 +144,9 @@ internal sealed class DeliveryWorker(IServiceScopeFactory scopes, WebhookSender 
             var result = keys.Count == 0
                 ? new AttemptResult(AttemptOutcome.Failed, null, 0, "the endpoint's secret cannot be decrypted (data-protection keys lost or replaced): rotate it", null)
                 : await sender.SendAsync(endpoint.Url, message, keys, ct);
-            await RecordAsync(db, scope.ServiceProvider, delivery, endpoint, result, ct);
+            // Recorded whatever happens to the hub now: an answered attempt cancelled before its record stayed leased,
+            // and was sent again (a duplicate, one attempt too many) after the next start.
+            await RecordAsync(db, scope.ServiceProvider, delivery, endpoint, result, CancellationToken.None);
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {

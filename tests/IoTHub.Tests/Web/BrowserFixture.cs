@@ -21,6 +21,9 @@ public abstract class BrowserFixture(Store store) : HubFixture(store)
             if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail($"{ChromiumPath} is missing (apt-get install chromium)");
             Assert.Ignore($"{ChromiumPath} is not installed (apt-get install chromium)");
         }
+        // Expect(...) has its own default of 5 s, which SetDefaultTimeout does not change: with fixtures running in
+        // parallel on two cores a page can take longer than that to show what it will show.
+        Assertions.SetDefaultExpectTimeout(15_000);
         _playwright = await Playwright.CreateAsync();
         Browser = await _playwright.Chromium.LaunchAsync(new BrowserTypeLaunchOptions
         {

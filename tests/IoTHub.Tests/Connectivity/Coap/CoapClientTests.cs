@@ -130,7 +130,10 @@ public sealed class CoapClientTests(Store store) : HubFixture(store)
     {
         var (id, token) = await Hub.CreateDeviceAsync();
         var observe = ExternalTool.RunAsync(Client, "-s", "6", "-B", "8", Uri($"devices/{id}/state/desired?token={token}"));
-        await Task.Delay(1500); // the observation is registered by the first GET
+        // The observation is registered by the first GET; the change is made only then (a fixed pause was too short
+        // for a loaded machine, and the first answer already had the change).
+        var observers = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<IoTHub.Connectivity.Coap.CoapObservers>(Hub.Services);
+        await WaitFor.ConditionAsync(() => observers.Observes(id), "coap-client observes the desired state");
         using var admin = await Hub.AdminAsync();
         var put = await admin.PutAsJsonAsync($"/api/v1/devices/{id}/state", new { desired = new { setpoint = 23 } });
         Assert.That(put.IsSuccessStatusCode, Is.True);

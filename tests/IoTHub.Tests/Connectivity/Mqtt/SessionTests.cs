@@ -261,9 +261,13 @@ public sealed class SessionTests(Store store) : HubFixture(store)
         var topic = $"apps/{Guid.NewGuid():N}/x";
         var sub = ExternalTool.RunAsync("mosquitto_sub", "-h", "127.0.0.1", "-p", Hub.MqttPort.ToString(), "-V", "mqttv5", "-u", "apikey", "-P", key,
             "-t", $"$share/g/{topic}", "-C", "1", "-W", "10");
-        await Task.Delay(700);
         using var publisher = await Hub.ConnectAsync("apikey", key);
-        await publisher.PublishAsync(Message(topic, "hello"));
+        // Published until mosquitto_sub has one: it subscribes once its process is up, which a fixed pause only guessed.
+        while (!sub.IsCompleted)
+        {
+            await publisher.PublishAsync(Message(topic, "hello"));
+            await Task.WhenAny(sub, Task.Delay(500));
+        }
         var (code, output) = await sub;
         Assert.That(code, Is.Zero, output);
         Assert.That(output, Does.Contain("hello"));

@@ -72,6 +72,15 @@ public abstract class BrowserFixture(Store store) : HubFixture(store)
         return page;
     }
 
+    /// <summary>The element's box once it is laid out: BoundingBoxAsync answers null at once, without waiting, while
+    /// Blazor re-renders the element (CI once read null right after a viewport change).</summary>
+    protected static async Task<LocatorBoundingBoxResult> BoxAsync(ILocator locator)
+    {
+        LocatorBoundingBoxResult? box = null;
+        await WaitFor.ConditionAsync(async () => (box = await locator.BoundingBoxAsync()) is not null, "the element is laid out");
+        return box!;
+    }
+
     /// <summary>Waits until Blazor's interactive circuit is up, so clicks reach the server.</summary>
     protected static async Task WaitForCircuitAsync(IPage page)
     {

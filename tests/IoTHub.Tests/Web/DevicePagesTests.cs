@@ -60,8 +60,8 @@ public sealed partial class DevicePagesTests(Store store) : BrowserFixture(store
         var link = page.GetByRole(AriaRole.Link, new() { Name = id, Exact = true });
         await Expect(link).ToBeVisibleAsync();
         var cell = page.Locator(".device-list tbody tr").First.Locator("td").First;
-        var cellBox = (await cell.BoundingBoxAsync())!;
-        var linkBox = (await link.BoundingBoxAsync())!;
+        var cellBox = await BoxAsync(cell);
+        var linkBox = await BoxAsync(link);
         Assert.That(cellBox.Width, Is.GreaterThan(250), "the Device column takes the phone's width");
         Assert.That(linkBox.Width, Is.GreaterThan(100), "the device id is shown in full");
         Assert.That(linkBox.Height, Is.GreaterThanOrEqualTo(24), "the link is a finger-sized target (WCAG 2.5.8)");
@@ -73,7 +73,7 @@ public sealed partial class DevicePagesTests(Store store) : BrowserFixture(store
         await ScreenshotAsync(page, "devices-list-375px");
 
         await page.SetViewportSizeAsync(Desktop, 900);
-        Assert.That((await cell.BoundingBoxAsync())!.Width, Is.GreaterThan(180), "the Device column at 1280 px");
+        Assert.That((await BoxAsync(cell)).Width, Is.GreaterThan(180), "the Device column at 1280 px");
         await AssertNoSidewaysScrollAsync(page, "the device list at 1280 px");
         await ScreenshotAsync(page, "devices-list-1280px");
 
@@ -154,7 +154,7 @@ public sealed partial class DevicePagesTests(Store store) : BrowserFixture(store
         var devices = page.GetByRole(AriaRole.Navigation, new() { Name = "Main" }).GetByRole(AriaRole.Link, new() { Name = "Devices" });
         await Expect(menu).ToHaveAttributeAsync("aria-expanded", "false");
         await Expect(devices).ToBeHiddenAsync();
-        Assert.That((await page.Locator(".topbar").BoundingBoxAsync())!.Height, Is.LessThan(70), "the closed top bar is one line");
+        Assert.That((await BoxAsync(page.Locator(".topbar"))).Height, Is.LessThan(70), "the closed top bar is one line");
 
         await menu.ClickAsync();
         await Expect(menu).ToHaveAttributeAsync("aria-expanded", "true");

@@ -131,12 +131,7 @@ internal sealed class AlarmEvaluator(
                     foreach (var p in batch) OnPoint(p.DeviceId, p.Metric, RuleSource.Raw, p.TimestampMs, p.Value, transitions);
                     if (transitions.Count > 0) await StoreAsync(transitions);
                 }
-                while (_control.Reader.TryRead(out var item))
-                {
-                    worked = true;
-                    await HandleAsync(item, transitions, ct);
-                    if (transitions.Count > 0) await StoreAsync(transitions);
-                }
+                if (await HandleQueuedControlAsync(transitions, ct)) worked = true;
                 if (worked) continue;
                 // One outstanding wait per channel (the feed's queue has a single reader).
                 feedWait ??= _committed.WaitToReadAsync(ct).AsTask();
@@ -148,11 +143,7 @@ internal sealed class AlarmEvaluator(
                     {
                         // The writer stopped: the hub is stopping. What is already queued (the last windows' samples,
                         // rule changes) is still evaluated.
-                        while (_control.Reader.TryRead(out var item))
-                        {
-                            await HandleAsync(item, transitions, ct);
-                            if (transitions.Count > 0) await StoreAsync(transitions);
-                        }
+                        await HandleQueuedControlAsync(transitions, ct);
                         break;
                     }
                     feedWait = null;
@@ -172,6 +163,19 @@ internal sealed class AlarmEvaluator(
         }
         try { await FlushStatesAsync(CancellationToken.None); }
         catch (Exception ex) { log.LogError(ex, "Alarm rule states could not be written at stop"); }
+    }
+
+    /// <summary>Handles every control item queued now, storing each one's transitions; false when there was none.</summary>
+    private async Task<bool> HandleQueuedControlAsync(List<Transition> transitions, CancellationToken ct)
+    {
+        var any = false;
+        while (_control.Reader.TryRead(out var item))
+        {
+            any = true;
+            await HandleAsync(item, transitions, ct);
+            if (transitions.Count > 0) await StoreAsync(transitions);
+        }
+        return any;
     }
 
     private async Task HandleAsync(object item, List<Transition> transitions, CancellationToken ct)

@@ -23,15 +23,16 @@ try
 }
 catch (OperationCanceledException) when (app.Lifetime.ApplicationStopping.IsCancellationRequested)
 {
+    await StartupFailure.StopStartedServicesAsync(app); // as below: what started is stopped before the container goes
     Console.WriteLine("IoTHub was stopped while it was starting."); // Ctrl+C or SIGTERM during the start
     return 0;
 }
 catch (Exception ex)
 {
-    // The host is not disposed: that would cancel the services that did start without stopping them, and the generic
-    // host logs each cancelled background service as a failure, stack trace and all. The process ends here anyway;
-    // disposing the loggers writes out what they still hold.
-    app.Services.GetRequiredService<ILoggerFactory>().Dispose();
+    // The services that did start are stopped, in order, before anything is disposed: left running, their loops go on
+    // working against a container that is being torn down and log each failure (an alarm tick purging through a
+    // disposed logger factory did). What the stop itself logs as a failure is the host's to say; the sentence is ours.
+    await StartupFailure.StopStartedServicesAsync(app);
     return Fail(StartupFailure.Explain(ex, settings), ex);
 }
 

@@ -22,6 +22,23 @@ internal static partial class StartupFailure
 {
     private const string Prefix = "IoTHub cannot start: ";
 
+    /// <summary>After a failed start: stops what did start (the host calls StopAsync in reverse order, within 15 s), then
+    /// disposes the host, which writes out what the loggers still hold. A failure of the stop is logged by the host; the
+    /// process is ending, so it is not thrown again.</summary>
+    public static async Task StopStartedServicesAsync(WebApplication app)
+    {
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+            await app.StopAsync(timeout.Token);
+        }
+        catch (Exception)
+        {
+            // logged by the host ("Hosting failed to stop")
+        }
+        await app.DisposeAsync();
+    }
+
     /// <summary>The HTTP address without --urls / ASPNETCORE_URLS (as Connectivity's listeners use it).</summary>
     internal const string DefaultUrls = "http://0.0.0.0:8080";
 

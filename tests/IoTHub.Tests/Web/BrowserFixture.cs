@@ -111,9 +111,31 @@ public abstract class BrowserFixture(Store store) : HubFixture(store)
         TestContext.AddTestAttachment(file, name);
     }
 
+    /// <summary>After a failure: each open page's address, what it shows (text), and a screenshot attached to the result,
+    /// so a failure seen only in CI says where the page was.</summary>
+    private async Task DescribePagesAsync()
+    {
+        var n = 0;
+        foreach (var page in _contexts.SelectMany(c => c.Pages))
+        {
+            try
+            {
+                var text = await page.InnerTextAsync("body", new() { Timeout = 2_000 });
+                TestContext.Out.WriteLine($"page {++n}: {page.Url}\n{(text.Length > 3000 ? text[..3000] + " …" : text)}");
+                lock (_consoleErrors) foreach (var e in _consoleErrors) TestContext.Out.WriteLine($"console: {e}");
+                await ScreenshotAsync(page, $"failure-{TestContext.CurrentContext.Test.MethodName}-{n}");
+            }
+            catch (PlaywrightException ex)
+            {
+                TestContext.Out.WriteLine($"page {++n}: {page.Url} could not be described: {ex.Message}");
+            }
+        }
+    }
+
     [TearDown]
     public async Task CloseContexts()
     {
+        if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Failed) await DescribePagesAsync();
         foreach (var c in _contexts) await c.DisposeAsync();
         _contexts.Clear();
         if (TestContext.CurrentContext.Result.Outcome.Status == NUnit.Framework.Interfaces.TestStatus.Passed)

@@ -71,6 +71,7 @@ public static class ConnectivityModule
         server.WriterBufferSizeMax = 4096;
         services.AddHostedMqttServer(server);
         services.AddHostedService<BrokerShutdown>();
+        AddBrokerTier(services, config);
         // Kestrel's socket transport reads up to 1 MiB ahead of what a connection's reader has consumed. When the store
         // is slower than the devices, that is where their messages wait: 200 devices flooding held ~235 MB of pinned
         // buffers. The largest packet plus 64 KiB is enough for MQTTnet to see any whole packet it may receive (and for
@@ -81,6 +82,38 @@ public static class ConnectivityModule
         services.AddConnections();
         services.AddHealthChecks().AddCheck<BrokerHealthCheck>("broker", tags: ["ready"]);
         return services;
+    }
+
+    /// <summary>Section <c>Broker</c>: the embedded broker serves the other modules' messages to devices, or, with
+    /// <c>Broker:Mode = RabbitMq</c>, a RabbitMQ cluster does (RabbitMqBroker, started here: after the telemetry stages it
+    /// feeds, before nothing else, so it stops first and acknowledges what it took once that has committed).</summary>
+    private static void AddBrokerTier(IServiceCollection services, IConfiguration config)
+    {
+        services.AddOptions<RabbitMq.BrokerOptions>().BindConfiguration(RabbitMq.BrokerOptions.SectionName)
+            // Read as text: Connectivity knows Storage only by its database model (architecture test).
+            .Validate(b => b.Mode != RabbitMq.BrokerMode.RabbitMq || string.Equals(config["Storage:Provider"], "Postgres", StringComparison.OrdinalIgnoreCase),
+                "Broker:Mode RabbitMq needs Storage:Provider Postgres (every hub node shares one database)")
+            .Validate(b => b.Mode != RabbitMq.BrokerMode.RabbitMq || RabbitMq.RabbitMqCluster.Problem(config) is null,
+                RabbitMq.RabbitMqCluster.Problem(config) ?? "ConnectionStrings:RabbitMq is invalid")
+            .ValidateOnStart();
+        services.AddOptions<RabbitMq.RabbitMqOptions>().BindConfiguration(RabbitMq.RabbitMqOptions.SectionName).ValidateDataAnnotations()
+            .Validate(o => o.AuthAllowedAddresses.All(a => System.Net.IPAddress.TryParse(a, out _)), "RabbitMq:AuthAllowedAddresses must be IP addresses")
+            .Validate(o => string.IsNullOrEmpty(o.ManagementUri) || Uri.TryCreate(o.ManagementUri, UriKind.Absolute, out _), "RabbitMq:ManagementUri must be an http(s) URL")
+            .ValidateOnStart();
+        if (RabbitMq.RabbitMqMode.IsOn(config))
+        {
+            services.AddSingleton<RabbitMq.RabbitMqCluster>();
+            services.AddSingleton<RabbitMq.RabbitMqAuthorization>();
+            services.AddSingleton<RabbitMq.RabbitMqManagement>();
+            services.AddHttpClient(RabbitMq.RabbitMqManagement.HttpClientName, c => c.Timeout = TimeSpan.FromSeconds(10));
+            services.AddSingleton<RabbitMq.RabbitMqBroker>();
+            services.AddSingleton<IBrokerLink>(sp => sp.GetRequiredService<RabbitMq.RabbitMqBroker>());
+            services.AddHostedService(sp => sp.GetRequiredService<RabbitMq.RabbitMqBroker>());
+        }
+        else
+        {
+            services.AddSingleton<IBrokerLink>(sp => sp.GetRequiredService<MqttBroker>());
+        }
     }
 
     /// <summary>The CoAP server (RFC 7252 over UDP), section <c>Coap</c>: it starts after the telemetry stages, like the broker.</summary>
@@ -128,7 +161,9 @@ public static class ConnectivityModule
     public static IEndpointRouteBuilder MapConnectivity(this IEndpointRouteBuilder app, RouteGroupBuilder api)
     {
         var path = app.ServiceProvider.GetRequiredService<IOptions<MqttOptions>>().Value.WebSocketPath;
-        if (!string.IsNullOrEmpty(path))
+        var rabbitMq = RabbitMq.RabbitMqMode.IsOn(app.ServiceProvider.GetRequiredService<IConfiguration>());
+        if (rabbitMq) RabbitMq.RabbitMqAuthEndpoints.Map(app);
+        if (!string.IsNullOrEmpty(path) && !rabbitMq)
         {
             // MQTTnet's MapMqtt, plus the connection guard the TCP and TLS listeners have: without it a WebSocket client
             // could declare a 256 MB packet (MQTTnet buffers until it has all of it), skip CONNECT, or open unlimited
@@ -146,12 +181,14 @@ public static class ConnectivityModule
 }
 
 /// <summary>MQTTnet's hosted server starts fire-and-forget: ready only once it really has.</summary>
-internal sealed class BrokerHealthCheck(MqttServer server, MqttBroker broker) : IHealthCheck
+internal sealed class BrokerHealthCheck(MqttServer server, MqttBroker broker, IServiceProvider services) : IHealthCheck
 {
     // MqttServer.IsStarted turns true before the listeners are wired; Started completes after.
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
-        Task.FromResult(server.IsStarted && broker.Started.IsCompleted
-            ? HealthCheckResult.Healthy("MQTT broker started") : HealthCheckResult.Unhealthy("MQTT broker not started"));
+        Task.FromResult(services.GetService<RabbitMq.RabbitMqBroker>() is { } rabbitMq
+            ? rabbitMq.IsConnected ? HealthCheckResult.Healthy("connected to RabbitMQ") : HealthCheckResult.Unhealthy("not connected to RabbitMQ")
+            : server.IsStarted && broker.Started.IsCompleted
+                ? HealthCheckResult.Healthy("MQTT broker started") : HealthCheckResult.Unhealthy("MQTT broker not started"));
 }
 
 /// <summary>Disconnects every MQTT client as soon as the host begins to stop, before any hosted service stops.

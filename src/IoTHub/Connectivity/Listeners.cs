@@ -13,8 +13,10 @@ internal static class Listeners
     {
         // Read now: the caller clears the "urls" setting afterwards so that Kestrel does not warn about overriding it.
         var urls = config["urls"] is { Length: > 0 } u ? u : DefaultUrls;
-        var mqttPort = config.GetValue(MqttOptions.SectionName + ":Port", 1883);
-        var mqttTlsPort = config.GetValue(MqttOptions.SectionName + ":TlsPort", 8883);
+        // With devices on RabbitMQ (Broker:Mode = RabbitMq) the embedded broker listens nowhere.
+        var embedded = !RabbitMq.RabbitMqMode.IsOn(config);
+        var mqttPort = embedded ? config.GetValue(MqttOptions.SectionName + ":Port", 1883) : 0;
+        var mqttTlsPort = embedded ? config.GetValue(MqttOptions.SectionName + ":TlsPort", 8883) : 0;
         var mqttHost = config[MqttOptions.SectionName + ":Host"];
         var tls = config.GetSection(TlsOptions.SectionName).Get<TlsOptions>() ?? new TlsOptions();
         // Loaded now so that a wrong path or password stops the start with a clear error.

@@ -45,4 +45,10 @@ internal static class RefusalLines
 
     public static readonly LogKind<string, int> DeviceRate = new(LogLevel.Warning, "device messages over the rate limit",
         "Device {DeviceId} sent more than {Limit} messages in a second: the excess is refused (MQTT 3.1.1: slowed down)");
+
+    public static readonly LogKind<string, string, string> RabbitMqLogin = new(LogLevel.Warning, "logins through RabbitMQ refused",
+        "Refused the RabbitMQ login of {UserName} with client id {ClientId}: {Why}");
+
+    public static readonly LogKind<string, string, string, string> RabbitMqTopic = new(LogLevel.Warning, "topic access through RabbitMQ refused",
+        "Refused {UserName} {Permission} access to routing key {RoutingKey}: {Why}");
 }

@@ -174,6 +174,8 @@ public sealed class StartupFailureTests
     [TestCase("--Validation:MaxPastAge=a month", "invalid configuration: Validation:MaxPastAge is 'a month', which is not a time span")]
     [TestCase("--Storage:Provider=Postgres", "ConnectionStrings:Postgres")]
     [TestCase("--Tls:CertificatePath=/nonexistent/hub.pem", "the TLS certificate file /nonexistent/hub.pem (Tls:CertificatePath) does not exist")]
+    [TestCase("--Broker:Mode=RabbitMq", "invalid configuration: Broker:Mode RabbitMq needs Storage:Provider Postgres")]
+    [TestCase("--Broker:Mode=Kafka", "invalid configuration: Broker:Mode is 'Kafka', which is not one of Embedded, RabbitMq")]
     [TestCase("--urls=http://example.com:8080", "--urls (or ASPNETCORE_URLS) is 'http://example.com:8080', which is not a list of addresses")]
     public async Task An_invalid_setting_is_named_in_one_sentence(string setting, string expected)
     {
@@ -204,6 +206,23 @@ public sealed class StartupFailureTests
     {
         AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", "--ConnectionStrings:Postgres=Host=127.0.0.1;Port=1;Database=iothub;Username=iothub;Password=x"]),
             "cannot reach PostgreSQL at 127.0.0.1:1", "ConnectionStrings:Postgres");
+    }
+
+    [Test]
+    public async Task An_unreachable_rabbitmq_cluster_is_named_with_its_nodes()
+    {
+        var postgres = await TestPostgres.CreateDatabaseAsync();
+        AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq",
+            "--ConnectionStrings:RabbitMq=amqp://iothub:secret@127.0.0.1:1/,amqp://iothub:secret@127.0.0.1:2/"]),
+            "RabbitMQ at 127.0.0.1:1, 127.0.0.1:2 (ConnectionStrings:RabbitMq) cannot be reached");
+    }
+
+    [Test]
+    public async Task Rabbitmq_mode_without_the_clusters_address_says_which_setting_is_missing()
+    {
+        var postgres = await TestPostgres.CreateDatabaseAsync();
+        AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq"]),
+            "invalid configuration: Broker:Mode RabbitMq needs the cluster's address in ConnectionStrings:RabbitMq");
     }
 
     [Test]

@@ -26,6 +26,12 @@ public sealed class HubHost : IAsyncDisposable
     public string? PostgresConnectionString { get; }
     public int MqttPort { get; }
 
+    /// <summary>Where test devices connect over MQTT (<see cref="MqttOptions"/>): the embedded broker's port, unless a test
+    /// puts the devices on another broker (RabbitMQ's MQTT listener in Broker:Mode RabbitMq).</summary>
+    public int DeviceMqttPort { get => _deviceMqttPort ?? MqttPort; set => _deviceMqttPort = value; }
+
+    private int? _deviceMqttPort;
+
     /// <summary>The UDP port of the hub's CoAP server (a free one per host, unless the fixture set Coap:Port).</summary>
     public int CoapPort => int.Parse(_settings["Coap:Port"]!, System.Globalization.CultureInfo.InvariantCulture);
 
@@ -177,7 +183,7 @@ public sealed class HubHost : IAsyncDisposable
     public MqttClientOptions MqttOptions(string? user, string? password, MqttProtocolVersion version = MqttProtocolVersion.V500, string? clientId = null)
     {
         var b = new MqttClientOptionsBuilder()
-            .WithTcpServer("127.0.0.1", MqttPort)
+            .WithTcpServer("127.0.0.1", DeviceMqttPort)
             .WithProtocolVersion(version)
             // A device's client id is its device id, or starts with it and ':' (README, "Client identifiers").
             .WithClientId(clientId ?? (user is null or "apikey" ? "test-" : user + ":") + Guid.NewGuid().ToString("N")[..10])

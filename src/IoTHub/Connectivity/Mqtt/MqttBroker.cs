@@ -32,7 +32,7 @@ internal sealed class MqttBroker(
     ConnectionTracker tracker,
     WillMessages wills,
     ModuleBridge modules,
-    ILogger<MqttBroker> log)
+    ILogger<MqttBroker> log) : IBrokerLink
 {
     public const string AppUserName = ConnectAuthentication.AppUserName;
 
@@ -151,7 +151,7 @@ internal sealed class MqttBroker(
     public Task EndSessionsAsync(MqttPrincipal principal) => sessions.EndSessionsOfAsync(principal, deleteSessions: true, "credentials revoked");
 }
 
-internal sealed class DisconnectOnRevoke(MqttBroker broker)
+internal sealed class DisconnectOnRevoke(IBrokerLink broker)
     : INotificationHandler<DeviceCredentialsRevoked>, INotificationHandler<DeviceDeleted>, INotificationHandler<ApiKeyRevoked>, INotificationHandler<DeviceCreated>
 {
     public async ValueTask Handle(DeviceCreated n, CancellationToken ct) => await broker.DeviceCreatedAsync(n.DeviceId);
@@ -164,7 +164,7 @@ internal sealed class DisconnectOnRevoke(MqttBroker broker)
 }
 
 /// <summary>Delivers to a device over whatever it is reached by: its MQTT subscriptions, its CoAP observations.</summary>
-internal sealed class DeviceDelivery(MqttBroker broker, Coap.CoapObservers coap) :
+internal sealed class DeviceDelivery(IBrokerLink broker, Coap.CoapObservers coap) :
     IRequestHandler<DeliverToDevice, bool>, IRequestHandler<IsDeviceConnected, bool>, IRequestHandler<PublishToApps, Unit>,
     INotificationHandler<DeviceDeleted>, INotificationHandler<DeviceCredentialsRevoked>
 {

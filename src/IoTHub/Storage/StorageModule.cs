@@ -65,6 +65,9 @@ public static class StorageModule
         services.AddHealthChecks().AddCheck<DatabaseHealthCheck>("database", tags: ["ready"]);
         // Order matters: the schema is migrated before anything else starts; the writer stops last and drains.
         services.AddHostedService<SchemaMigrator>();
+        services.AddSingleton<JobLeadership>();
+        services.AddSingleton<IJobLeadership>(sp => sp.GetRequiredService<JobLeadership>());
+        services.AddHostedService(sp => sp.GetRequiredService<JobLeadership>());
         services.AddSingleton<TelemetryWriter>();
         services.AddHostedService(sp => sp.GetRequiredService<TelemetryWriter>());
         return services;

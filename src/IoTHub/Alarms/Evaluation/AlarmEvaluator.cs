@@ -16,6 +16,7 @@ internal sealed class AlarmEvaluator(
     IServiceScopeFactory scopes,
     IOptions<AlarmsOptions> options,
     TimeProvider time,
+    IJobLeadership leadership,
     ILogger<AlarmEvaluator> log) : IHostedService, IAsyncDisposable
 {
     private readonly ChannelReader<CommittedPoint[]> _committed = committed.Subscribe("alarms", options.Value.QueueCapacity);
@@ -187,10 +188,11 @@ internal sealed class AlarmEvaluator(
                     OnPoint(w.DeviceId, w.Metric, source, w.EndMs, value, transitions);
                 break;
             case Tick:
-                OnTick(transitions);
+                // Deadlines (no data) and the purge are one node's when several share the database (IJobLeadership).
+                if (leadership.IsLeader) OnTick(transitions);
                 if (transitions.Count > 0) await StoreAsync(transitions);
                 await FlushStatesAsync(ct);
-                await PurgeWhenDueAsync(ct);
+                if (leadership.IsLeader) await PurgeWhenDueAsync(ct);
                 break;
             case RuleChanged r:
                 await ReloadRuleAsync(r.RuleId, transitions, ct);

@@ -43,7 +43,7 @@ internal sealed class InstallWatch
     }
 }
 
-internal sealed class CampaignRunner(IServiceScopeFactory scopes, RolloutSignal signal, InstallWatch watch, TimeProvider time,
+internal sealed class CampaignRunner(IServiceScopeFactory scopes, RolloutSignal signal, InstallWatch watch, TimeProvider time, IJobLeadership leadership,
     IOptions<FirmwareOptions> options, ILogger<CampaignRunner> log) : BackgroundService
 {
     private long _lastFailureLog = long.MinValue;
@@ -56,8 +56,11 @@ internal sealed class CampaignRunner(IServiceScopeFactory scopes, RolloutSignal 
         {
             try
             {
-                await using var scope = scopes.CreateAsyncScope();
-                await scope.ServiceProvider.GetRequiredService<Rollouts>().DriveAsync(stoppingToken);
+                if (leadership.IsLeader) // one node drives the campaigns when several share the database
+                {
+                    await using var scope = scopes.CreateAsyncScope();
+                    await scope.ServiceProvider.GetRequiredService<Rollouts>().DriveAsync(stoppingToken);
+                }
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

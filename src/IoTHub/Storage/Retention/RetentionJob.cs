@@ -15,7 +15,7 @@ namespace IoTHub.Storage.Retention;
 /// <param name="OneDayRows">1-day window rows deleted.</param>
 public sealed record RetentionReport(DateTimeOffset RanAt, long RawRows, int RawPartitions, long OneMinuteRows, long OneHourRows, long OneDayRows);
 
-internal sealed class RetentionJob(IStoreMaintenance store, IOptions<RetentionOptions> options, TimeProvider time, ILogger<RetentionJob> log)
+internal sealed class RetentionJob(IStoreMaintenance store, IOptions<RetentionOptions> options, TimeProvider time, IJobLeadership leadership, ILogger<RetentionJob> log)
     : BackgroundService
 {
     private static readonly System.Diagnostics.Metrics.Counter<long> RemovedRows =
@@ -37,7 +37,7 @@ internal sealed class RetentionJob(IStoreMaintenance store, IOptions<RetentionOp
         {
             try
             {
-                await RunOnceAsync(stoppingToken);
+                if (leadership.IsLeader) await RunOnceAsync(stoppingToken); // one node at a time when several share the database
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {

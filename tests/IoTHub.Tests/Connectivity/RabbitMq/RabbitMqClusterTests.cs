@@ -10,6 +10,7 @@ using System.Text.Json.Nodes;
 using IoTHub.Tests.Infrastructure;
 using MQTTnet;
 using MQTTnet.Formatter;
+using Microsoft.Extensions.DependencyInjection;
 using MQTTnet.Protocol;
 
 namespace IoTHub.Tests.Connectivity.RabbitMq;
@@ -145,6 +146,8 @@ public sealed class RabbitMqClusterTests
         var running = devices.Select(d => Task.Run(() => d.RunAsync(from, () => Volatile.Read(ref phase) < 3))).ToList();
 
         await Task.Delay(3000);
+        var jobs = _hubB.Services.GetRequiredService<IoTHub.Contracts.IJobLeadership>();
+        Assert.That(jobs.IsLeader, Is.False, "node A, started first, holds the one-at-a-time jobs' lock");
         _hubA!.Kill(entireProcessTree: true); // SIGKILL: its unacknowledged deliveries and its shards go to node B
         Volatile.Write(ref phase, 1);
         var killedAt = Stopwatch.StartNew();
@@ -158,6 +161,8 @@ public sealed class RabbitMqClusterTests
         }, "hub node B stores what every device sends after node A died", TimeSpan.FromSeconds(30));
         TestContext.Out.WriteLine($"hub node B took over every shard within {killedAt.Elapsed.TotalSeconds:F1} s of node A's SIGKILL");
         Assert.That(killedAt.Elapsed, Is.LessThan(TimeSpan.FromSeconds(10)), "the other hub node takes over within 10 s");
+
+        await WaitFor.ConditionAsync(() => jobs.IsLeader, "node B takes the one-at-a-time jobs over", TimeSpan.FromSeconds(10));
 
         await _rabbit[2].CtlAsync("stop_app"); // devices on it reconnect to another node
         Volatile.Write(ref phase, 2);

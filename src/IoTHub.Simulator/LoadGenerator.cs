@@ -15,7 +15,8 @@ public sealed record LoadOptions(
     string MqttHost, int MqttPort, Uri? HttpBase, string Protocol, int Qos, double RatePerDevice, TimeSpan Duration,
     DeviceModel Model, bool UseCredentials = true, string TopicPrefix = "devices", bool Interactive = false, int InFlight = 1,
     Action<LoadProgress>? Progress = null, TimeSpan ProgressInterval = default, DeviceFault Fault = DeviceFault.None,
-    FirmwareOptions? Firmware = null, string? CoapHost = null, int CoapPort = 5683, Action? Started = null);
+    FirmwareOptions? Firmware = null, string? CoapHost = null, int CoapPort = 5683, Action? Started = null,
+    MqttProtocolVersion MqttVersion = MqttProtocolVersion.V500);
 
 /// <summary>The run so far, reported every <see cref="LoadOptions.ProgressInterval"/>.</summary>
 /// <param name="Elapsed">Since publishing began.</param>
@@ -94,7 +95,7 @@ public static class LoadGenerator
         await Parallel.ForEachAsync(Enumerable.Range(0, devices.Count), new ParallelOptions { MaxDegreeOfParallelism = 32, CancellationToken = ct }, async (i, token) =>
         {
             var client = factory.CreateMqttClient();
-            var b = new MqttClientOptionsBuilder().WithTcpServer(o.MqttHost, o.MqttPort).WithProtocolVersion(MqttProtocolVersion.V500)
+            var b = new MqttClientOptionsBuilder().WithTcpServer(o.MqttHost, o.MqttPort).WithProtocolVersion(o.MqttVersion)
                 .WithClientId(devices[i].Id).WithTimeout(TimeSpan.FromSeconds(60)).WithKeepAlivePeriod(TimeSpan.FromSeconds(60));
             if (o.UseCredentials) b = b.WithCredentials(devices[i].Id, devices[i].Token);
             // The behaviour needs the link (a firmware update reboots it) and the link the behaviour (it subscribes after

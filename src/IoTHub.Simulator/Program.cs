@@ -15,6 +15,7 @@ if (o is null)
           --devices N          simulated devices (default 10)
           --rate R             messages per second per device; 0 = as fast as acks return (default 1)
           --qos 0|1            MQTT QoS (default 1)
+          --mqtt-version 5|3.1.1  MQTT version the devices speak (default 5; 3.1.1 for a RabbitMQ cluster)
           --inflight N         unacknowledged messages a device may have at once (default 1)
           --protocol mqtt|http|coap (default mqtt)
           --coap host:port     CoAP address for --protocol coap (default: --url's host, port 5683)
@@ -70,7 +71,7 @@ try
     }
     result = await LoadGenerator.RunAsync(devices, new LoadOptions(o.MqttHost, o.MqttPort, o.Url, o.Protocol, o.Qos, o.Rate, o.Duration, o.Model,
         Interactive: o.Protocol == "mqtt", InFlight: o.InFlight, Progress: p => Console.WriteLine(p), ProgressInterval: o.Progress, Fault: o.Fault,
-        Firmware: o.Firmware, CoapHost: o.CoapHost, CoapPort: o.CoapPort), cts.Token);
+        Firmware: o.Firmware, CoapHost: o.CoapHost, CoapPort: o.CoapPort, MqttVersion: o.MqttVersion), cts.Token);
 }
 catch (Exception ex) when (ex is HttpRequestException or MQTTnet.Exceptions.MqttCommunicationException or InvalidOperationException or IOException)
 {
@@ -87,7 +88,7 @@ return result.Failed > 0 && result.Acked == 0 ? 1 : 0;
 
 internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices, double Rate, int Qos, string Protocol, TimeSpan Duration,
     DeviceModel Model, string User, string? Password, string? Csv, string Prefix, int InFlight, TimeSpan Progress, DeviceFault Fault,
-    FirmwareOptions Firmware, string? CoapHost, int CoapPort)
+    FirmwareOptions Firmware, string? CoapHost, int CoapPort, MQTTnet.Formatter.MqttProtocolVersion MqttVersion = MQTTnet.Formatter.MqttProtocolVersion.V500)
 {
     public static Args? Parse(string[] args)
     {
@@ -100,6 +101,13 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
         var mqtt = d.GetValueOrDefault("mqtt", "localhost:1883").Split(':');
         var protocol = d.GetValueOrDefault("protocol", "mqtt");
         if (protocol is not ("mqtt" or "http" or "coap")) return null;
+        var version = d.GetValueOrDefault("mqtt-version", "5") switch
+        {
+            "5" or "5.0" => MQTTnet.Formatter.MqttProtocolVersion.V500,
+            "3.1.1" or "311" => MQTTnet.Formatter.MqttProtocolVersion.V311,
+            _ => (MQTTnet.Formatter.MqttProtocolVersion?)null,
+        };
+        if (version is null) return null;
         var coap = d.GetValueOrDefault("coap", "")?.Split(':') ?? [];
         var firmware = new FirmwareOptions
         {
@@ -120,6 +128,6 @@ internal sealed record Args(Uri Url, string MqttHost, int MqttPort, int Devices,
             int.Parse(d.GetValueOrDefault("inflight", "1"), System.Globalization.CultureInfo.InvariantCulture),
             TimeSpan.FromSeconds(double.Parse(d.GetValueOrDefault("progress", "5"), System.Globalization.CultureInfo.InvariantCulture)),
             Enum.Parse<DeviceFault>(d.GetValueOrDefault("fault", "none"), ignoreCase: true), firmware,
-            coap is [{ Length: > 0 } coapHost, ..] ? coapHost : null, coap.Length > 1 ? int.Parse(coap[1], CultureInfo.InvariantCulture) : 5683);
+            coap is [{ Length: > 0 } coapHost, ..] ? coapHost : null, coap.Length > 1 ? int.Parse(coap[1], CultureInfo.InvariantCulture) : 5683, version.Value);
     }
 }

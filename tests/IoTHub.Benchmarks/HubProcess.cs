@@ -37,9 +37,12 @@ internal sealed class HubProcess : IAsyncDisposable
     public static Task<HubProcess> StartAsync(string provider, string? postgres, params string[] extra) => StartAsync(null, provider, postgres, extra);
 
     /// <summary>Starts the hub of <paramref name="directory"/> (null: <see cref="BuildDirectory"/>) and waits until it is ready.</summary>
-    public static async Task<HubProcess> StartAsync(string? directory, string provider, string? postgres, params string[] extra)
+    public static Task<HubProcess> StartAsync(string? directory, string provider, string? postgres, params string[] extra) =>
+        StartAsync(directory, FreePort(), provider, postgres, extra);
+
+    /// <summary>As above, with the HTTP API on <paramref name="http"/> (RabbitMQ must know it before the hub starts).</summary>
+    public static async Task<HubProcess> StartAsync(string? directory, int http, string provider, string? postgres, params string[] extra)
     {
-        var http = FreePort();
         var mqtt = FreePort();
         var coap = FreePort();
         var data = Path.Combine(Path.GetTempPath(), "iothub-bench-" + Guid.NewGuid().ToString("N")[..8]);

@@ -5,6 +5,8 @@
 //   bare            an MQTTnet server with no processing (the library's ceiling), QoS 1, in its own process (BareServer)
 //   IoTHub          on PostgreSQL and on SQLite, QoS 1, every ack after commit; "-cold": measured from the first message
 //                   after start, with no warm-up (a ReadyToRun build too when --hub-r2r names one)
+//   rabbitmq(-2)    Broker:Mode RabbitMq: a RabbitMQ node in front of one (two) hub nodes on PostgreSQL, MQTT 3.1.1
+//                   (only with --only: it needs Debian's rabbitmq-server)
 // Throughput is what reached durable storage per second (for bare MQTTnet: acks per second). Server CPU per stored
 // message is the CPU time of the server's processes (the hub; or mosquitto and the subscriber; and every PostgreSQL
 // process) over the measured window, from /proc, divided by the messages stored in it: on 2 cores shared with the load
@@ -36,7 +38,7 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         Console.WriteLine($"warm-up: {warmup.TotalSeconds:0} s of the same load per contender, unmeasured");
         Console.WriteLine($"load: {devices} devices, closed loop (each keeps {inFlight} QoS 1 messages unacknowledged, publishing the next as soon as one is acked), {duration.TotalSeconds:0} s, thermostat payloads (3 metrics)");
         var results = new List<Outcome>();
-        bool Runs(string name) => only.Length == 0 ? name is not ("postgres-cold" or "postgres-cold-r2r" or "postgres-r2r") : only.Contains(name);
+        bool Runs(string name) => only.Length == 0 ? name is not ("postgres-cold" or "postgres-cold-r2r" or "postgres-r2r" or "rabbitmq" or "rabbitmq-2") : only.Contains(name);
         if (Runs("reference")) results.Add(await ReferenceAsync("jsonb"));
         if (Runs("reference-qos1")) results.Add(await ReferenceAsync("narrow"));
         if (Runs("bare")) results.Add(await BareMqttnetAsync());
@@ -47,6 +49,8 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         if (Runs("postgres-r2r")) results.Add(await IoTHubAsync("postgres-r2r", "Postgres", directory: R2R()));
         if (Runs("postgres-cold")) results.Add(await IoTHubAsync("postgres-cold", "Postgres", cold: true));
         if (Runs("postgres-cold-r2r")) results.Add(await IoTHubAsync("postgres-cold-r2r", "Postgres", cold: true, directory: R2R()));
+        if (Runs("rabbitmq")) results.Add(await RabbitMqAsync("rabbitmq", hubNodes: 1));
+        if (Runs("rabbitmq-2")) results.Add(await RabbitMqAsync("rabbitmq-2", hubNodes: 2));
 
         Console.WriteLine();
         Console.WriteLine($"{"contender",-44} {"msg/s",9} {"p50 ms",7} {"p99 ms",7} {"CPU µs/msg",11} {"(app",6} {"+ db)",6}  note");
@@ -70,6 +74,8 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         Ratio("postgres-r2r", "postgres", "JIT build, warm");
         Ratio("postgres-cold", "postgres", "warm");
         Ratio("postgres-cold-r2r", "postgres-cold", "cold JIT build");
+        Ratio("rabbitmq", "postgres", "embedded broker");
+        Ratio("rabbitmq-2", "rabbitmq", "one hub node");
         return results.Any(o => o.Note.Contains("LOST", StringComparison.Ordinal)) ? 1 : 0;
     }
 
@@ -87,6 +93,8 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
         "postgres-r2r" => "IoTHub on PostgreSQL, ReadyToRun",
         "postgres-cold" => "IoTHub on PostgreSQL, cold (first seconds)",
         "postgres-cold-r2r" => "IoTHub on PostgreSQL, ReadyToRun, cold",
+        "rabbitmq" => "IoTHub on RabbitMQ (1 node) + PostgreSQL",
+        "rabbitmq-2" => "2 IoTHub nodes on RabbitMQ (1 node) + PostgreSQL",
         _ => name,
     };
 
@@ -226,6 +234,68 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
             $"hub RSS {rss:0} MiB; {check}");
     }
 
+    /// <summary>Broker:Mode RabbitMq: one RabbitMQ node (deploy/rabbitmq's configuration) in front of one or two hub
+    /// nodes on one PostgreSQL database; the devices speak MQTT 3.1.1 to RabbitMQ, whose PUBACK comes once its quorum
+    /// queue has the message, so the rate is what the hub nodes committed (iothub_telemetry_messages_total), counted until
+    /// the queues have drained. Server CPU: the hub nodes and RabbitMQ's Erlang VM, plus PostgreSQL.</summary>
+    private async Task<Outcome> RabbitMqAsync(string name, int hubNodes)
+    {
+        Console.WriteLine($"{Describe(name)} ...");
+        if (IoTHub.Testing.RabbitMqNode.Unavailable() is { } why) throw new InvalidOperationException(why);
+        var http = HubProcess.FreePort();
+        await using var rabbit = await IoTHub.Testing.RabbitMqNode.StartAsync(http);
+        var database = "iothub_bench_hub";
+        var postgres = await HubProcess.CreateDatabaseAsync(postgresAdmin, database);
+        string[] mode = ["--Broker:Mode=RabbitMq", $"--ConnectionStrings:RabbitMq={rabbit.AmqpUri}"];
+        var hubs = new List<HubProcess> { await HubProcess.StartAsync(null, http, "Postgres", postgres, mode) };
+        try
+        {
+            for (var i = 1; i < hubNodes; i++) hubs.Add(await HubProcess.StartAsync(null, "Postgres", postgres, mode));
+            using var client = new HttpClient { BaseAddress = hubs[0].BaseAddress };
+            var clients = hubs.Select(h => new HttpClient { BaseAddress = h.BaseAddress }).ToList();
+            var bearer = await Provisioning.LoginAsync(client, "admin", HubProcess.Password, CancellationToken.None);
+            var fleet = await Provisioning.CreateAsync(client, bearer, "bench", devices, CancellationToken.None);
+            async Task<long> CommittedAsync()
+            {
+                long sum = 0;
+                foreach (var c in clients)
+                    foreach (var line in (await c.GetStringAsync("/metrics")).Split('\n'))
+                        if (line.StartsWith("iothub_telemetry_messages_total", StringComparison.Ordinal))
+                            sum += (long)double.Parse(line[(line.LastIndexOf(' ') + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+                return sum;
+            }
+            var warm = await WarmUpAsync(fleet, "127.0.0.1", rabbit.MqttPort, qos: 1, credentials: true, MQTTnet.Formatter.MqttProtocolVersion.V311);
+            var committed = 0L;
+            var poll = Stopwatch.StartNew();
+            await DrainedMetricAsync();
+            var app = new CpuMeter(() => hubs.Select(h => h.Pid).Concat(CpuMeter.ProcessesNamed("beam.smp")));
+            var db = new CpuMeter(CpuMeter.PostgresProcesses);
+            var before = committed;
+            var sw = new Stopwatch();
+            var load = await LoadGenerator.RunAsync(fleet, Options("127.0.0.1", rabbit.MqttPort, qos: 1, credentials: true) with
+            {
+                MqttVersion = MQTTnet.Formatter.MqttProtocolVersion.V311, Started = () => { app.Start(); db.Start(); sw.Start(); },
+            }, CancellationToken.None);
+            var (last, lastChange) = await DrainedAsync(() => { committed = CommittedAsync().GetAwaiter().GetResult(); return committed - before; }, sw, duration);
+            var (appCpu, dbCpu) = (app.Seconds(), db.Seconds());
+            var check = await CheckStoredAsync(fleet, warm, load, id => CountRowsAsync(postgres, "", id));
+            var rss = hubs.Sum(h => Machine.RssMiB(h.Pid));
+            Console.WriteLine($"  {load}; {last:N0} committed in {lastChange.TotalSeconds:0.0} s; hub RSS {rss:0} MiB; {check}");
+            return new Outcome(name, last / lastChange.TotalSeconds, load, PerMessageUs(appCpu, last), PerMessageUs(dbCpu, last), $"hub RSS {rss:0} MiB; {check}");
+
+            async Task DrainedMetricAsync()
+            {
+                // The warm-up's backlog drains before the measured run starts.
+                (committed, _) = await DrainedAsync(() => CommittedAsync().GetAwaiter().GetResult(), poll, warmup);
+            }
+        }
+        finally
+        {
+            foreach (var h in hubs) await h.DisposeAsync();
+            await HubProcess.QuietAsync(postgresAdmin, database);
+        }
+    }
+
     /// <summary>The hub's GC counters from its /metrics: bytes allocated, pause seconds, and collections per generation (gen0..gen2).</summary>
     private static async Task<Dictionary<string, double>> GcAsync(HttpClient hub)
     {
@@ -265,10 +335,11 @@ internal sealed class IngestBenchmark(int devices, TimeSpan duration, TimeSpan w
     /// and its buffers and pools grown. 20 s by default: `dotnet-counters` on the hub showed its tiered JIT busy for
     /// ~25 s after start under this load (17 s of compile time, a fifth of the hub's CPU in `perf`), so a 5 s warm-up
     /// measured the JIT as much as the hub.</summary>
-    private async Task<LoadResult?> WarmUpAsync(IReadOnlyList<SimDevice> fleet, string host, int port, int qos, bool credentials)
+    private async Task<LoadResult?> WarmUpAsync(IReadOnlyList<SimDevice> fleet, string host, int port, int qos, bool credentials,
+        MQTTnet.Formatter.MqttProtocolVersion version = MQTTnet.Formatter.MqttProtocolVersion.V500)
     {
         if (warmup <= TimeSpan.Zero) return null;
-        var load = await LoadGenerator.RunAsync(fleet, Options(host, port, qos, credentials) with { Duration = warmup }, CancellationToken.None);
+        var load = await LoadGenerator.RunAsync(fleet, Options(host, port, qos, credentials) with { Duration = warmup, MqttVersion = version }, CancellationToken.None);
         Console.WriteLine($"  warm-up: {load}");
         return load;
     }

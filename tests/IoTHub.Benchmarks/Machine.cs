@@ -105,6 +105,19 @@ internal sealed class CpuMeter
 
     /// <summary>Every PostgreSQL process on the machine (postmaster, backends, WAL writer, checkpointer, autovacuum):
     /// the whole database server's work, which is what a contender costs it.</summary>
+    /// <summary>Every process whose name (<c>/proc/[pid]/comm</c>) is <paramref name="name"/> (e.g. RabbitMQ's <c>beam.smp</c>).</summary>
+    public static IEnumerable<int> ProcessesNamed(string name)
+    {
+        foreach (var dir in Directory.EnumerateDirectories("/proc"))
+        {
+            if (!int.TryParse(Path.GetFileName(dir), out var pid)) continue;
+            string comm;
+            try { comm = File.ReadAllText(Path.Combine(dir, "comm")).Trim(); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { continue; }
+            if (comm == name) yield return pid;
+        }
+    }
+
     public static IEnumerable<int> PostgresProcesses()
     {
         foreach (var dir in Directory.EnumerateDirectories("/proc"))

@@ -1,5 +1,5 @@
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- ingest [--devices 1000] [--seconds 10] [--inflight 10] [--warmup 20]
-//     [--only reference,reference-qos1,bare,postgres,sqlite,postgres-rules,sqlite-rules,postgres-r2r,postgres-cold,postgres-cold-r2r] [--hub-r2r DIR]
+//     [--only reference,reference-qos1,bare,postgres,sqlite,postgres-rules,sqlite-rules,postgres-r2r,postgres-cold,postgres-cold-r2r,rabbitmq,rabbitmq-2] [--hub-r2r DIR]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- micro
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- query [--calls 50] [--days 30] [--series 1]
 // dotnet run -c Release --project tests/IoTHub.Benchmarks -- store [--batches 40] [--devices 1000]

@@ -14,9 +14,9 @@ internal interface IBrokerLink
     /// <summary>Publishes a hub message for apps (alarm transitions) at QoS 1.</summary>
     Task PublishToAppsAsync(PublishToApps p, CancellationToken ct);
 
-    /// <summary>Is a command sent now likely to reach the device? (The embedded broker knows; RabbitMQ is asked by
-    /// publishing, so there it is always worth trying.)</summary>
-    bool CanReceiveCommands(string deviceId);
+    /// <summary>Is a command sent now likely to reach the device? The embedded broker knows its subscriptions; with
+    /// RabbitMQ, the device is online (its recorded presence) and RabbitMQ's return of a mandatory publish says the rest.</summary>
+    ValueTask<bool> CanReceiveCommandsAsync(string deviceId);
 
     /// <summary>Drops every live connection of a device (token rotated, disabled); its sessions stay for when it is back.</summary>
     Task DisconnectDeviceAsync(string deviceId);

@@ -53,6 +53,9 @@ public sealed record DeviceCreated(string DeviceId) : INotification;
 /// <summary>Token rotated, device disabled or deleted: live connections must be dropped.</summary>
 public sealed record DeviceCredentialsRevoked(string DeviceId) : INotification;
 
+/// <summary>Is the device online, as its recorded presence says (the database, so every hub node agrees)?</summary>
+public sealed record IsDeviceOnline(string DeviceId) : IRequest<bool>;
+
 /// <summary>Does a device exist? For modules that serve per-device data.</summary>
 public sealed record DeviceExists(string DeviceId) : IRequest<bool>;
 

@@ -36,3 +36,15 @@ public static class ExternalTool
         return (p.ExitCode, await stdout + await stderr);
     }
 }
+
+/// <summary>RabbitMQ for the tests of Broker:Mode RabbitMq.</summary>
+public static class TestRabbitMq
+{
+    /// <summary>Skips (or, in CI, fails) the test when rabbitmq-server is not installed.</summary>
+    public static void RequireInstalled()
+    {
+        if (IoTHub.Testing.RabbitMqNode.Unavailable() is not { } why) return;
+        if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail(why);
+        Assert.Ignore(why);
+    }
+}

@@ -1,9 +1,10 @@
-// A real RabbitMQ node (Debian's rabbitmq-server) for the RabbitMq broker mode's tests: its own node name, ports, data
-// and cookie under a temporary folder, started from the package's scripts without the system service, with the
-// configuration of deploy/rabbitmq/ pointed at a hub's HTTP port. Several nodes can form a cluster (JoinAsync).
+// A real RabbitMQ node (Debian's rabbitmq-server) for the RabbitMq broker mode's tests and benchmark (this file is
+// linked into IoTHub.Benchmarks, so it uses no NUnit): its own node name, ports, data and cookie under a temporary
+// folder, started from the package's scripts without the system service, with the configuration of deploy/rabbitmq/
+// pointed at a hub's HTTP port. Several nodes can form a cluster (JoinAsync).
 using System.Diagnostics;
 
-namespace IoTHub.Tests.Infrastructure;
+namespace IoTHub.Testing;
 
 public sealed class RabbitMqNode : IAsyncDisposable
 {
@@ -39,14 +40,6 @@ public sealed class RabbitMqNode : IAsyncDisposable
     public static string? Unavailable() =>
         File.Exists(Path.Combine(Bin, "rabbitmq-server")) ? null : "rabbitmq-server is not installed (apt-get install rabbitmq-server)";
 
-    /// <summary>Skips (or, in CI, fails) the test when RabbitMQ is not installed.</summary>
-    public static void RequireInstalled()
-    {
-        if (Unavailable() is not { } why) return;
-        if (Environment.GetEnvironmentVariable("CI") is "true" or "1") Assert.Fail(why);
-        Assert.Ignore(why);
-    }
-
     /// <summary>Starts a node whose HTTP auth backend asks the hub listening on <paramref name="hubHttpPort"/>, and waits
     /// until it runs. Nodes meant to form a cluster share <paramref name="cookieHome"/> (their Erlang cookie).</summary>
     public static async Task<RabbitMqNode> StartAsync(int hubHttpPort, string? cookieHome = null)
@@ -61,33 +54,19 @@ public sealed class RabbitMqNode : IAsyncDisposable
             await File.WriteAllTextAsync(cookie, Guid.NewGuid().ToString("N").ToUpperInvariant());
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(cookie, UnixFileMode.UserRead);
         }
-        int amqp = HubHost.FreeTcpPort(), mqtt = HubHost.FreeTcpPort(), management = HubHost.FreeTcpPort(), dist = HubHost.FreeTcpPort();
-        var auth = $"http://127.0.0.1:{hubHttpPort}/rabbitmq/auth";
-        await File.WriteAllTextAsync(Path.Combine(dir, "rabbitmq.conf"), $"""
-            listeners.tcp.default = 127.0.0.1:{amqp}
-            mqtt.listeners.tcp.default = 127.0.0.1:{mqtt}
-            management.tcp.port = {management}
-            management.tcp.ip = 127.0.0.1
-            mqtt.allow_anonymous = false
-            mqtt.vhost = /
-            mqtt.exchange = amq.topic
-            default_user = iothub
-            default_pass = {Password}
-            default_user_tags.administrator = true
-            default_permissions.configure = .*
-            default_permissions.read = .*
-            default_permissions.write = .*
-            loopback_users = none
-            auth_backends.1 = internal
-            auth_backends.2 = http
-            auth_http.http_method = post
-            auth_http.user_path = {auth}/user
-            auth_http.vhost_path = {auth}/vhost
-            auth_http.resource_path = {auth}/resource
-            auth_http.topic_path = {auth}/topic
-            """);
-        await File.WriteAllTextAsync(Path.Combine(dir, "enabled_plugins"),
-            "[rabbitmq_mqtt,rabbitmq_auth_backend_http,rabbitmq_consistent_hash_exchange,rabbitmq_event_exchange,rabbitmq_management].");
+        int amqp = FreePort(), mqtt = FreePort(), management = FreePort(), dist = FreePort();
+        // The configuration users get (deploy/rabbitmq/), with this node's ports, the hub's address and the password.
+        var deploy = Path.Combine(RepositoryRoot(), "deploy", "rabbitmq");
+        var conf = (await File.ReadAllLinesAsync(Path.Combine(deploy, "rabbitmq.conf"))).Select(line => line.Split(" = ")[0] switch
+        {
+            "listeners.tcp.default" => $"listeners.tcp.default = 127.0.0.1:{amqp}",
+            "mqtt.listeners.tcp.default" => $"mqtt.listeners.tcp.default = 127.0.0.1:{mqtt}",
+            "management.tcp.port" => $"management.tcp.port = {management}\nmanagement.tcp.ip = 127.0.0.1",
+            _ => line.Replace("SECRET", Password, StringComparison.Ordinal).Replace("HUB:8080", $"127.0.0.1:{hubHttpPort}", StringComparison.Ordinal),
+        });
+        await File.WriteAllLinesAsync(Path.Combine(dir, "rabbitmq.conf"), conf);
+        File.Copy(Path.Combine(deploy, "enabled_plugins"), Path.Combine(dir, "enabled_plugins"));
+        File.Copy(Path.Combine(deploy, "advanced.config"), Path.Combine(dir, "advanced.config"));
         var nodeName = name + "@localhost";
         var start = new ProcessStartInfo(Path.Combine(Bin, "rabbitmq-server"))
         {
@@ -102,6 +81,7 @@ public sealed class RabbitMqNode : IAsyncDisposable
         env["RABBITMQ_LOG_BASE"] = Path.Combine(dir, "log");
         env["RABBITMQ_CONFIG_FILE"] = Path.Combine(dir, "rabbitmq.conf");
         env["RABBITMQ_ENABLED_PLUGINS_FILE"] = Path.Combine(dir, "enabled_plugins");
+        env["RABBITMQ_ADVANCED_CONFIG_FILE"] = Path.Combine(dir, "advanced.config");
         var process = Process.Start(start)!;
         var node = new RabbitMqNode(dir, nodeName, amqp, mqtt, management, process) { Home = home };
         // The server prints "Starting broker... completed with N plugins." once it takes connections (polling with
@@ -127,9 +107,35 @@ public sealed class RabbitMqNode : IAsyncDisposable
             await node.DisposeAsync();
             string log;
             lock (node._output) log = string.Join('\n', node._output.TakeLast(40));
-            Assert.Fail($"RabbitMQ node {nodeName} did not start ({ex.Message}):\n{log}");
+            throw new InvalidOperationException($"RabbitMQ node {nodeName} did not start ({ex.Message}):\n{log}", ex);
         }
         return node;
+    }
+
+    /// <summary>A free TCP port below Linux's ephemeral range (32768-60999), which outgoing connections could take meanwhile.</summary>
+    private static int FreePort()
+    {
+        for (var attempt = 0; ; attempt++)
+        {
+            var port = Random.Shared.Next(20_000, 32_000);
+            try
+            {
+                var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+                l.Start();
+                l.Stop();
+                return port;
+            }
+            catch (System.Net.Sockets.SocketException) when (attempt < 100)
+            {
+            }
+        }
+    }
+
+    private static string RepositoryRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "IoTHub.sln"))) return dir.FullName;
+        throw new InvalidOperationException("the repository (IoTHub.sln) is not above " + AppContext.BaseDirectory);
     }
 
     /// <summary>The HOME whose .erlang.cookie the node uses (nodes of one cluster share it).</summary>
@@ -156,7 +162,7 @@ public sealed class RabbitMqNode : IAsyncDisposable
         foreach (var step in new[] { new[] { "stop_app" }, ["join_cluster", other.NodeName], ["start_app"] })
         {
             var (code, text) = await CtlAsync(step);
-            if (code != 0) Assert.Fail($"rabbitmqctl {string.Join(' ', step)} on {NodeName}: {text}");
+            if (code != 0) throw new InvalidOperationException($"rabbitmqctl {string.Join(' ', step)} on {NodeName}: {text}");
         }
     }
 

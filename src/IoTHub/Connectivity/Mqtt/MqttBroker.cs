@@ -111,6 +111,8 @@ internal sealed class MqttBroker(
         .WithPayload(payload).WithRetainFlag().WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).WithContentType("application/json").Build();
 
     /// <summary>Can the device receive a command now: connected, and subscribed to its command topics?</summary>
+    public ValueTask<bool> CanReceiveCommandsAsync(string deviceId) => ValueTask.FromResult(CanReceiveCommands(deviceId));
+
     public bool CanReceiveCommands(string deviceId)
     {
         foreach (var c in tracker.Of(deviceId))
@@ -192,6 +194,6 @@ internal sealed class DeviceDelivery(IBrokerLink broker, Coap.CoapObservers coap
         return await broker.DeliverAsync(d, ct) || overCoap;
     }
 
-    public ValueTask<bool> Handle(IsDeviceConnected q, CancellationToken ct) =>
-        ValueTask.FromResult(broker.CanReceiveCommands(q.DeviceId) || coap.IsObserved(Coap.CoapObservers.Resource(q.DeviceId, "commands")));
+    public async ValueTask<bool> Handle(IsDeviceConnected q, CancellationToken ct) =>
+        coap.IsObserved(Coap.CoapObservers.Resource(q.DeviceId, "commands")) || await broker.CanReceiveCommandsAsync(q.DeviceId);
 }

@@ -15,7 +15,9 @@ internal static class RabbitMqAuthEndpoints
     /// rabbitmq_auth_backend_http 3.10 sends them; answers <c>text/plain</c>).</summary>
     public static void Map(IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup(Prefix).AllowAnonymous().DisableAntiforgery().ExcludeFromDescription()
+        // Not rate limited: every question of every device on a RabbitMQ node comes from that node's one address, and a
+        // refusal (429) closes the device's connection; the allow-list keeps anyone else out.
+        var group = app.MapGroup(Prefix).AllowAnonymous().DisableAntiforgery().DisableRateLimiting().ExcludeFromDescription()
             .AddEndpointFilter(async (context, next) =>
             {
                 var allowed = context.HttpContext.RequestServices.GetRequiredService<IOptions<RabbitMqOptions>>().Value.AuthAllowedAddresses;

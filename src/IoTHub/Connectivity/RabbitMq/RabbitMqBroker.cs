@@ -18,6 +18,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using System.Threading.Channels;
 using IoTHub.Connectivity.Mqtt;
+using IoTHub.Connectivity.Mqtt.Connect;
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
 using RabbitMQ.Client;
@@ -32,6 +33,8 @@ internal sealed partial class RabbitMqBroker(
     ModuleBridge modules,
     RabbitMqManagement management,
     IOptions<RabbitMqOptions> options,
+    IOptions<MqttOptions> mqtt,
+    LogThrottle lines,
     TimeProvider time,
     ILogger<RabbitMqBroker> log) : IHostedService, IBrokerLink
 {
@@ -164,7 +167,19 @@ internal sealed partial class RabbitMqBroker(
         await channel.BasicQosAsync(0, (ushort)options.Value.Prefetch, global: false, ct);
         var acks = Channel.CreateUnbounded<Pending>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var consumer = new AsyncEventingBasicConsumer(channel);
-        consumer.ReceivedAsync += (_, e) => OnUpstreamAsync(e, acks.Writer);
+        consumer.ReceivedAsync += async (_, e) =>
+        {
+            try
+            {
+                await OnUpstreamAsync(e, acks.Writer);
+            }
+            catch (Exception ex)
+            {
+                // Never acknowledged (a later basic.ack "multiple" would cover it): it stays with RabbitMQ.
+                acks.Writer.TryWrite(new Pending(e.DeliveryTag, Task.FromResult(false)));
+                if (!_stopping.IsCancellationRequested) log.LogError(ex, "Taking a message from RabbitMQ on {RoutingKey} failed", e.RoutingKey);
+            }
+        };
         var ackLoop = Task.Run(() => AcknowledgeAsync(channel, acks.Reader), CancellationToken.None);
         var tag = await channel.BasicConsumeAsync(RabbitMqTopology.Shard(shard), autoAck: false, consumer, ct);
         return (channel, acks, ackLoop, tag);
@@ -176,14 +191,20 @@ internal sealed partial class RabbitMqBroker(
     {
         var topic = RabbitMqTopology.Topic(e.RoutingKey);
         var parsed = DeviceTopic.Parse(topic);
-        var payload = e.Body.ToArray(); // the body is only valid during this call
         Task<bool> done;
         if (parsed.DeviceId is not { } device || !parsed.IsUpstream)
         {
             done = Task.FromResult(true); // not ours to store (the bindings route nothing else here): acknowledged, dropped
         }
+        else if (e.Body.Length > mqtt.Value.MaxPacketBytes)
+        {
+            // What the embedded broker refuses at the wire (Mqtt:MaxPacketBytes); deploy/rabbitmq sets max_message_size.
+            lines.Write(log, RefusalLines.DeviceMessage, device, MqttText.Printable(topic), device, $"larger than {mqtt.Value.MaxPacketBytes} bytes (Mqtt:MaxPacketBytes)");
+            done = Task.FromResult(true);
+        }
         else
         {
+            var payload = e.Body.ToArray(); // the body is only valid during this call
             switch (parsed.Kind)
             {
                 case TopicKind.Telemetry:
@@ -285,17 +306,22 @@ internal sealed partial class RabbitMqBroker(
                 if (Header(headers, "source_name") != RabbitMqTopology.TopicExchange) return;
                 if (Header(headers, "destination_name") is not { } queue || !queue.StartsWith("mqtt-subscription-", StringComparison.Ordinal)) return;
                 if (Header(headers, "routing_key") is not { } key) return;
-                await SubscribedAsync(RabbitMqTopology.Topic(key).Replace('*', '+'));
+                await SubscribedAsync(queue, RabbitMqTopology.Topic(key).Replace('*', '+'));
                 return;
         }
     }
 
     /// <summary>A device subscribed: what the embedded broker would send as a retained message (desired state, firmware
     /// notification) goes out now, and queued commands once it listens for commands.</summary>
-    private async Task SubscribedAsync(string filter)
+    private async Task SubscribedAsync(string queue, string filter)
     {
         var parsed = DeviceTopic.Parse(filter);
         if (parsed.DeviceId is not { } device) return;
+        // Only the device's own session counts (an app may subscribe to device topics too): its queue is
+        // mqtt-subscription-{client id}qos0|1 and the client id is the device's (ClientIdRules).
+        if (queue.Length < "mqtt-subscription-qos0".Length + 1) return;
+        var clientId = queue["mqtt-subscription-".Length..^"qos0".Length];
+        if (ClientIdRules.DeviceRuleBroken(device, clientId) is not null) return;
         if (filter == $"devices/{device}/state/desired")
         {
             if (await modules.SendAsync(new GetDesiredStateMessage(device)) is { } desired)
@@ -332,6 +358,9 @@ internal sealed partial class RabbitMqBroker(
 
     public async Task<bool> DeliverAsync(DeliverToDevice d, CancellationToken ct)
     {
+        // A '.' in the id would be read as a topic level (devices.a.commands.x is also device "a"'s commands topic);
+        // such devices cannot log in through RabbitMQ, and nothing is published for them.
+        if (d.DeviceId.Contains('.')) return false;
         var isCommand = d.Subtopic.StartsWith("commands/", StringComparison.Ordinal);
         var expiry = d.ExpiresIn is { } e ? ((long)Math.Max(1, e.TotalMilliseconds)).ToString(System.Globalization.CultureInfo.InvariantCulture) : null;
         return await PublishAsync(RabbitMqTopology.RoutingKey($"devices/{d.DeviceId}/{d.Subtopic}"), d.Payload, mandatory: isCommand, expiry, ct);
@@ -367,7 +396,10 @@ internal sealed partial class RabbitMqBroker(
         }
     }
 
-    public bool CanReceiveCommands(string deviceId) => true; // RabbitMQ says by returning a mandatory command no one takes
+    /// <summary>Online as its presence says (recorded from RabbitMQ's events, in the database every node reads): an
+    /// app subscribed to the device's commands must not make a command to an offline device count as sent. Whether the
+    /// device itself listens, RabbitMQ says by returning a mandatory command no subscription takes.</summary>
+    public async ValueTask<bool> CanReceiveCommandsAsync(string deviceId) => await modules.SendAsync(new IsDeviceOnline(deviceId));
 
     public Task DisconnectDeviceAsync(string deviceId) => management.CloseConnectionsOfAsync(deviceId, "credentials revoked");
 

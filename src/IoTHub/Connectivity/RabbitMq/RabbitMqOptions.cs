@@ -33,9 +33,9 @@ public sealed class RabbitMqOptions
     /// <summary>The configuration section: <c>RabbitMq</c>.</summary>
     public const string SectionName = "RabbitMq";
 
-    /// <summary>Quorum queues the upstream messages are sharded over, by device (a consistent-hash exchange on the routing
-    /// key, so one device's messages stay in one queue, in order). Each shard has one active consumer at a time across
-    /// the hub nodes; more shards than nodes spreads the work. Changing it later moves devices between shards.</summary>
+    /// <summary>Quorum queues the upstream messages are sharded over (a consistent-hash exchange on the routing key: one
+    /// device's messages on one topic stay in one queue, in order). Each shard has one active consumer at a time across
+    /// the hub nodes. Changing it later moves devices between shards.</summary>
     [Range(1, 256)]
     public int Shards { get; set; } = 8;
 

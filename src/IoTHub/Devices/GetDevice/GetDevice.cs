@@ -11,8 +11,11 @@ namespace IoTHub.Devices.GetDevice;
 public sealed record GetDeviceQuery(string Id) : IRequest<DeviceView?>;
 
 internal sealed class GetDeviceHandler(HubDb db, DevicePresence presence, TimeProvider time)
-    : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>, IRequestHandler<ListDeviceScopes, IReadOnlyList<DeviceScope>>
+    : IRequestHandler<GetDeviceQuery, DeviceView?>, IRequestHandler<DeviceExists, bool>, IRequestHandler<ListDeviceScopes, IReadOnlyList<DeviceScope>>,
+        IRequestHandler<IsDeviceOnline, bool>
 {
+    public async ValueTask<bool> Handle(IsDeviceOnline q, CancellationToken ct) => await db.Set<Device>().AnyAsync(x => x.Id == q.DeviceId && x.Online, ct);
+
     public async ValueTask<IReadOnlyList<DeviceScope>> Handle(ListDeviceScopes q, CancellationToken ct)
     {
         var devices = db.Set<Device>().AsNoTracking();

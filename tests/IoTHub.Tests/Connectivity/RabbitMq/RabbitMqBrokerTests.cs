@@ -4,6 +4,7 @@
 using System.Net;
 using System.Net.Http.Json;
 using System.Text.Json.Nodes;
+using IoTHub.Testing;
 using IoTHub.Tests.Infrastructure;
 using MQTTnet;
 using MQTTnet.Formatter;
@@ -20,7 +21,7 @@ public sealed class RabbitMqBrokerTests
     [OneTimeSetUp]
     public async Task Start()
     {
-        RabbitMqNode.RequireInstalled();
+        TestRabbitMq.RequireInstalled();
         TestPostgres.RequireAvailable();
         var port = HubHost.FreeTcpPort();
         _rabbit = await RabbitMqNode.StartAsync(port);
@@ -147,6 +148,8 @@ public sealed class RabbitMqBrokerTests
         await using var device = await TestDevice.ConnectAsync(_hub, id, token, MqttProtocolVersion.V311,
             answer: body => new JsonObject { ["status"] = "ok", ["result"] = new JsonObject { ["echo"] = body["name"]!.GetValue<string>() } });
         using var admin = await _hub.AdminAsync();
+        // Through RabbitMQ a device is online once its connection event is recorded (every hub node reads it).
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}"))["status"]!.GetValue<string>() == "online", "online");
 
         var response = await admin.PostAsJsonAsync($"/api/v1/devices/{id}/commands", new { name = "reboot", timeoutSeconds = 15 });
 
@@ -163,6 +166,28 @@ public sealed class RabbitMqBrokerTests
         var response = await admin.PostAsJsonAsync($"/api/v1/devices/{id}/commands", new { name = "reboot", timeoutSeconds = 5 });
         var body = await response.Content.ReadAsStringAsync();
         Assert.That(body, Does.Contain("offline"), "RabbitMQ returned the mandatory message: no subscription took it");
+    }
+
+    [Test]
+    public async Task A_command_for_an_offline_device_waits_for_the_device_even_while_an_app_listens_to_its_commands()
+    {
+        var (id, token) = await _hub.CreateDeviceAsync();
+        var key = await _hub.CreateApiKeyAsync("viewer");
+        using var app = new MqttClientFactory().CreateMqttClient();
+        await app.ConnectAsync(_hub.MqttOptions("apikey", key, MqttProtocolVersion.V311));
+        var seenByApp = 0;
+        app.ApplicationMessageReceivedAsync += _ => { Interlocked.Increment(ref seenByApp); return Task.CompletedTask; };
+        await app.SubscribeAsync($"devices/{id}/commands/+", MqttQualityOfServiceLevel.AtLeastOnce);
+        using var admin = await _hub.AdminAsync();
+
+        var queued = await admin.PostAsJsonAsync($"/api/v1/devices/{id}/commands", new { name = "unlock", deliverWhenOnline = true, expiresInSeconds = 600 });
+
+        Assert.That(queued.StatusCode, Is.EqualTo(HttpStatusCode.Accepted), "queued: the app's subscription does not make the device online");
+        var commandId = (await queued.ReadJsonAsync())["id"]!.GetValue<string>();
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/commands/{commandId}"))["state"]!.GetValue<string>(), Is.EqualTo("queued"));
+        await using var device = await TestDevice.ConnectAsync(_hub, id, token, MqttProtocolVersion.V311);
+        await WaitFor.ConditionAsync(() => !device.Commands.IsEmpty, "the device gets it once it subscribes to its commands");
+        Assert.That(device.Commands.Single().Body["name"]!.GetValue<string>(), Is.EqualTo("unlock"));
     }
 
     [Test]

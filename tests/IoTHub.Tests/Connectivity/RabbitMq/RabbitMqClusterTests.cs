@@ -7,6 +7,7 @@ using System.Diagnostics;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
+using IoTHub.Testing;
 using IoTHub.Tests.Infrastructure;
 using MQTTnet;
 using MQTTnet.Formatter;
@@ -27,7 +28,7 @@ public sealed class RabbitMqClusterTests
     [OneTimeSetUp]
     public async Task Start()
     {
-        RabbitMqNode.RequireInstalled();
+        TestRabbitMq.RequireInstalled();
         TestPostgres.RequireAvailable();
         int portA = HubHost.FreeTcpPort(), portB = HubHost.FreeTcpPort();
         _home = Path.Combine(Path.GetTempPath(), "iothub-rabbitmq", "cluster-" + Guid.NewGuid().ToString("N")[..8]);
@@ -188,6 +189,8 @@ public sealed class RabbitMqClusterTests
         _hubB.DeviceMqttPort = _rabbit[0].MqttPort; // hub node B talks AMQP to nodes 2 and 3; the device is on node 1
         await using var device = await TestDevice.ConnectAsync(_hubB, id, token, MqttProtocolVersion.V311);
         using var admin = await _hubB.AdminAsync();
+        // Through RabbitMQ a device is online once its connection event is recorded (every hub node reads it).
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{id}"))["status"]!.GetValue<string>() == "online", "online");
 
         var response = await admin.PostAsJsonAsync($"/api/v1/devices/{id}/commands", new { name = "blink", timeoutSeconds = 15 });
 

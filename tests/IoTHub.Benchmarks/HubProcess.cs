@@ -51,7 +51,7 @@ internal sealed class HubProcess : IAsyncDisposable
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
                  {
-                     dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--Coap:Port={coap}", "--Coap:Host=127.0.0.1", $"--DataDirectory={data}",
+                     dll, "--urls", $"http://127.0.0.1:{http}", $"--Mqtt:Port={mqtt}", "--Mqtt:Host=127.0.0.1", $"--Coap:Port={coap}", $"--Coap:DtlsPort={FreePort()}", "--Coap:Host=127.0.0.1", $"--DataDirectory={data}",
                      $"--Bootstrap:AdminPassword={Password}", $"--Storage:Provider={provider}", $"--ConnectionStrings:Postgres={postgres}",
                      "--Logging:LogLevel:Default=Warning",
                      // The whole fleet comes from one address and provisions in a burst: lift the per-device, per-address and per-user limits.

@@ -49,7 +49,7 @@ public sealed class StartupFailureTests
                  {
                      Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", "--Mqtt:Host=127.0.0.1",
                      $"--Mqtt:Port={_mqtt}", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
-                     $"--Coap:Port={_coap}",
+                     $"--Coap:Port={_coap}", $"--Coap:DtlsPort={HubHost.FreeUdpPort()}",
                  }.Concat(extra))
             psi.ArgumentList.Add(a);
         var stdout = new StringBuilder();
@@ -140,6 +140,15 @@ public sealed class StartupFailureTests
     {
         using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, _coap));
         AssertOneSentence(await RunHubAsync([]), $"port {_coap} (CoAP) is already in use", "Coap:Port", $"IOTHUB_Coap__Port=");
+    }
+
+    [Test]
+    public async Task A_dtls_port_in_use_is_named_as_coap_over_dtls_with_the_setting_that_moves_it()
+    {
+        var port = HubHost.FreeUdpPort();
+        using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, port));
+        AssertOneSentence(await RunHubAsync([$"--Coap:DtlsPort={port}"]), $"port {port} (CoAP over DTLS) is already in use", "Coap:DtlsPort",
+            $"IOTHUB_Coap__DtlsPort={port + 1}");
     }
 
     [TestCase("Mqtt:TlsPort", "MQTT over TLS")]

@@ -5,7 +5,7 @@ namespace IoTHub.Tests.Observability;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
-[OwnHost("reads counters that must still be at zero since the start")]
+[OwnHost("reads the series a hub lists from its start")]
 public sealed class HealthTests(Store store) : HubFixture(store)
 {
     [Test]
@@ -19,15 +19,18 @@ public sealed class HealthTests(Store store) : HubFixture(store)
         Assert.That(ready["checks"]!["broker"]!["status"]!.GetValue<string>(), Is.EqualTo("Healthy"));
     }
 
+    /// <summary>Listed with a value before anything happened, so a dashboard sees every series from the start. Not "at
+    /// zero": the instruments are the process's, and in this test process other hosts run (CI once saw the shared host
+    /// expire a session while this one was listening).</summary>
     [Test]
-    public async Task Every_iothub_series_is_listed_from_the_start_at_zero_until_something_happens()
+    public async Task Every_iothub_series_is_listed_from_the_start()
     {
         using var http = Hub.Anonymous();
         var lines = (await http.GetStringAsync("/metrics")).Split('\n');
         foreach (var series in new[] { "iothub_mqtt_sessions_expired_total", "iothub_mqtt_protocol_errors_total", "iothub_commit_failures_total", "iothub_mqtt_session_queue_refused_total" })
         {
             Assert.That(lines, Does.Contain($"# TYPE {series} counter"), series);
-            Assert.That(lines, Does.Contain($"{series} 0"), series);
+            Assert.That(lines.Count(l => System.Text.RegularExpressions.Regex.IsMatch(l, $@"^{series} \d+$")), Is.EqualTo(1), series);
         }
     }
 }

@@ -16,7 +16,7 @@ internal sealed class WindowTracker(
     RecentWindows recent,
     IOptions<AggregationOptions> options,
     TimeProvider time,
-    ILogger<WindowTracker> log) : IHostedService, IAsyncDisposable
+    ILogger<WindowTracker> log) : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly CancellationTokenSource _disposed = new();
 
@@ -49,6 +49,22 @@ internal sealed class WindowTracker(
     /// to finish its last batches. The loop ends by itself when the writer completes the feed.
     /// </summary>
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>After every service stopped (the writer completed the feed): waits for the loop's last windows, so that
+    /// nothing of it runs once the host is disposed.</summary>
+    public async Task StoppedAsync(CancellationToken cancellationToken)
+    {
+        if (_loop is not null) await _loop.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    /// <summary>The tracking loop: completed once the hub has stopped.</summary>
+    internal Task Completion => _loop ?? Task.CompletedTask;
+
+    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {

@@ -4,6 +4,8 @@
 // process tore the loggers down.
 using System.Net;
 using System.Net.Sockets;
+using IoTHub.Aggregation;
+using IoTHub.Alarms.Evaluation;
 using IoTHub.Storage;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
@@ -54,6 +56,28 @@ public sealed class FailedStartTests
             await _loop!;
             Stopped = true;
         }
+    }
+
+    [Test]
+    public async Task When_the_host_has_stopped_no_stage_downstream_of_the_writer_is_still_running()
+    {
+        // The evaluator and the window tracker end after the writer completes their feed, which it does in its own
+        // StopAsync, after theirs: the host's stop must still wait for them, or they run on into the disposal. Work
+        // queued right before the stop (a thousand rule reloads, each a database read) keeps the evaluator busy past it.
+        var data = Path.Combine(Path.GetTempPath(), "iothub-tests", Guid.NewGuid().ToString("N")[..12]);
+        var app = HubApp.Build(["--DataDirectory=" + data, "--Bootstrap:AdminPassword=stop-order-password", "--Mqtt:Port=0",
+            "--Coap:Port=0", "--Coap:DtlsPort=0", "--urls=http://127.0.0.1:0"]);
+        await app.StartAsync();
+        var evaluator = app.Services.GetRequiredService<AlarmEvaluator>();
+        var tracker = app.Services.GetRequiredService<WindowTracker>();
+        for (var i = 1; i <= 1000; i++) evaluator.OnRuleChanged(i);
+
+        await app.StopAsync();
+
+        Assert.That(evaluator.Completion.IsCompleted, Is.True, "the alarm evaluator's loop has ended");
+        Assert.That(tracker.Completion.IsCompleted, Is.True, "the window tracker's loop has ended");
+        await app.DisposeAsync();
+        try { Directory.Delete(data, recursive: true); } catch (IOException) { }
     }
 
     [Test]

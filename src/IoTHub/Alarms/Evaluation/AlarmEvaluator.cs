@@ -17,7 +17,7 @@ internal sealed class AlarmEvaluator(
     IOptions<AlarmsOptions> options,
     TimeProvider time,
     IJobLeadership leadership,
-    ILogger<AlarmEvaluator> log) : IHostedService, IAsyncDisposable
+    ILogger<AlarmEvaluator> log) : IHostedLifecycleService, IAsyncDisposable
 {
     private readonly ChannelReader<CommittedPoint[]> _committed = committed.Subscribe("alarms", options.Value.QueueCapacity);
     private readonly Channel<object> _control = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
@@ -77,6 +77,22 @@ internal sealed class AlarmEvaluator(
     /// <summary>Nothing here: the loop ends when the writer completes the feed (it stops after this service), after its
     /// last batches were evaluated and the states written.</summary>
     public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
+
+    /// <summary>After every service stopped (the writer completed the feed): waits for the loop's last batches and
+    /// states, so that nothing of it runs once the host is disposed (a tick's purge then failed on a disposed container).</summary>
+    public async Task StoppedAsync(CancellationToken ct)
+    {
+        if (_loop is not null) await _loop.WaitAsync(ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+    }
+
+    /// <summary>The evaluation loop: completed once the hub has stopped.</summary>
+    internal Task Completion => _loop ?? Task.CompletedTask;
+
+    public Task StartingAsync(CancellationToken ct) => Task.CompletedTask;
+
+    public Task StartedAsync(CancellationToken ct) => Task.CompletedTask;
+
+    public Task StoppingAsync(CancellationToken ct) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {

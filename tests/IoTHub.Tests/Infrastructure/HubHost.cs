@@ -180,6 +180,15 @@ public sealed class HubHost : IAsyncDisposable
         return (await response.Content.ReadFromJsonAsync<CreatedKeyResponse>())!.Key;
     }
 
+    /// <summary>How many raw points of a device's metric the API returns between two times (Unix ms, up to 10,000).</summary>
+    public async Task<int> RawPointCountAsync(string deviceId, string metric, long fromMs, long toMs)
+    {
+        static string At(long ms) => Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(ms).ToString("O"));
+        using var admin = await AdminAsync();
+        var page = await admin.GetJsonAsync($"/api/v1/devices/{deviceId}/telemetry?metric={metric}&resolution=raw&maxPoints=10000&from={At(fromMs)}&to={At(toMs)}");
+        return page["points"]!.AsArray().Count;
+    }
+
     public MqttClientOptions MqttOptions(string? user, string? password, MqttProtocolVersion version = MqttProtocolVersion.V500, string? clientId = null)
     {
         var b = new MqttClientOptionsBuilder()

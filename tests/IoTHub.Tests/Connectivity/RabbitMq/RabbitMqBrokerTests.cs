@@ -49,13 +49,7 @@ public sealed class RabbitMqBrokerTests
 
     private static string Point(long ts, int v) => new JsonObject { ["ts"] = ts, ["values"] = new JsonObject { ["v"] = v } }.ToJsonString();
 
-    private async Task<int> RawCountAsync(string deviceId, long from, long to)
-    {
-        using var admin = await _hub.AdminAsync();
-        var page = await admin.GetJsonAsync($"/api/v1/devices/{deviceId}/telemetry?metric=v&resolution=raw&maxPoints=10000"
-            + $"&from={Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(from).ToString("O"))}&to={Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(to).ToString("O"))}");
-        return page["points"]!.AsArray().Count;
-    }
+    private Task<int> RawCountAsync(string deviceId, long from, long to) => _hub.RawPointCountAsync(deviceId, "v", from, to);
 
     [Test]
     public async Task Twenty_devices_publishing_qos1_through_rabbitmq_have_every_acked_message_stored_once()

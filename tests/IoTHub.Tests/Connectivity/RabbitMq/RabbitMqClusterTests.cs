@@ -34,7 +34,12 @@ public sealed class RabbitMqClusterTests
         _home = Path.Combine(Path.GetTempPath(), "iothub-rabbitmq", "cluster-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_home);
         // Every RabbitMQ node asks hub node B, which this test keeps alive (in production: a load balancer in front).
-        _rabbit.AddRange(await Task.WhenAll(Enumerable.Range(0, 3).Select(_ => RabbitMqNode.StartAsync(portB, _home))));
+        // Each node is kept as soon as it runs, so that the tear-down stops it even when another one failed to start.
+        await Task.WhenAll(Enumerable.Range(0, 3).Select(async _ =>
+        {
+            var node = await RabbitMqNode.StartAsync(portB, _home);
+            lock (_rabbit) _rabbit.Add(node);
+        }));
         foreach (var node in _rabbit.Skip(1)) await node.JoinAsync(_rabbit[0]);
 
         var postgres = await TestPostgres.CreateDatabaseAsync();
@@ -125,13 +130,7 @@ public sealed class RabbitMqClusterTests
         }
     }
 
-    private async Task<long> StoredAsync(string deviceId, long from, long to)
-    {
-        using var admin = await _hubB.AdminAsync();
-        var page = await admin.GetJsonAsync($"/api/v1/devices/{deviceId}/telemetry?metric=v&resolution=raw&maxPoints=10000"
-            + $"&from={Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(from).ToString("O"))}&to={Uri.EscapeDataString(DateTimeOffset.FromUnixTimeMilliseconds(to).ToString("O"))}");
-        return page["points"]!.AsArray().Count;
-    }
+    private Task<int> StoredAsync(string deviceId, long from, long to) => _hubB.RawPointCountAsync(deviceId, "v", from, to);
 
     [Test]
     public async Task Every_acked_message_is_stored_once_through_a_hub_node_crash_and_a_rabbitmq_node_stop()

@@ -47,11 +47,7 @@ internal sealed class OutboundPackets(
         switch (e.Packet)
         {
             case MqttPubAckPacket ack:
-                if (c.PendingAcks.TryPeek(out var head) && head.PacketId == ack.PacketIdentifier)
-                {
-                    c.PendingAcks.TryDequeue(out _);
-                    return ReleaseTelemetryAckAsync(e, ack, c, head.Ticket);
-                }
+                if (c.TryTakeAck(ack.PacketIdentifier, out var held)) return ReleaseTelemetryAckAsync(e, ack, c, held.Ticket);
                 Answered(c);
                 break;
             case MqttPubCompPacket comp:

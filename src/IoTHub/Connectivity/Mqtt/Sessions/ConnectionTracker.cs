@@ -47,7 +47,7 @@ internal sealed class ConnectionTracker(ModuleBridge modules, TimeProvider time,
         try
         {
             if (c.Principal.DeviceId is not { } device) return;
-            _byDevice.GetOrAdd(device, _ => new())[c.Id] = c;
+            _byDevice.GetOrAdd(device, _ => new(concurrencyLevel: 1, capacity: 3))[c.Id] = c; // a device has one connection, rarely two
             await EmitAsync(device, new DeviceConnected(device, c.ClientId, c.Protocol, c.RemoteAddress, time.GetUtcNow()));
         }
         finally

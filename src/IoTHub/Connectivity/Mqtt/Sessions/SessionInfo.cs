@@ -40,7 +40,10 @@ internal sealed class SessionInfo(MqttPrincipal principal, MqttConnection connec
     /// <summary>Outbound PUBLISH packets already sent once, with the packet identifier they were first sent with. MQTTnet
     /// gives a redelivered packet a new identifier and no DUP flag; a redelivery must keep the identifier and set DUP
     /// [MQTT-4.4.0-1], [MQTT-3.3.1-1].</summary>
-    public ConditionalWeakTable<MqttPublishPacket, StrongBox<ushort>> Sent { get; } = new();
+    public ConditionalWeakTable<MqttPublishPacket, StrongBox<ushort>> Sent => _sent ?? LazyInitializer.EnsureInitialized(ref _sent);
+
+    // Made on the first QoS 1/2 PUBLISH to the session: most device sessions never get one, and the table costs ~400 bytes.
+    private ConditionalWeakTable<MqttPublishPacket, StrongBox<ushort>>? _sent;
 
     public void Store(IDictionary items) => items[Key] = this;
 

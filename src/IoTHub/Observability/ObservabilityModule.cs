@@ -18,6 +18,7 @@ public static class ObservabilityModule
             .ValidateDataAnnotations().ValidateOnStart();
         services.AddSingleton<LogThrottle>();
         services.AddSingleton<PrometheusExporter>();
+        services.AddHostedService<NativeHeapTrim>();
         services.AddOpenApi(ApiDescription.Configure);
         return services;
     }

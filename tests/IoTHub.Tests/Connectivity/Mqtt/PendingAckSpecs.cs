@@ -60,4 +60,54 @@ public sealed class PendingAckSpecs
         }
         return released;
     }
+
+    [Test]
+    public void The_queue_keeps_arrival_order_while_it_grows_and_after_it_wrapped()
+    {
+        var q = new PendingAckQueue();
+        ushort next = 0, expected = 0;
+        // Enqueue in bursts larger than every ring so far, drain part of each: rings fill, wrap and are followed by larger ones.
+        for (var round = 1; round <= 12; round++)
+        {
+            for (var i = 0; i < round * 7; i++) q.Enqueue(new PendingAck(next++, null!));
+            for (var i = 0; i < round * 5; i++)
+            {
+                Assert.That(q.TryDequeue(out var a), Is.True);
+                Assert.That(a.PacketId, Is.EqualTo(expected++));
+            }
+        }
+        while (q.TryDequeue(out var a)) Assert.That(a.PacketId, Is.EqualTo(expected++));
+        Assert.That(expected, Is.EqualTo(next), "every ack came out once");
+    }
+
+    [Test]
+    public void One_producer_and_one_consumer_at_once_see_every_ack_once_in_order()
+    {
+        const int count = 2_000_000;
+        var q = new PendingAckQueue();
+        var producer = new Thread(() =>
+        {
+            for (var i = 0; i < count; i++)
+            {
+                q.Enqueue(new PendingAck(unchecked((ushort)i), null!));
+                if (i % 1000 == 0) Thread.Yield(); // lets the consumer catch up now and then, so rings also drain empty
+            }
+        });
+        var seen = 0;
+        var outOfOrder = 0;
+        var consumer = new Thread(() =>
+        {
+            while (seen < count)
+            {
+                if (!q.TryDequeue(out var a)) continue;
+                if (a.PacketId != unchecked((ushort)seen)) outOfOrder++;
+                seen++;
+            }
+        });
+        producer.Start();
+        consumer.Start();
+        Assert.That(producer.Join(TimeSpan.FromMinutes(1)) && consumer.Join(TimeSpan.FromMinutes(1)), Is.True, "both threads ended");
+
+        Assert.That((seen, outOfOrder, q.TryDequeue(out _)), Is.EqualTo((count, 0, false)));
+    }
 }

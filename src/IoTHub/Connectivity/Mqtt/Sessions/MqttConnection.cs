@@ -105,11 +105,11 @@ internal sealed class MqttConnection
 
     /// <summary>Telemetry received but not yet committed, in arrival order: the receive loop adds, the send loop takes
     /// with <see cref="TryTakeAck"/> (each PUBACK waits for its message's commit). Single producer, single consumer, no lock.</summary>
-    public ConcurrentQueue<PendingAck> PendingAcks { get; } = new();
+    public PendingAckQueue PendingAcks { get; } = new();
 
-    // The oldest pending ack, taken out of the queue by the send loop while it waits for its PUBACK. Not peeked in the
-    // queue: a ConcurrentQueue segment that was once peeked keeps every item dequeued from it, and held up to 32
-    // committed tickets per connection (35,000 at 10,000 connections).
+    // The oldest pending ack, taken out of the queue by the send loop while it waits for its PUBACK (the queue has no
+    // peek: a ConcurrentQueue once used here kept every item dequeued from a segment that had been peeked, up to 32
+    // committed tickets per connection, 35,000 at 10,000 connections).
     private PendingAck? _ackHead;
 
     /// <summary>Send loop only: takes the oldest pending ack when the PUBACK being sent is its packet's (<paramref name="packetId"/>).</summary>

@@ -16,18 +16,18 @@ internal sealed class WindowTracker(
     RecentWindows recent,
     IOptions<AggregationOptions> options,
     TimeProvider time,
-    ILogger<WindowTracker> log) : IHostedLifecycleService, IAsyncDisposable
+    ILogger<WindowTracker> log) : CommittedFeedStage, IAsyncDisposable
 {
     private readonly CancellationTokenSource _disposed = new();
 
     /// <summary>This module's own queue of committed batches (subscribed at construction, before the writer starts).</summary>
     private readonly System.Threading.Channels.ChannelReader<CommittedPoint[]> _committed = committed.Subscribe("windows", 1024);
-    private Task? _loop;
 
-    public async Task StartAsync(CancellationToken cancellationToken)
+    /// <inheritdoc/>
+    public override async Task StartAsync(CancellationToken cancellationToken)
     {
         await ResumeOpenWindowsAsync(cancellationToken);
-        _loop = Task.Run(() => RunAsync(_disposed.Token), CancellationToken.None);
+        Run(() => RunAsync(_disposed.Token));
     }
 
     /// <summary>
@@ -44,34 +44,12 @@ internal sealed class WindowTracker(
         if (open.Count > 0) log.LogInformation("Resumed {Count} open windows", open.Count);
     }
 
-    /// <summary>
-    /// Nothing to do: hosted services stop in reverse order, so this one stops before the writer, which must be able
-    /// to finish its last batches. The loop ends by itself when the writer completes the feed.
-    /// </summary>
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    /// <summary>After every service stopped (the writer completed the feed): waits for the loop's last windows, so that
-    /// nothing of it runs once the host is disposed.</summary>
-    public async Task StoppedAsync(CancellationToken cancellationToken)
-    {
-        if (_loop is not null) await _loop.WaitAsync(cancellationToken).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-    }
-
-    /// <summary>The tracking loop: completed once the hub has stopped.</summary>
-    internal Task Completion => _loop ?? Task.CompletedTask;
-
-    public Task StartingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task StartedAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
-    public Task StoppingAsync(CancellationToken cancellationToken) => Task.CompletedTask;
-
     public async ValueTask DisposeAsync()
     {
         // Registered both as itself and as a hosted service, so the container may dispose it twice.
         if (Interlocked.Exchange(ref _disposeCount, 1) == 1) return;
         await _disposed.CancelAsync();
-        if (_loop is not null) await _loop.WaitAsync(TimeSpan.FromSeconds(5)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await WaitForLoopAsync(TimeSpan.FromSeconds(5));
         _disposed.Dispose();
     }
 

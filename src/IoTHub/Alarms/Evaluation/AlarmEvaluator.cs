@@ -17,7 +17,7 @@ internal sealed class AlarmEvaluator(
     IOptions<AlarmsOptions> options,
     TimeProvider time,
     IJobLeadership leadership,
-    ILogger<AlarmEvaluator> log) : IHostedLifecycleService, IAsyncDisposable
+    ILogger<AlarmEvaluator> log) : CommittedFeedStage, IAsyncDisposable
 {
     private readonly ChannelReader<CommittedPoint[]> _committed = committed.Subscribe("alarms", options.Value.QueueCapacity);
     private readonly Channel<object> _control = Channel.CreateUnbounded<object>(new UnboundedChannelOptions { SingleReader = true });
@@ -34,7 +34,6 @@ internal sealed class AlarmEvaluator(
     private readonly Dictionary<(RuleSource, string), RuleIndex> _index = [];
     private volatile HashSet<string> _windowMetrics = [];
     private long _startedAt;
-    private Task? _loop;
     private int _disposed;
 
     private sealed class RuleIndex
@@ -54,7 +53,8 @@ internal sealed class AlarmEvaluator(
     /// <summary>Evaluations done (samples through rules), for tests and metrics.</summary>
     public long Evaluations { get; private set; }
 
-    public async Task StartAsync(CancellationToken ct)
+    /// <inheritdoc/>
+    public override async Task StartAsync(CancellationToken ct)
     {
         _startedAt = time.NowMs();
         await using (var scope = scopes.CreateAsyncScope())
@@ -70,35 +70,15 @@ internal sealed class AlarmEvaluator(
         }
         Reindex();
         if (_rules.Count > 0) log.LogInformation("Alarm rules loaded: {Rules} rules, {States} device states", _rules.Count, _states.Count);
-        _loop = Task.Run(() => RunAsync(_stop.Token), CancellationToken.None);
+        Run(() => RunAsync(_stop.Token));
         _ = Task.Run(() => TickAsync(_stop.Token), CancellationToken.None);
     }
-
-    /// <summary>Nothing here: the loop ends when the writer completes the feed (it stops after this service), after its
-    /// last batches were evaluated and the states written.</summary>
-    public Task StopAsync(CancellationToken ct) => Task.CompletedTask;
-
-    /// <summary>After every service stopped (the writer completed the feed): waits for the loop's last batches and
-    /// states, so that nothing of it runs once the host is disposed (a tick's purge then failed on a disposed container).</summary>
-    public async Task StoppedAsync(CancellationToken ct)
-    {
-        if (_loop is not null) await _loop.WaitAsync(ct).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
-    }
-
-    /// <summary>The evaluation loop: completed once the hub has stopped.</summary>
-    internal Task Completion => _loop ?? Task.CompletedTask;
-
-    public Task StartingAsync(CancellationToken ct) => Task.CompletedTask;
-
-    public Task StartedAsync(CancellationToken ct) => Task.CompletedTask;
-
-    public Task StoppingAsync(CancellationToken ct) => Task.CompletedTask;
 
     public async ValueTask DisposeAsync()
     {
         if (Interlocked.Exchange(ref _disposed, 1) == 1) return;
         _control.Writer.TryComplete();
-        if (_loop is not null) await _loop.WaitAsync(TimeSpan.FromSeconds(10)).ConfigureAwait(ConfigureAwaitOptions.SuppressThrowing);
+        await WaitForLoopAsync(TimeSpan.FromSeconds(10));
         await _stop.CancelAsync();
         _stop.Dispose();
     }

@@ -10,6 +10,10 @@ using Npgsql;
 
 namespace IoTHub.Tests.Host;
 
+/// <summary>Each test starts a process of its own on ports and a folder of its own (an instance of the fixture per test),
+/// so they run two at a time: most of a test is the process starting.</summary>
+[FixtureLifeCycle(LifeCycle.InstancePerTestCase)]
+[Parallelizable(ParallelScope.Children)]
 public sealed class StartupFailureTests
 {
     private string _root = null!;

@@ -38,7 +38,8 @@ switch (mode)
         return await new QueryBenchmark(pg, int.Parse(options.GetValueOrDefault("calls", "50")), int.Parse(options.GetValueOrDefault("days", "30")),
             int.Parse(options.GetValueOrDefault("series", "1"))).RunAsync();
     case "store":
-        return await new StoreBenchmark(PostgresAdmin, int.Parse(options.GetValueOrDefault("batches", "40")), int.Parse(options.GetValueOrDefault("devices", "1000"))).RunAsync();
+        return await new StoreBenchmark(options.GetValueOrDefault("store", "Postgres"), PostgresAdmin, int.Parse(options.GetValueOrDefault("batches", "40")),
+            int.Parse(options.GetValueOrDefault("devices", "1000")), int.Parse(options.GetValueOrDefault("report", "100"))).RunAsync();
     case "soak":
         return await new SoakBenchmark(options.GetValueOrDefault("store", "Postgres"), PostgresAdmin, int.Parse(options.GetValueOrDefault("devices", "1000")),
             TimeSpan.FromMinutes(double.Parse(options.GetValueOrDefault("minutes", "30"), System.Globalization.CultureInfo.InvariantCulture)),
@@ -55,7 +56,7 @@ switch (mode)
             ? await fleet.ConnectionsAsync(int.Parse(options.GetValueOrDefault("devices", "10000")), seconds)
             : await fleet.OverloadAsync(int.Parse(options.GetValueOrDefault("devices", "200")), seconds);
     default:
-        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] [--days D] [--series N] | store [--batches N] | soak [--minutes M] [--store S] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
+        Console.WriteLine("usage: IoTHub.Benchmarks ingest [--devices N] [--seconds S] | micro | query [--calls N] [--days D] [--series N] | store [--batches N] [--store S] [--report N] | soak [--minutes M] [--store S] | connections [--devices N] [--seconds S] [--store S] | coap [--devices N] [--seconds S] [--store S] | overload [...]");
         return 2;
 }
 

@@ -8,6 +8,7 @@ namespace IoTHub.Tests.Connectivity;
 
 // Kestrel accepts connections before MQTTnet's hosted server has started (it starts on ApplicationStarted) and stops
 // before it: both edges of the broker's life with devices connected.
+[RunsAlone("times how long the broker takes to stop")]
 public sealed class BrokerLifecycleTests
 {
     [Test]

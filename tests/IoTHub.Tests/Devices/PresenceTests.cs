@@ -12,6 +12,7 @@ namespace IoTHub.Tests.Devices;
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
 [OwnHost("restarts the hub, and times a keep-alive to the second")]
+[RunsAlone("times a keep-alive to the second")]
 public sealed class PresenceTests(Store store) : HubFixture(store)
 {
     private async Task<(IMqttClient Watcher, List<string> Wills)> WatchAsync(string id)

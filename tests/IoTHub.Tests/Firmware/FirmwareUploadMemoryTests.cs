@@ -9,7 +9,7 @@ using IoTHub.Tests.Infrastructure;
 namespace IoTHub.Tests.Firmware;
 
 [TestFixture(Store.Sqlite)]
-[NonParallelizable]
+[RunsAlone("measures the memory of the whole process")]
 [OwnHost("measures the memory of the whole process while a 200 MiB image is uploaded, so no other fixture's traffic may share its hub")]
 public sealed class FirmwareUploadMemoryTests(Store store) : HubFixture(store)
 {

@@ -11,6 +11,7 @@ using Microsoft.Extensions.Logging;
 namespace IoTHub.Tests.Observability;
 
 [TestFixture(Store.Sqlite)]
+[RunsAlone("counts repeated log lines within a throttle interval")]
 public sealed class RepeatedLogLinesTests(Store store) : HubFixture(store)
 {
     private const int Cap = 3;

@@ -5,6 +5,7 @@ using IoTHub.Tests.Infrastructure;
 namespace IoTHub.Tests.Simulator;
 
 [TestFixture(Store.Sqlite)]
+[RunsAlone("counts the simulator's progress lines a second")]
 public sealed class SimulatorTests(Store store) : HubFixture(store)
 {
     [Test]

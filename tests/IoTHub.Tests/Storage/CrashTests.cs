@@ -15,7 +15,7 @@ namespace IoTHub.Tests.Storage;
 /// </summary>
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
-[NonParallelizable]
+[RunsAlone("kills a hub process mid-load and times its recovery")]
 public sealed class CrashTests(Store store)
 {
     private string _data = null!;

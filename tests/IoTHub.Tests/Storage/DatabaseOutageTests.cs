@@ -12,7 +12,7 @@ namespace IoTHub.Tests.Storage;
 /// Needs the Debian cluster that CI starts (pg_ctlcluster, as root).
 /// </summary>
 [TestFixture(Store.Postgres)]
-[NonParallelizable]
+[RunsAlone("restarts the PostgreSQL server every other fixture uses")]
 [OwnHost("restarts PostgreSQL under it")]
 public sealed class DatabaseOutageTests(Store store) : HubFixture(store)
 {

@@ -11,7 +11,7 @@ namespace IoTHub.Tests.Webhooks;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
-[NonParallelizable]
+[RunsAlone("kills a hub process mid-delivery and times its recovery")]
 public sealed class WebhookCrashTests(Store store)
 {
     private string _data = null!;

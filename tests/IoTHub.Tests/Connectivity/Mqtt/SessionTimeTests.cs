@@ -14,6 +14,7 @@ namespace IoTHub.Tests.Connectivity.Mqtt;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
+[RunsAlone("moves a faked clock and gives the hub's timers 300 ms to act")]
 public sealed class SessionTimeTests(Store store) : HubFixture(store)
 {
     private readonly FakeTimeProvider _time = new(DateTimeOffset.UtcNow);

@@ -12,7 +12,7 @@ using MQTTnet.Protocol;
 
 namespace IoTHub.Tests.Connectivity.RabbitMq;
 
-[NonParallelizable]
+[RunsAlone("starts and stops RabbitMQ nodes of its own")]
 public sealed class RabbitMqBrokerTests
 {
     private RabbitMqNode _rabbit = null!;

@@ -16,7 +16,7 @@ using MQTTnet.Protocol;
 
 namespace IoTHub.Tests.Connectivity.RabbitMq;
 
-[NonParallelizable]
+[RunsAlone("starts a three-node RabbitMQ cluster and stops its nodes")]
 public sealed class RabbitMqClusterTests
 {
     private readonly List<RabbitMqNode> _rabbit = [];

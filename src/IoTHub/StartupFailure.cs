@@ -3,6 +3,7 @@
 // The exceptions behind these are walls of stack traces (a port in use was 188 lines, with the MQTT port printed as
 // "http://[::]:1883"); the hub prints the sentence on stderr and exits with code 1 instead. An exception not recognised
 // here is a bug, and is printed whole.
+using System.Globalization;
 using System.Net;
 using System.Net.NetworkInformation;
 using System.Net.Sockets;
@@ -113,8 +114,15 @@ internal static partial class StartupFailure
 
     // ---- ports ----
 
-    /// <summary>A listener the hub opens: what it serves, its port, and the setting that moves it.</summary>
-    private sealed record Listener(string What, int Port, string Setting, string Example);
+    /// <summary>A listener the hub opens: what it serves, its port, the setting that moves it, and how to set it
+    /// (<c>{0}</c> is the port to suggest).</summary>
+    private sealed record Listener(string What, int Port, string Setting, string ExampleFormat);
+
+    /// <summary>How to move <paramref name="listener"/> to a port that is free now and none of the hub's other TCP
+    /// listeners use.</summary>
+    private static string Example(Listener listener, List<Listener> all) =>
+        string.Format(CultureInfo.InvariantCulture, listener.ExampleFormat,
+            PortSuggestion.After(listener.Port, PortSuggestion.Transport.Tcp, all.Select(l => l.Port)));
 
     private static List<Listener> Listeners(IConfiguration s)
     {
@@ -125,7 +133,7 @@ internal static partial class StartupFailure
             {
                 var address = BindingAddress.Parse(url);
                 list.Add(new Listener(address.Scheme == "https" ? "HTTPS" : "HTTP", address.Port, "--urls (or ASPNETCORE_URLS)",
-                    $"--urls {address.Scheme}://{address.Host}:{NextPort(address.Port)}"));
+                    $"--urls {address.Scheme}://{address.Host}:{{0}}"));
             }
             catch (FormatException)
             {
@@ -143,11 +151,9 @@ internal static partial class StartupFailure
         void AddPort(string what, string key, int fallback)
         {
             var port = int.TryParse(s[key], out var p) ? p : fallback;
-            if (port > 0) list.Add(new Listener(what, port, key, $"--{key}={NextPort(port)} or IOTHUB_{key.Replace(":", "__", StringComparison.Ordinal)}={NextPort(port)}"));
+            if (port > 0) list.Add(new Listener(what, port, key, $"--{key}={{0}} or IOTHUB_{key.Replace(":", "__", StringComparison.Ordinal)}={{0}}"));
         }
     }
-
-    private static int NextPort(int port) => port < 65535 ? port + 1 : port - 1;
 
     [GeneratedRegex(@"Failed to bind to address (?<address>\S+?):? address already in use", RegexOptions.IgnoreCase)]
     private static partial Regex BindFailure();
@@ -163,7 +169,7 @@ internal static partial class StartupFailure
             return on.Count switch
             {
                 0 => $"{Prefix}{address} is already in use by another program.",
-                1 => $"{Prefix}port {port} ({on[0].What}) is already in use by another program; stop that program or give IoTHub's {on[0].What} another port with {on[0].Setting} (e.g. {on[0].Example}).",
+                1 => $"{Prefix}port {port} ({on[0].What}) is already in use by another program; stop that program or give IoTHub's {on[0].What} another port with {on[0].Setting} (e.g. {Example(on[0], listeners)}).",
                 _ => $"{Prefix}port {port} is set for {string.Join(" and ", on.Select(l => $"{l.What} ({l.Setting})"))}; give each its own port.",
             };
         }
@@ -173,7 +179,7 @@ internal static partial class StartupFailure
         {
             var low = listeners.Where(l => l.Port < 1024).ToList();
             return low.Count == 1
-                ? $"{Prefix}port {low[0].Port} ({low[0].What}) needs root or the CAP_NET_BIND_SERVICE capability, as every port below 1024 does; give it a port above 1023 with {low[0].Setting} (e.g. {low[0].Example})."
+                ? $"{Prefix}port {low[0].Port} ({low[0].What}) needs root or the CAP_NET_BIND_SERVICE capability, as every port below 1024 does; give it a port above 1023 with {low[0].Setting} (e.g. {Example(low[0], listeners)})."
                 : $"{Prefix}the system did not allow IoTHub to listen on one of its ports ({Describe(listeners)}); ports below 1024 need root or CAP_NET_BIND_SERVICE.";
         }
         if (ex is SocketException { SocketErrorCode: SocketError.AddressNotAvailable } && chain.Any(IsBind))

@@ -2,6 +2,7 @@
 // non-zero with one sentence on stderr that names what to change, and never print a stack trace.
 using System.Diagnostics;
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Security.Cryptography;
 using System.Text;
@@ -116,6 +117,14 @@ public sealed class StartupFailureTests
             "no stack trace, no exception, no error log line");
     }
 
+    /// <summary>The port the sentence suggests through <paramref name="variable"/> (e.g. IOTHUB_Mqtt__Port=1884).</summary>
+    private static int Suggested(Run run, string variable)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(run.Stderr, variable + @"=(\d+)");
+        Assert.That(m.Success, Is.True, $"{variable}=<port> in: {run.Stderr}");
+        return int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+    }
+
     private static TcpListener Occupy(int port)
     {
         var l = new TcpListener(IPAddress.Loopback, port);
@@ -135,15 +144,77 @@ public sealed class StartupFailureTests
     {
         using var _ = Occupy(_mqtt);
         var run = await RunHubAsync([]);
-        AssertOneSentence(run, $"port {_mqtt} (MQTT) is already in use", "Mqtt:Port", $"IOTHUB_Mqtt__Port={_mqtt + 1}");
+        AssertOneSentence(run, $"port {_mqtt} (MQTT) is already in use", "Mqtt:Port", "IOTHUB_Mqtt__Port=");
         Assert.That(run.Stderr, Does.Not.Contain("http://"));
+        Assert.That(Suggested(run, "IOTHUB_Mqtt__Port"), Is.Not.EqualTo(_mqtt).And.Not.EqualTo(_http), "a port neither busy nor the hub's HTTP port");
+    }
+
+    [Test]
+    public async Task A_failed_first_start_makes_no_user_so_the_password_set_after_it_is_the_admins()
+    {
+        // As a user does: the first start fails (the MQTT port is taken), then they set the password they want and
+        // start again. The failed start must not have made `admin` with a generated password already.
+        using (Occupy(_mqtt))
+        {
+            AssertOneSentence(await RunHubAsync(["--Bootstrap:AdminPassword="]), $"port {_mqtt} (MQTT) is already in use");
+        }
+        Assert.That(File.Exists(Path.Combine(_data, "initial-admin-password")), Is.False, "no generated password from the failed start");
+        const string chosen = "My-chosen-pw-123";
+        var run = await RunHubAsync([$"--Bootstrap:AdminPassword={chosen}"], async () =>
+        {
+            using var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_http}") };
+            var login = await http.PostAsJsonAsync("/api/v1/auth/token", new { username = "admin", password = chosen });
+            Assert.That(login.StatusCode, Is.EqualTo(HttpStatusCode.OK), "admin signs in with the password set after the failed start");
+        });
+        Assert.That(run.Output, Does.Contain("Created user 'admin' with the password from Bootstrap:AdminPassword"));
+    }
+
+    [Test]
+    public async Task A_first_admin_password_set_when_users_exist_is_said_to_be_unused()
+    {
+        await RunHubAsync([], () => Task.CompletedTask); // the first start makes admin with the tests' password
+        var run = await RunHubAsync(["--Bootstrap:AdminPassword=Another-password-1"], () => Task.CompletedTask);
+        Assert.That(run.Output, Does.Contain("Bootstrap:AdminPassword is set but was not used: it applies to the first start only"));
+    }
+
+    [Test]
+    public async Task A_port_in_use_suggests_a_port_that_is_free_and_none_of_the_hubs_own()
+    {
+        // The next port up is the hub's own HTTP port, the one after it is held by another program: both are skipped.
+        var mqtt = HubHost.FreeTcpPort();
+        while (mqtt > 65530 || !PortsFree(mqtt + 1, mqtt + 2, mqtt + 3)) mqtt = HubHost.FreeTcpPort();
+        using var busy = Occupy(mqtt);
+        using var next = Occupy(mqtt + 2);
+        var run = await RunHubAsync([$"--Mqtt:Port={mqtt}", "--urls", $"http://127.0.0.1:{mqtt + 1}"]);
+        AssertOneSentence(run, $"port {mqtt} (MQTT) is already in use", "Mqtt:Port");
+        Assert.That(Suggested(run, "IOTHUB_Mqtt__Port"), Is.EqualTo(mqtt + 3));
+    }
+
+    private static bool PortsFree(params int[] ports)
+    {
+        foreach (var port in ports)
+        {
+            try
+            {
+                using var _ = Occupy(port);
+            }
+            catch (SocketException)
+            {
+                return false;
+            }
+        }
+        return true;
     }
 
     [Test]
     public async Task A_coap_port_in_use_is_named_as_coap_with_the_setting_that_moves_it()
     {
         using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, _coap));
-        AssertOneSentence(await RunHubAsync([]), $"port {_coap} (CoAP) is already in use", "Coap:Port", $"IOTHUB_Coap__Port=");
+        // DTLS on the next port up, as the defaults have it (5683 and 5684): the suggestion must not be that port, or
+        // following it fails the next start with "Coap:Port and Coap:DtlsPort must differ".
+        var run = await RunHubAsync([$"--Coap:DtlsPort={_coap + 1}"]);
+        AssertOneSentence(run, $"port {_coap} (CoAP) is already in use", "Coap:Port", "IOTHUB_Coap__Port=");
+        Assert.That(Suggested(run, "IOTHUB_Coap__Port"), Is.Not.EqualTo(_coap).And.Not.EqualTo(_coap + 1));
     }
 
     [Test]
@@ -151,8 +222,9 @@ public sealed class StartupFailureTests
     {
         var port = HubHost.FreeUdpPort();
         using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, port));
-        AssertOneSentence(await RunHubAsync([$"--Coap:DtlsPort={port}"]), $"port {port} (CoAP over DTLS) is already in use", "Coap:DtlsPort",
-            $"IOTHUB_Coap__DtlsPort={port + 1}");
+        var run = await RunHubAsync([$"--Coap:DtlsPort={port}", $"--Coap:Port={port + 1}"]);
+        AssertOneSentence(run, $"port {port} (CoAP over DTLS) is already in use", "Coap:DtlsPort", "IOTHUB_Coap__DtlsPort=");
+        Assert.That(Suggested(run, "IOTHUB_Coap__DtlsPort"), Is.Not.EqualTo(port).And.Not.EqualTo(port + 1));
     }
 
     [TestCase("Mqtt:TlsPort", "MQTT over TLS")]
@@ -225,17 +297,31 @@ public sealed class StartupFailureTests
     public async Task An_unreachable_rabbitmq_cluster_is_named_with_its_nodes()
     {
         var postgres = await TestPostgres.CreateDatabaseAsync();
-        AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq",
-            "--ConnectionStrings:RabbitMq=amqp://iothub:secret@127.0.0.1:1/,amqp://iothub:secret@127.0.0.1:2/"]),
-            "RabbitMQ at 127.0.0.1:1, 127.0.0.1:2 (ConnectionStrings:RabbitMq) cannot be reached");
+        try
+        {
+            AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq",
+                "--ConnectionStrings:RabbitMq=amqp://iothub:secret@127.0.0.1:1/,amqp://iothub:secret@127.0.0.1:2/"]),
+                "RabbitMQ at 127.0.0.1:1, 127.0.0.1:2 (ConnectionStrings:RabbitMq) cannot be reached");
+        }
+        finally
+        {
+            await TestPostgres.DropDatabaseAsync(postgres);
+        }
     }
 
     [Test]
     public async Task Rabbitmq_mode_without_the_clusters_address_says_which_setting_is_missing()
     {
         var postgres = await TestPostgres.CreateDatabaseAsync();
-        AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq"]),
-            "invalid configuration: Broker:Mode RabbitMq needs the cluster's address in ConnectionStrings:RabbitMq");
+        try
+        {
+            AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq"]),
+                "invalid configuration: Broker:Mode RabbitMq needs the cluster's address in ConnectionStrings:RabbitMq");
+        }
+        finally
+        {
+            await TestPostgres.DropDatabaseAsync(postgres);
+        }
     }
 
     [Test]

@@ -37,7 +37,11 @@ public static class TestPostgres
         Assert.Ignore(message);
     }
 
-    /// <summary>A new empty database; returns its connection string.</summary>
+    /// <summary>Every database made by <see cref="CreateDatabaseAsync"/> and not dropped yet.</summary>
+    private static readonly System.Collections.Concurrent.ConcurrentDictionary<string, byte> Created = new();
+
+    /// <summary>A new empty database; returns its connection string. Dropped by <see cref="DropDatabaseAsync"/>, or at
+    /// the end of the run by <see cref="DropLeftoversAsync"/> when its test did not.</summary>
     public static async Task<string> CreateDatabaseAsync()
     {
         RequireAvailable();
@@ -48,6 +52,7 @@ public static class TestPostgres
             await using var cmd = new NpgsqlCommand($"CREATE DATABASE {name}", c);
             await cmd.ExecuteNonQueryAsync();
         }
+        Created.TryAdd(name, 0);
         return new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name, Pooling = true }.ConnectionString;
     }
 
@@ -59,5 +64,16 @@ public static class TestPostgres
         await c.OpenAsync();
         await using var cmd = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", c);
         await cmd.ExecuteNonQueryAsync();
+        Created.TryRemove(name!, out _);
+    }
+
+    /// <summary>Drops what the run made and left (a test that failed half-way, a process that still held it): a test
+    /// run leaves no database behind on the user's server.</summary>
+    public static async Task<int> DropLeftoversAsync()
+    {
+        var left = Created.Keys.ToList();
+        foreach (var name in left)
+            await DropDatabaseAsync(new NpgsqlConnectionStringBuilder(AdminConnectionString) { Database = name }.ConnectionString);
+        return left.Count;
     }
 }

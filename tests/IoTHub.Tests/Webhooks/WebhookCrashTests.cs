@@ -11,7 +11,6 @@ namespace IoTHub.Tests.Webhooks;
 
 [TestFixture(Store.Sqlite)]
 [TestFixture(Store.Postgres)]
-[RunsAlone("kills a hub process mid-delivery and times its recovery")]
 public sealed class WebhookCrashTests(Store store)
 {
     private string _data = null!;

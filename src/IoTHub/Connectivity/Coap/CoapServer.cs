@@ -33,7 +33,8 @@ internal sealed class CoapServer(CoapDispatcher dispatcher, IOptions<CoapOptions
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
             socket.Dispose();
-            throw new StartupProblem($"port {o.Port} (CoAP) is already in use by another program; stop that program or give IoTHub's CoAP another port with Coap:Port (e.g. --Coap:Port={o.Port + 1} or IOTHUB_Coap__Port={o.Port + 1}), or 0 to disable CoAP.", e);
+            var next = PortSuggestion.After(o.Port, PortSuggestion.Transport.Udp, [o.DtlsPort]);
+            throw new StartupProblem($"port {o.Port} (CoAP) is already in use by another program; stop that program or give IoTHub's CoAP another port with Coap:Port (e.g. --Coap:Port={next} or IOTHUB_Coap__Port={next}), or 0 to disable CoAP.", e);
         }
         _socket = socket;
         Port = ((IPEndPoint)socket.LocalEndPoint!).Port;

@@ -64,7 +64,8 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
         catch (SocketException e) when (e.SocketErrorCode == SocketError.AddressAlreadyInUse)
         {
             socket.Dispose();
-            throw new StartupProblem($"port {o.DtlsPort} (CoAP over DTLS) is already in use by another program; stop that program or give IoTHub's CoAP over DTLS another port with Coap:DtlsPort (e.g. --Coap:DtlsPort={o.DtlsPort + 1} or IOTHUB_Coap__DtlsPort={o.DtlsPort + 1}), or 0 to disable it.", e);
+            var next = PortSuggestion.After(o.DtlsPort, PortSuggestion.Transport.Udp, [o.Port]);
+            throw new StartupProblem($"port {o.DtlsPort} (CoAP over DTLS) is already in use by another program; stop that program or give IoTHub's CoAP over DTLS another port with Coap:DtlsPort (e.g. --Coap:DtlsPort={next} or IOTHUB_Coap__DtlsPort={next}), or 0 to disable it.", e);
         }
         _socket = socket;
         Port = ((IPEndPoint)socket.LocalEndPoint!).Port;

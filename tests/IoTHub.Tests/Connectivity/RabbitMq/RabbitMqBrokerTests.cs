@@ -12,7 +12,6 @@ using MQTTnet.Protocol;
 
 namespace IoTHub.Tests.Connectivity.RabbitMq;
 
-[RunsAlone("starts and stops RabbitMQ nodes of its own")]
 public sealed class RabbitMqBrokerTests
 {
     private RabbitMqNode _rabbit = null!;

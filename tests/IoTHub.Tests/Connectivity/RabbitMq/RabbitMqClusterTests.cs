@@ -24,6 +24,7 @@ public sealed class RabbitMqClusterTests
     private readonly StringBuilder _hubAOutput = new();
     private HubHost _hubB = null!;
     private string _home = null!;
+    private string? _postgres;
 
     [OneTimeSetUp]
     public async Task Start()
@@ -42,7 +43,7 @@ public sealed class RabbitMqClusterTests
         }));
         foreach (var node in _rabbit.Skip(1)) await node.JoinAsync(_rabbit[0]);
 
-        var postgres = await TestPostgres.CreateDatabaseAsync();
+        var postgres = _postgres = await TestPostgres.CreateDatabaseAsync();
         var data = Path.Combine(_home, "hub-a");
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
@@ -84,6 +85,7 @@ public sealed class RabbitMqClusterTests
         _hubA?.Dispose();
         if (_hubB is not null) await _hubB.DisposeAsync();
         foreach (var node in _rabbit) await node.DisposeAsync();
+        if (_postgres is not null) await TestPostgres.DropDatabaseAsync(_postgres);
         try { Directory.Delete(_home, recursive: true); } catch (IOException) { }
     }
 

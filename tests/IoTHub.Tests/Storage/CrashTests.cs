@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -20,16 +19,14 @@ public sealed class CrashTests(Store store)
 {
     private string _data = null!;
     private string? _postgres;
-    private int _http, _mqtt, _coap;
+    private HubPorts _ports = null!;
 
     [OneTimeSetUp]
     public async Task Prepare()
     {
         _data = Path.Combine(Path.GetTempPath(), "iothub-crash-" + Guid.NewGuid().ToString("N")[..8]);
         if (store == Store.Postgres) _postgres = await TestPostgres.CreateDatabaseAsync();
-        _http = HubHost.FreeTcpPort();
-        _mqtt = HubHost.FreeTcpPort();
-        _coap = HubHost.FreeUdpPort();
+        _ports = HubPorts.Free();
     }
 
     [OneTimeTearDown]
@@ -39,36 +36,11 @@ public sealed class CrashTests(Store store)
         if (Directory.Exists(_data)) Directory.Delete(_data, true);
     }
 
-    private Process StartHub()
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", $"--Mqtt:Port={_mqtt}",
-                     "--Mqtt:Host=127.0.0.1", $"--Coap:Port={_coap}", "--Coap:Host=127.0.0.1", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
-                     $"--Storage:Provider={store}", $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning",
-                     "--Connectivity:DeviceMessagesPerSecond=1000000",
-                 })
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
-
-    private async Task<HttpClient> ReadyAsync()
-    {
-        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_http}"), Timeout = TimeSpan.FromSeconds(30) };
-        for (var i = 0; i < 300; i++)
-        {
-            try { if ((await http.GetAsync("/health/ready")).IsSuccessStatusCode) return http; } catch (HttpRequestException) { }
-            await Task.Delay(100);
-        }
-        Assert.Fail("the hub process did not become ready");
-        return http;
-    }
+    private HubProcess StartHub() => HubProcess.Start(_ports,
+    [
+        $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}", $"--Storage:Provider={store}",
+        $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning", "--Connectivity:DeviceMessagesPerSecond=1000000",
+    ]);
 
     private static async Task<string> BearerAsync(HttpClient http)
     {
@@ -79,12 +51,12 @@ public sealed class CrashTests(Store store)
     [Test]
     public async Task Every_acknowledged_message_survives_a_sigkill_exactly_once()
     {
-        var hub = StartHub();
+        using var hub = StartHub();
         var devices = new List<(string Id, string Token)>();
         var acked = new ConcurrentBag<(string Device, long Ts)>();
         try
         {
-            using var http = await ReadyAsync();
+            using var http = await hub.ReadyAsync();
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await BearerAsync(http));
             for (var i = 0; i < 20; i++)
             {
@@ -101,7 +73,7 @@ public sealed class CrashTests(Store store)
             var publishers = devices.Select((d, n) => Task.Run(async () =>
             {
                 using var client = new MqttClientFactory().CreateMqttClient();
-                await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _mqtt).WithClientId(d.Id)
+                await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _ports.Mqtt).WithClientId(d.Id)
                     .WithCredentials(d.Id, d.Token).WithTimeout(TimeSpan.FromSeconds(5)).Build());
                 await Task.WhenAll(Enumerable.Range(0, lanes).Select(async lane =>
                 {
@@ -123,21 +95,20 @@ public sealed class CrashTests(Store store)
             })).ToList();
 
             await Task.Delay(TimeSpan.FromSeconds(2));
-            hub.Kill(entireProcessTree: true); // SIGKILL: no drain, no flush
-            await hub.WaitForExitAsync();
+            await hub.KillAsync(); // SIGKILL: no drain, no flush
             await stop.CancelAsync();
             await Task.WhenAll(publishers);
         }
         finally
         {
-            if (!hub.HasExited) hub.Kill(true);
+            await hub.KillAsync();
         }
         Assert.That(acked, Is.Not.Empty, "some messages were acknowledged before the kill");
 
-        var restarted = StartHub();
+        using var restarted = StartHub();
         try
         {
-            using var http = await ReadyAsync();
+            using var http = await restarted.ReadyAsync();
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await BearerAsync(http));
             var from = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O"));
             foreach (var (id, _) in devices)
@@ -154,20 +125,19 @@ public sealed class CrashTests(Store store)
         }
         finally
         {
-            restarted.Kill(true);
-            await restarted.WaitForExitAsync();
+            await restarted.KillAsync();
         }
     }
 
     [Test]
     public async Task Every_point_answered_2_04_over_CoAP_survives_a_sigkill_exactly_once()
     {
-        var hub = StartHub();
+        using var hub = StartHub();
         var devices = new List<(string Id, string Token)>();
         var acked = new ConcurrentBag<(string Device, long Ts)>();
         try
         {
-            using var http = await ReadyAsync();
+            using var http = await hub.ReadyAsync();
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await BearerAsync(http));
             for (var i = 0; i < 20; i++)
             {
@@ -177,7 +147,7 @@ public sealed class CrashTests(Store store)
             }
             using var stop = new CancellationTokenSource();
             var baseTs = DateTimeOffset.UtcNow.AddMinutes(-10).ToUnixTimeMilliseconds();
-            var target = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, _coap);
+            var target = new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, _ports.Coap);
             var senders = devices.Select((d, n) => Task.Run(async () =>
             {
                 // One CON at a time per device, retransmitted under the same message id as RFC 7252 §4.2 says.
@@ -217,21 +187,20 @@ public sealed class CrashTests(Store store)
             // Killed under load: once the devices are well under way, not at a fixed time a slow machine may not reach.
             await WaitFor.ConditionAsync(() => acked.Count >= 100, "the CoAP devices get answers", TimeSpan.FromSeconds(60));
             await Task.Delay(TimeSpan.FromMilliseconds(500));
-            hub.Kill(entireProcessTree: true); // SIGKILL: no drain, no flush
-            await hub.WaitForExitAsync();
+            await hub.KillAsync(); // SIGKILL: no drain, no flush
             await stop.CancelAsync();
             await Task.WhenAll(senders);
         }
         finally
         {
-            if (!hub.HasExited) hub.Kill(true);
+            await hub.KillAsync();
         }
         Assert.That(acked, Is.Not.Empty, "some CoAP messages were answered 2.04 before the kill");
 
-        var restarted = StartHub();
+        using var restarted = StartHub();
         try
         {
-            using var http = await ReadyAsync();
+            using var http = await restarted.ReadyAsync();
             http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", await BearerAsync(http));
             var from = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToString("O"));
             foreach (var (id, _) in devices)
@@ -245,8 +214,7 @@ public sealed class CrashTests(Store store)
         }
         finally
         {
-            restarted.Kill(true);
-            await restarted.WaitForExitAsync();
+            await restarted.KillAsync();
         }
     }
 }

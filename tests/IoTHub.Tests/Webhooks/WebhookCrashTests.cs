@@ -1,6 +1,5 @@
 // The hub as a separate process, SIGKILLed after an event was committed to the outbox and before it reached the
 // receiver (which is down): after a restart the event arrives, exactly once, with the same webhook-id.
-using System.Diagnostics;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text.Json;
@@ -15,15 +14,14 @@ public sealed class WebhookCrashTests(Store store)
 {
     private string _data = null!;
     private string? _postgres;
-    private int _http, _mqtt;
+    private HubPorts _ports = null!;
 
     [OneTimeSetUp]
     public async Task Prepare()
     {
         _data = Path.Combine(Path.GetTempPath(), "iothub-hookcrash-" + Guid.NewGuid().ToString("N")[..8]);
         if (store == Store.Postgres) _postgres = await TestPostgres.CreateDatabaseAsync();
-        _http = HubHost.FreeTcpPort();
-        _mqtt = HubHost.FreeTcpPort();
+        _ports = HubPorts.Free();
     }
 
     [OneTimeTearDown]
@@ -33,34 +31,18 @@ public sealed class WebhookCrashTests(Store store)
         if (Directory.Exists(_data)) Directory.Delete(_data, true);
     }
 
-    private Process StartHub()
-    {
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", $"--Mqtt:Port={_mqtt}",
-                     "--Mqtt:Host=127.0.0.1", "--Coap:Port=0", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
-                     $"--Storage:Provider={store}", $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning",
-                     "--Webhooks:AllowPrivateNetworks=true", "--Webhooks:RetryBaseDelay=00:00:00.3", "--Webhooks:RetryBackoffFactor=1",
-                     "--Webhooks:PollInterval=00:00:00.3",
-                 })
-            psi.ArgumentList.Add(a);
-        var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
-        p.BeginOutputReadLine();
-        p.BeginErrorReadLine();
-        return p;
-    }
+    private HubProcess StartHub() => HubProcess.Start(_ports,
+    [
+        $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}", $"--Storage:Provider={store}",
+        $"--ConnectionStrings:Postgres={_postgres}", "--Logging:LogLevel:Default=Warning", "--Coap:Port=0",
+        "--Webhooks:AllowPrivateNetworks=true", "--Webhooks:RetryBaseDelay=00:00:00.3", "--Webhooks:RetryBackoffFactor=1",
+        "--Webhooks:PollInterval=00:00:00.3",
+    ]);
 
-    private async Task<HttpClient> ReadyAsync()
+    /// <summary>A client on the ready hub, signed in as the admin.</summary>
+    private static async Task<HttpClient> SignedInAsync(HubProcess hub)
     {
-        var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{_http}"), Timeout = TimeSpan.FromSeconds(30) };
-        for (var i = 0; i < 300; i++)
-        {
-            try { if ((await http.GetAsync("/health/ready")).IsSuccessStatusCode) break; } catch (HttpRequestException) { }
-            await Task.Delay(100);
-        }
+        var http = await hub.ReadyAsync();
         var r = await http.PostAsJsonAsync("/api/v1/auth/token", new { username = "admin", password = HubHost.AdminPassword });
         var token = (await r.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("token").GetString();
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);
@@ -74,10 +56,10 @@ public sealed class WebhookCrashTests(Store store)
         string secret, deviceId;
         long endpoint;
         string messageId;
-        var hub = StartHub();
+        using var hub = StartHub();
         try
         {
-            using var http = await ReadyAsync();
+            using var http = await SignedInAsync(hub);
             var created = await (await http.PostAsJsonAsync("/api/v1/webhooks",
                 new { url = $"http://127.0.0.1:{receiverPort}/hook", eventTypes = new[] { "device.online" } })).Content.ReadFromJsonAsync<JsonElement>();
             secret = created.GetProperty("secret").GetString()!;
@@ -85,7 +67,7 @@ public sealed class WebhookCrashTests(Store store)
             var device = await (await http.PostAsJsonAsync("/api/v1/devices", new { id = "crash-hook" })).Content.ReadFromJsonAsync<JsonElement>();
             deviceId = device.GetProperty("id").GetString()!;
             using var client = new MqttClientFactory().CreateMqttClient();
-            await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _mqtt).WithClientId(deviceId)
+            await client.ConnectAsync(new MqttClientOptionsBuilder().WithTcpServer("127.0.0.1", _ports.Mqtt).WithClientId(deviceId)
                 .WithCredentials(deviceId, device.GetProperty("token").GetString()).Build());
 
             // Committed and tried (and failed) at least once: the event is owed, and only the database knows it.
@@ -98,19 +80,18 @@ public sealed class WebhookCrashTests(Store store)
             }
             Assert.That(delivery.GetProperty("status").GetString(), Is.EqualTo("retrying"));
             messageId = delivery.GetProperty("messageId").GetString()!;
-            hub.Kill(entireProcessTree: true); // SIGKILL
-            await hub.WaitForExitAsync();
+            await hub.KillAsync(); // SIGKILL
         }
         finally
         {
-            if (!hub.HasExited) hub.Kill(true);
+            await hub.KillAsync();
         }
 
         await using var receiver = await WebhookReceiver.StartAsync(receiverPort);
-        var restarted = StartHub();
+        using var restarted = StartHub();
         try
         {
-            using var http = await ReadyAsync();
+            using var http = await SignedInAsync(restarted);
             var got = await receiver.WaitForAsync(all => all.Count > 0, TimeSpan.FromSeconds(30), "the delivery after the restart");
             await Task.Delay(2000); // and nothing more
             var all = receiver.Received;
@@ -128,8 +109,7 @@ public sealed class WebhookCrashTests(Store store)
         }
         finally
         {
-            restarted.Kill(true);
-            await restarted.WaitForExitAsync();
+            await restarted.KillAsync();
         }
     }
 }

@@ -20,8 +20,7 @@ namespace IoTHub.Tests.Connectivity.RabbitMq;
 public sealed class RabbitMqClusterTests
 {
     private readonly List<RabbitMqNode> _rabbit = [];
-    private Process? _hubA;
-    private readonly StringBuilder _hubAOutput = new();
+    private HubProcess? _hubA;
     private HubHost _hubB = null!;
     private string _home = null!;
     private string? _postgres;
@@ -31,7 +30,7 @@ public sealed class RabbitMqClusterTests
     {
         TestRabbitMq.RequireInstalled();
         TestPostgres.RequireAvailable();
-        int portA = HubHost.FreeTcpPort(), portB = HubHost.FreeTcpPort();
+        var portB = HubHost.FreeTcpPort();
         _home = Path.Combine(Path.GetTempPath(), "iothub-rabbitmq", "cluster-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_home);
         // Every RabbitMQ node asks hub node B, which this test keeps alive (in production: a load balancer in front).
@@ -45,27 +44,14 @@ public sealed class RabbitMqClusterTests
 
         var postgres = _postgres = await TestPostgres.CreateDatabaseAsync();
         var data = Path.Combine(_home, "hub-a");
-        var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (var a in new[]
-                 {
-                     Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{portA}", $"--DataDirectory={data}",
-                     $"--Bootstrap:AdminPassword={HubHost.AdminPassword}", $"--Coap:Port={HubHost.FreeUdpPort()}", $"--Coap:DtlsPort={HubHost.FreeUdpPort()}",
-                     "--Storage:Provider=Postgres", $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq",
-                     $"--ConnectionStrings:RabbitMq={_rabbit[0].AmqpUri}", "--RabbitMq:Shards=6", "--Logging:LogLevel:Default=Warning",
-                 })
-            psi.ArgumentList.Add(a);
-        _hubA = Process.Start(psi)!;
-        _hubA.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (_hubAOutput) _hubAOutput.AppendLine(e.Data); };
-        _hubA.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_hubAOutput) _hubAOutput.AppendLine(e.Data); };
-        _hubA.BeginOutputReadLine();
-        _hubA.BeginErrorReadLine();
-        using (var http = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{portA}") })
-            await WaitFor.ConditionAsync(async () =>
-            {
-                Assert.That(_hubA.HasExited, Is.False, () => "hub node A exited:\n" + _hubAOutput);
-                try { return (await http.GetAsync("/health/ready")).IsSuccessStatusCode; }
-                catch (HttpRequestException) { return false; }
-            }, "hub node A is ready", TimeSpan.FromSeconds(60));
+        // Broker:Mode RabbitMq turns the embedded broker's MQTT listeners off; HTTP, CoAP and DTLS still listen.
+        _hubA = HubProcess.Start(HubPorts.Free(),
+        [
+            $"--DataDirectory={data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}", "--Storage:Provider=Postgres",
+            $"--ConnectionStrings:Postgres={postgres}", "--Broker:Mode=RabbitMq", $"--ConnectionStrings:RabbitMq={_rabbit[0].AmqpUri}",
+            "--RabbitMq:Shards=6", "--Logging:LogLevel:Default=Warning",
+        ]);
+        (await _hubA.ReadyAsync()).Dispose();
 
         _hubB = await HubHost.StartAsync(Store.Postgres, new Dictionary<string, string?>
         {
@@ -81,7 +67,6 @@ public sealed class RabbitMqClusterTests
     [OneTimeTearDown]
     public async Task Stop()
     {
-        if (_hubA is { HasExited: false }) _hubA.Kill(entireProcessTree: true);
         _hubA?.Dispose();
         if (_hubB is not null) await _hubB.DisposeAsync();
         foreach (var node in _rabbit) await node.DisposeAsync();
@@ -150,7 +135,7 @@ public sealed class RabbitMqClusterTests
         await Task.Delay(3000);
         var jobs = _hubB.Services.GetRequiredService<IoTHub.Contracts.IJobLeadership>();
         Assert.That(jobs.IsLeader, Is.False, "node A, started first, holds the one-at-a-time jobs' lock");
-        _hubA!.Kill(entireProcessTree: true); // SIGKILL: its unacknowledged deliveries and its shards go to node B
+        await _hubA!.KillAsync(); // SIGKILL: its unacknowledged deliveries and its shards go to node B
         Volatile.Write(ref phase, 1);
         var killedAt = Stopwatch.StartNew();
         var ackedAtKill = devices.ToDictionary(d => d.Id, d => d.Acked.Count);

@@ -19,6 +19,7 @@ public sealed class StartupFailureTests
 {
     private string _root = null!;
     private string _data = null!;
+    private HubPorts _ports = null!;
     private int _http, _mqtt, _coap;
 
     [SetUp]
@@ -27,9 +28,8 @@ public sealed class StartupFailureTests
         _root = Path.Combine(Path.GetTempPath(), "iothub-startup-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(_root);
         _data = Path.Combine(_root, "data");
-        _http = HubHost.FreeTcpPort();
-        _mqtt = HubHost.FreeTcpPort();
-        _coap = HubHost.FreeUdpPort();
+        _ports = HubPorts.Free();
+        (_http, _mqtt, _coap) = (_ports.Http, _ports.Mqtt, _ports.Coap);
     }
 
     [TearDown]
@@ -52,10 +52,8 @@ public sealed class StartupFailureTests
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
         foreach (var a in new[]
                  {
-                     Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), "--urls", $"http://127.0.0.1:{_http}", "--Mqtt:Host=127.0.0.1",
-                     $"--Mqtt:Port={_mqtt}", $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
-                     $"--Coap:Port={_coap}", $"--Coap:DtlsPort={HubHost.FreeUdpPort()}",
-                 }.Concat(extra))
+                     Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"), $"--DataDirectory={_data}", $"--Bootstrap:AdminPassword={HubHost.AdminPassword}",
+                 }.Concat(_ports.Arguments).Concat(extra))
             psi.ArgumentList.Add(a);
         var stdout = new StringBuilder();
         var stderr = new StringBuilder();

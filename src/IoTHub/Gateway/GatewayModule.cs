@@ -19,7 +19,16 @@ public static class GatewayModule
     public static IServiceCollection AddGateway(this IServiceCollection services, IConfiguration config)
     {
         // U+0000 in any JSON string of a request body is a 400 (PostgreSQL text cannot hold it).
-        services.ConfigureHttpJsonOptions(o => o.SerializerOptions.Converters.Add(new Input.NulGuard.StringConverter()));
+        // Numbers are finite (JSON has no NaN or ∞) and a date-time without an offset is UTC, wherever the hub runs.
+        services.ConfigureHttpJsonOptions(o =>
+        {
+            o.SerializerOptions.Converters.Add(new Input.NulGuard.StringConverter());
+            o.SerializerOptions.Converters.Add(new Input.FiniteNumbers.DoubleConverter());
+            o.SerializerOptions.Converters.Add(new IsoTime.JsonConverter());
+        });
+        // A request that cannot be bound is a 400 naming the field or query parameter, not a bare one.
+        services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
+        services.AddExceptionHandler<Input.BadRequestProblems>();
         services.AddOptions<BootstrapOptions>().BindConfiguration(BootstrapOptions.SectionName);
         services.AddSingleton<IPasswordHasher<User>, PasswordHasher<User>>();
         var dataDirectory = Path.GetFullPath(config["DataDirectory"] is { Length: > 0 } dir ? dir : "data");

@@ -77,6 +77,8 @@ public sealed class DeviceApiTests(Store store) : HubFixture(store)
     [TestCase("../../etc/passwd")]
     [TestCase("x'; DROP TABLE devices; --")]
     [TestCase("a-very-long-id-that-goes-on-and-on-and-on-and-on-past-sixty-four-chars")]
+    [TestCase(".")]
+    [TestCase("..")]
     public async Task Invalid_ids_are_refused_with_a_validation_problem(string id)
     {
         using var admin = await Hub.AdminAsync();

@@ -60,10 +60,11 @@ public sealed class HubProcess : IDisposable
     }
 
     /// <summary>Starts the hub with its listeners on <paramref name="ports"/>, then <paramref name="settings"/>
-    /// (<c>--Key=value</c>; a later one wins).</summary>
-    public static HubProcess Start(HubPorts ports, IEnumerable<string> settings)
+    /// (<c>--Key=value</c>; a later one wins), with <paramref name="environment"/> added to the test's own (e.g. TZ).</summary>
+    public static HubProcess Start(HubPorts ports, IEnumerable<string> settings, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>()) psi.Environment[name] = value;
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "IoTHub.dll"));
         foreach (var a in ports.Arguments.Concat(settings)) psi.ArgumentList.Add(a);
         return new HubProcess(Process.Start(psi)!) { Ports = ports };

@@ -79,14 +79,17 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
             if (token is null) return (null, Diagnostic(CoapCode.Unauthorized, "add ?token={device token} to the URI (or use DTLS with PSK)"));
             device = await devices.AuthenticateAsync(deviceId, token, ct);
         }
-        return Admit(device, peer);
+        return Admit(m, device, peer);
     }
 
-    private (DeviceIdentity?, CoapMessage?) Admit(DeviceIdentity? device, CoapPeer peer)
+    /// <summary>Admits an authenticated device: 4.01 when unknown, 4.03 when disabled, 4.29 over its message rate. A
+    /// Block1 block with more to follow (RFC 7959 §2.3) is part of one message, not a message: only the request that
+    /// completes it counts toward the rate, so a body sent in small blocks is limited as the one message it is.</summary>
+    private (DeviceIdentity?, CoapMessage?) Admit(CoapMessage m, DeviceIdentity? device, CoapPeer peer)
     {
         if (device is null) return (null, Diagnostic(CoapCode.Unauthorized, "unknown device or wrong token"));
         if (!device.Enabled) return (null, Diagnostic(CoapCode.Forbidden, "the device is disabled"));
-        if (!rate.TryAcquire(device.DeviceId))
+        if (m.Block1 is not { More: true } && !rate.TryAcquire(device.DeviceId))
         {
             var refusal = Diagnostic(CoapCode.TooManyRequests, $"at most {rate.Limit} messages a second");
             refusal.AddOption(CoapOption.UInt(CoapOptionNumber.MaxAge, 1));
@@ -116,8 +119,12 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
     private async Task<CoapMessage> ThingsBoardAsync(CoapMessage m, CoapPeer peer, string token, CancellationToken ct)
     {
         if (m.Code != CoapCode.Post) return NotAllowed("POST");
-        var (device, refusal) = Admit(await devices.AuthenticateTokenAsync(token, ct), peer);
-        return refusal ?? await IngestAsync(m, peer, device!.DeviceId, ct);
+        var device = await devices.AuthenticateTokenAsync(token, ct);
+        // A DTLS session speaks only for its own device, whatever token the path carries (README, "CoAP").
+        if (device is not null && peer.AuthenticatedDevice is { } dtls && dtls != device.DeviceId)
+            return Diagnostic(CoapCode.Forbidden, $"this DTLS session is device {dtls}, not the device of that token");
+        var (admitted, refusal) = Admit(m, device, peer);
+        return refusal ?? await IngestAsync(m, peer, admitted!.DeviceId, ct);
     }
 
     private async Task<CoapMessage> IngestAsync(CoapMessage m, CoapPeer peer, string deviceId, CancellationToken ct)

@@ -196,8 +196,7 @@ internal sealed partial class TelemetryDecoder
                 ts = reader.ReadInt64();
                 break;
             case CborReaderState.TextString or CborReaderState.StartIndefiniteLengthTextString:
-                if (!DateTimeOffset.TryParse(ReadUtf8Text(reader), System.Globalization.CultureInfo.InvariantCulture,
-                        System.Globalization.DateTimeStyles.AssumeUniversal, out var parsed))
+                if (!Contracts.IsoTime.TryParse(ReadUtf8Text(reader), out var parsed))
                 {
                     AddError(ref result, path, "ts must be Unix milliseconds or an ISO 8601 date-time");
                     return null;

@@ -245,7 +245,7 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
         }
         else if (reader.TokenType == JsonTokenType.String)
         {
-            if (!reader.TryGetDateTimeOffset(out var dto))
+            if (!Contracts.IsoTime.TryRead(ref reader, out var dto))
             {
                 AddError(ref result, path, "ts must be Unix milliseconds or an ISO 8601 date-time");
                 return null;

@@ -64,6 +64,19 @@ public sealed class CoapDtlsTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_session_of_device_A_cannot_post_for_device_B_on_the_ThingsBoard_path_even_with_Bs_token()
+    {
+        var (a, tokenA) = await Hub.CreateDeviceAsync();
+        var (b, tokenB) = await Hub.CreateDeviceAsync();
+        var (_, output) = await CoapAsync(a, tokenA, "-m", "post", "-t", "json", "-e", """{"t": 5}""", Uri($"api/v1/{tokenB}/telemetry"));
+        Assert.That(output, Does.Contain("4.03"));
+        Assert.That(await ValuesAsync(b), Is.Empty);
+        var (code, own) = await CoapAsync(a, tokenA, "-m", "post", "-t", "json", "-e", """{"t": 6}""", Uri($"api/v1/{tokenA}/telemetry"));
+        Assert.That(code, Is.Zero, own);
+        Assert.That(own, Does.Not.Contain("4."), "its own token on its own session is stored");
+    }
+
+    [Test]
     public async Task A_rotated_token_is_the_new_key_and_the_old_one_fails()
     {
         var (id, old) = await Hub.CreateDeviceAsync();

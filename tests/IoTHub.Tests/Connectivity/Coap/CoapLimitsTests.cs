@@ -47,6 +47,26 @@ public sealed class CoapLimitsTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_message_sent_in_64_byte_blocks_counts_once_toward_the_devices_rate()
+    {
+        // 3 messages a second here; 1.5 KB in 64-byte Block1 blocks is 24 requests but one message (RFC 7959 §2.3).
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var now = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var points = Enumerable.Range(0, 30).Select(i => $$$"""{"ts": {{{now - 1000 * i}}}, "values": {"blocked": {{{i}}}}}""");
+        var file = Path.GetTempFileName();
+        await File.WriteAllTextAsync(file, "[" + string.Join(", ", points) + "]");
+        Assert.That(new FileInfo(file).Length, Is.InRange(1200, 2048), "more than 18 blocks, under the payload limit");
+        var (code, output) = await ExternalTool.RunAsync("coap-client-openssl", "-B", "10", "-m", "post", "-t", "json", "-b", "64", "-f", file,
+            Uri($"devices/{id}/telemetry?token={token}"));
+        File.Delete(file);
+        Assert.That(output, Does.Not.Contain("4.29"));
+        Assert.That(code, Is.Zero, output);
+        using var admin = await Hub.AdminAsync();
+        var latest = await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest");
+        Assert.That(latest["values"]!.AsArray().Single(v => v!["metric"]!.GetValue<string>() == "blocked")!["value"]!.GetValue<double>(), Is.Zero);
+    }
+
+    [Test]
     public async Task A_payload_above_the_limit_is_4_13_with_Size1_and_a_device_above_its_rate_gets_4_29()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

@@ -136,7 +136,7 @@ public sealed class CborTelemetryDecoderSpecs
             "bytes: values must be numbers, booleans or strings, not maps, arrays or byte strings",
             "nothing: null is not a value",
             "list: values must be numbers, booleans or strings, not maps, arrays or byte strings",
-            "bad name: metric names must be 1-64 characters of A-Z a-z 0-9 _ . -",
+            "bad name: metric names must be 1-64 characters of A-Z a-z 0-9 _ . -, not only dots",
             "s: " + TelemetryDecoder.NulInString,
             "long: string is longer than 16 bytes",
         }));

@@ -111,7 +111,7 @@ public sealed class TelemetryDecoderSpecs
             "[0].values.a: null is not a value",
             "[1].b: values must be numbers, booleans or strings, not objects or arrays",
             "[1].c: values must be numbers, booleans or strings, not objects or arrays",
-            "[2].bad name: metric names must be 1-64 characters of A-Z a-z 0-9 _ . -",
+            "[2].bad name: metric names must be 1-64 characters of A-Z a-z 0-9 _ . -, not only dots",
         }));
         Assert.That(result.Reason, Does.StartWith("[0].values.a: null is not a value; [1].b: values must be"), "the reason lists them in one line");
     }
@@ -128,7 +128,7 @@ public sealed class TelemetryDecoderSpecs
     [TestCase("""{"a": -1e400}""", "a: number is out of range")]
     [TestCase("""{"note": "a\u0000b"}""", "note: " + TelemetryDecoder.NulInString)]
     [TestCase("""{"a-name-of-sixty-five-characters-is-one-character-too-long-for-itt": 1}""",
-        "a-name-of-sixty-five-characters-is-one-character-too-long-for-it…: metric names must be 1-64 characters of A-Z a-z 0-9 _ . -",
+        "a-name-of-sixty-five-characters-is-one-character-too-long-for-it…: metric names must be 1-64 characters of A-Z a-z 0-9 _ . -, not only dots",
         Description = "a name too long to be one is shown cut to its first 64 characters")]
     [TestCase("""{}""", "the message holds no values")]
     [TestCase("""[]""", "the batch is empty")]

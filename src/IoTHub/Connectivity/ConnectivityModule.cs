@@ -34,6 +34,7 @@ public static class ConnectivityModule
         services.AddSingleton<AuthThrottle>();
         services.AddSingleton<MqttBroker>();
         services.AddSingleton<MqttConnectionGuard>();
+        services.AddSingleton<RefusedConnections>();
         services.AddSingleton<DeviceRateLimiter>();
         services.AddSingleton<ModuleBridge>();
         services.AddSingleton<ConnectAuthentication>();

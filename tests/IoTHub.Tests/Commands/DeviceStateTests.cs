@@ -85,6 +85,23 @@ public sealed class DeviceStateTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task If_match_compares_strongly_and_takes_a_list_as_RFC_9110_says()
+    {
+        var (id, _) = await Hub.CreateDeviceAsync();
+        Assert.That((await PutDesiredAsync(id, new { v = 0 })).StatusCode, Is.EqualTo(HttpStatusCode.OK)); // version 1
+
+        var weak = await PutDesiredAsync(id, new { v = 1 }, ifMatch: "W/\"1\"");
+        Assert.That(weak.StatusCode, Is.EqualTo(HttpStatusCode.PreconditionFailed), "a weak tag never matches (§13.1.1: strong comparison)");
+        var listed = await PutDesiredAsync(id, new { v = 2 }, ifMatch: "\"7\", \"1\"");
+        Assert.That(listed.StatusCode, Is.EqualTo(HttpStatusCode.OK), "one of the listed tags is current: " + await listed.Content.ReadAsStringAsync());
+        Assert.That(listed.Headers.ETag!.Tag, Is.EqualTo("\"2\""));
+        var any = await PutDesiredAsync(id, new { v = 3 }, ifMatch: "*");
+        Assert.That(any.StatusCode, Is.EqualTo(HttpStatusCode.OK), "* matches any current version");
+        var malformed = await PutDesiredAsync(id, new { v = 4 }, ifMatch: "3");
+        Assert.That(malformed.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), "an entity tag is quoted");
+    }
+
+    [Test]
     public async Task Reported_state_over_http_is_a_merge_patch_and_the_device_reads_desired_over_http()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

@@ -72,6 +72,13 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
         await stream.WriteAsync(new byte[] { 0x30, 0xFF, 0xFF, 0xFF, 0x7F, 0, 5, (byte)'h', (byte)'e', (byte)'l', (byte)'l', (byte)'o' });
 
         Assert.That(await RawMqtt.ClosedByPeerAsync(tcp, TimeSpan.FromSeconds(5)), Is.True);
+        // The connection history says why, not "connection lost or keep-alive timeout" as for a bad network.
+        using var admin = await Hub.AdminAsync();
+        string? reason = null;
+        await WaitFor.ConditionAsync(async () =>
+            (reason = (await admin.GetJsonAsync($"/api/v1/devices/{id}/connections"))["items"]!.AsArray().FirstOrDefault()?["disconnectReason"]?.GetValue<string>()) is not null,
+            "the connection's end is recorded");
+        Assert.That(reason, Is.EqualTo("closed by the hub: a 268435455-byte packet (limit 262144)"));
         await AnotherDeviceStillWorksAsync();
     }
 

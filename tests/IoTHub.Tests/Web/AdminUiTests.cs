@@ -66,7 +66,7 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
         await page.GotoAsync($"/devices/{id}");
         await WaitForCircuitAsync(page);
 
-        await page.GetByTestId("desired").FillAsync("""{"setpoint": 23, "mode": "comfort"}""");
+        await page.GetByTestId("desired").FillAsync("""{"setpoint": 23, "mode": "comfort", "label": "Küche & Bad <1> °C"}""");
         await page.GetByRole(AriaRole.Button, new() { Name = "Save desired state" }).ClickAsync();
 
         await WaitFor.ConditionAsync(() => !device.DesiredStates.IsEmpty, "the device receives the desired state");
@@ -78,6 +78,9 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
         await Expect(page.GetByTestId("delta")).ToContainTextAsync("comfort", new() { Timeout = 10_000 });
         await Expect(page.GetByTestId("delta")).Not.ToContainTextAsync("setpoint");
+        // Text is shown as written, not as JSON escapes (\u00FC, \u0026, \u003C).
+        await Expect(page.GetByTestId("delta")).ToContainTextAsync("Küche & Bad <1> °C");
+        await Expect(page.GetByTestId("desired")).ToHaveValueAsync(new System.Text.RegularExpressions.Regex("Küche & Bad <1> °C"));
         await ScreenshotAsync(page, "device-state-editor");
 
         using var admin = await Hub.AdminAsync();

@@ -174,6 +174,9 @@ public sealed partial class AlarmPagesTests(Store store) : BrowserFixture(store)
     public async Task On_a_phone_the_alarms_page_and_the_rule_editor_do_not_scroll_sideways()
     {
         var (id, token) = await WatchedDeviceAsync();
+        // A long rule name: the Rule filter's list is as wide as its longest option, and once made the page 580 px wide.
+        await AlarmTests.CreateRuleAsync(Hub, AlarmTests.RuleJson(id, """{"severity": "minor", "operator": ">", "value": 99}""")
+            .Replace($"rule for {id}", $"Bearing wear on pump 7 in hall B: vibration above 7 mm/s for 10 min ({id})", StringComparison.Ordinal));
         await RaiseAsync(id, token);
         var page = await SignedInAsync(width: 375);
         await page.GotoAsync($"/alarms?device={id}");

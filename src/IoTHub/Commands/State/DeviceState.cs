@@ -21,10 +21,11 @@ public sealed record GetDeviceStateQuery(string DeviceId) : IRequest<DeviceState
 /// <param name="Desired">The new desired state (<paramref name="Merge"/> false), or a JSON merge patch onto it (RFC 7386: null removes
 /// a member).</param>
 /// <param name="Merge">False replaces (HTTP PUT), true merges (HTTP PATCH).</param>
-/// <param name="IfMatch">The desired version the caller last read; when it is no longer current nothing changes
-/// (<see cref="SetDesiredOutcome.VersionMismatch"/>, HTTP 412). Null: no check.</param>
+/// <param name="IfMatch">The desired versions the change is meant for (HTTP If-Match may list several, RFC 9110 §13.1.1):
+/// when none of them is current nothing changes (<see cref="SetDesiredOutcome.VersionMismatch"/>, HTTP 412; an empty
+/// list never matches). Null: no check.</param>
 /// <param name="RequestedBy">The user or key that asked, for the record.</param>
-public sealed record SetDesiredStateCommand(string DeviceId, JsonObject Desired, bool Merge, long? IfMatch, string? RequestedBy) : IRequest<SetDesiredStateResult>;
+public sealed record SetDesiredStateCommand(string DeviceId, JsonObject Desired, bool Merge, IReadOnlyCollection<long>? IfMatch, string? RequestedBy) : IRequest<SetDesiredStateResult>;
 
 /// <summary>How a desired-state change ended; only <see cref="Updated"/> changed anything.</summary>
 public enum SetDesiredOutcome
@@ -69,7 +70,7 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
                 db.ChangeTracker.Clear();
                 var twin = await db.Set<DeviceTwin>().AsNoTracking().FirstOrDefaultAsync(t => t.DeviceId == c.DeviceId, ct);
                 var current = twin?.DesiredVersion ?? 0;
-                if (c.IfMatch is { } expected && expected != current) return new(SetDesiredOutcome.VersionMismatch, DeviceStateView.Of(c.DeviceId, twin));
+                if (c.IfMatch is { } expected && !expected.Contains(current)) return new(SetDesiredOutcome.VersionMismatch, DeviceStateView.Of(c.DeviceId, twin));
 
                 var desired = c.Merge ? JsonStates.Parse(twin?.DesiredJson) : new JsonObject();
                 JsonStates.MergePatch(desired, c.Desired);
@@ -194,14 +195,16 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
     {
         if (body["desired"] is not JsonObject desired)
             return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["desired"] = ["desired must be a JSON object"] });
-        long? ifMatch = null;
-        var header = http.Request.Headers.IfMatch.ToString().Trim();
-        if (header.Length > 0 && header != "*")
+        // If-Match (RFC 9110 §13.1.1): "*" or a list of entity tags, compared strongly, so a weak tag (W/"3") never
+        // matches; the change is made when one of them is the current version.
+        List<long>? ifMatch = null;
+        var header = http.Request.Headers.IfMatch;
+        if (header.Count > 0 && !(header.Count == 1 && header[0]?.Trim() == "*"))
         {
-            var raw = header.StartsWith("W/", StringComparison.Ordinal) ? header[2..] : header;
-            if (!long.TryParse(raw.Trim('"'), out var v))
-                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["If-Match must be the desired version, e.g. \"3\""] });
-            ifMatch = v;
+            if (!Microsoft.Net.Http.Headers.EntityTagHeaderValue.TryParseStrictList(header, out var tags) || tags.Count == 0 ||
+                tags.Any(t => !long.TryParse(t.Tag.AsSpan().Trim('"'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)))
+                return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["If-Match must be the desired version as an entity tag, e.g. \"3\" (or a list of them, or *)"] });
+            ifMatch = tags.Where(t => !t.IsWeak).Select(t => long.Parse(t.Tag.AsSpan().Trim('"'), System.Globalization.CultureInfo.InvariantCulture)).ToList();
         }
         var result = await m.Send(new SetDesiredStateCommand(id, desired, merge, ifMatch, http.User.Identity?.Name), ct);
         switch (result.Outcome)
@@ -213,7 +216,7 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
             case SetDesiredOutcome.VersionMismatch:
                 http.Response.Headers.ETag = $"\"{result.State!.Desired.Version}\"";
                 return new PreconditionFailedProblem("Desired state has changed",
-                    $"If-Match was {ifMatch}, the desired version is now {result.State.Desired.Version}. Read it again and retry.");
+                    $"If-Match was {http.Request.Headers.IfMatch} (compared strongly: a weak tag never matches), the desired version is now {result.State.Desired.Version}. Read it again and retry.");
             default:
                 http.Response.Headers.ETag = $"\"{result.State!.Desired.Version}\"";
                 return TypedResults.Ok(result.State);

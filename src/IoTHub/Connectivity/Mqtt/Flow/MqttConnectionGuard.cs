@@ -18,7 +18,8 @@ using Microsoft.Extensions.Options;
 
 namespace IoTHub.Connectivity.Mqtt.Flow;
 
-internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, TimeProvider time, IoTHub.Contracts.LogThrottle lines, ILogger<MqttConnectionGuard> log)
+internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBroker broker, TimeProvider time, IoTHub.Contracts.LogThrottle lines,
+    RefusedConnections refused, ILogger<MqttConnectionGuard> log)
 {
     private readonly ConcurrentDictionary<IPAddress, int> _perAddress = new();
 
@@ -51,7 +52,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
             }
             var wire = new WireState();
             connection.Items[WireState.Key] = wire;
-            var input = new PacketGuard(connection.Transport.Input, connection.Transport.Output, o, wire, connection, lines, log);
+            var input = new PacketGuard(connection.Transport.Input, connection.Transport.Output, o, wire, connection, lines, refused, log);
             connection.Transport = new GuardedPipe(input, new ClosingOutput(connection.Transport.Output, connection, time, ClosingOutput.DefaultGrace));
             await next(connection);
         }
@@ -73,7 +74,8 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
     }
 
     /// <summary>Passes the transport's bytes through unchanged while walking the MQTT fixed headers in them.</summary>
-    private sealed class PacketGuard(PipeReader inner, PipeWriter output, MqttOptions o, WireState wire, ConnectionContext connection, IoTHub.Contracts.LogThrottle lines, ILogger log) : PipeReader
+    private sealed class PacketGuard(PipeReader inner, PipeWriter output, MqttOptions o, WireState wire, ConnectionContext connection, IoTHub.Contracts.LogThrottle lines,
+        RefusedConnections refused, ILogger log) : PipeReader
     {
         private readonly int _maxPacketBytes = o.MaxPacketBytes;
         private readonly long _packetTimeoutMs = o.PacketTimeoutSeconds * 1000L;
@@ -272,6 +274,7 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
         private void Refuse(string what)
         {
             lines.Write(log, RefusalLines.Packet, IoTHub.Contracts.LogThrottle.AddressOf(connection.RemoteEndPoint), connection.RemoteEndPoint, what);
+            refused.Refused(connection.RemoteEndPoint, "closed by the hub: " + what);
             connection.Abort(new ConnectionAbortedException("MQTT packet refused: " + what));
             throw new ConnectionAbortedException("MQTT packet refused: " + what);
         }

@@ -25,6 +25,7 @@ internal sealed class SessionLifecycle(
     ModuleBridge modules,
     Microsoft.Extensions.Options.IOptions<MqttOptions> options,
     BrokerLifetime lifetime,
+    Flow.RefusedConnections refused,
     TimeProvider time,
     ILogger<SessionLifecycle> log)
 {
@@ -110,7 +111,7 @@ internal sealed class SessionLifecycle(
         {
             MqttClientDisconnectType.Clean => "clean disconnect",
             MqttClientDisconnectType.Takeover => "taken over by a new connection",
-            _ => e.ReasonCode is { } rc ? $"connection lost ({rc})" : "connection lost or keep-alive timeout",
+            _ => refused.Take(c.RemoteAddress) ?? (e.ReasonCode is { } rc ? $"connection lost ({rc})" : "connection lost or keep-alive timeout"),
         };
         var willWanted = e.DisconnectType != MqttClientDisconnectType.Clean || e.ReasonCode == MqttDisconnectReasonCode.DisconnectWithWillMessage;
         await tracker.ClosedAsync(c, reason, kept);

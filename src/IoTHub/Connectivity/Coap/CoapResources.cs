@@ -156,8 +156,10 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
 
     private static string Reason(IngestOutcome o)
     {
-        var text = o.Reason ?? "invalid telemetry";
-        if (o.Errors is { Count: > 0 } errors) text += ": " + string.Join("; ", errors.Take(5).Select(e => e.Field.Length == 0 ? e.Message : $"{e.Field}: {e.Message}"));
+        // The reason already names each field's problem (TelemetryDecoder.Describe); the errors are listed only without one.
+        var text = o.Reason ?? (o.Errors is { Count: > 0 } errors
+            ? string.Join("; ", errors.Take(5).Select(e => e.Field.Length == 0 ? e.Message : $"{e.Field}: {e.Message}"))
+            : "invalid telemetry");
         return SafeText.Prefix(text + " (kept in the dead-letter store)", 1000);
     }
 

@@ -121,6 +121,7 @@ public sealed class CoapClientTests(Store store) : HubFixture(store)
         var (_, output) = await CoapAsync("-m", "post", "-t", "json", "-e", """{"temperature": {"celsius": 21}}""", Uri($"devices/{id}/telemetry?token={token}"));
         Assert.That(output, Does.Contain("4.00"));
         Assert.That(output, Does.Contain("temperature"));
+        Assert.That(output.Split("temperature").Length - 1, Is.EqualTo(1), "the diagnostic names the problem once: " + output);
         (_, output) = await CoapAsync("-m", "post", "-t", "text/plain", "-e", "21.5", Uri($"devices/{id}/telemetry?token={token}"));
         Assert.That(output, Does.Contain("4.15"));
     }

@@ -123,11 +123,24 @@ public sealed class StartupFailureTests
         return int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
     }
 
+    /// <summary>Holds <paramref name="port"/> as another program would. A hub of a test running beside this one may be
+    /// probing the same port for a free one to suggest (it binds and releases it at once): tried again a moment later.</summary>
     private static TcpListener Occupy(int port)
     {
-        var l = new TcpListener(IPAddress.Loopback, port);
-        l.Start();
-        return l;
+        for (var attempt = 0; ; attempt++)
+        {
+            var l = new TcpListener(IPAddress.Loopback, port);
+            try
+            {
+                l.Start();
+                return l;
+            }
+            catch (SocketException) when (attempt < 50)
+            {
+                l.Dispose();
+                Thread.Sleep(20);
+            }
+        }
     }
 
     [Test]

@@ -201,10 +201,16 @@ internal sealed class DeviceStateHandler(HubDb db, IMediator mediator, TimeProvi
         var header = http.Request.Headers.IfMatch;
         if (header.Count > 0 && !(header.Count == 1 && header[0]?.Trim() == "*"))
         {
-            if (!Microsoft.Net.Http.Headers.EntityTagHeaderValue.TryParseStrictList(header, out var tags) || tags.Count == 0 ||
-                tags.Any(t => !long.TryParse(t.Tag.AsSpan().Trim('"'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out _)))
+            var valid = Microsoft.Net.Http.Headers.EntityTagHeaderValue.TryParseStrictList(header, out var tags) && tags.Count > 0;
+            ifMatch = [];
+            foreach (var tag in valid ? tags! : [])
+            {
+                valid = long.TryParse(tag.Tag.AsSpan().Trim('"'), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var version);
+                if (!valid) break;
+                if (!tag.IsWeak) ifMatch.Add(version);
+            }
+            if (!valid)
                 return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["If-Match"] = ["If-Match must be the desired version as an entity tag, e.g. \"3\" (or a list of them, or *)"] });
-            ifMatch = tags.Where(t => !t.IsWeak).Select(t => long.Parse(t.Tag.AsSpan().Trim('"'), System.Globalization.CultureInfo.InvariantCulture)).ToList();
         }
         var result = await m.Send(new SetDesiredStateCommand(id, desired, merge, ifMatch, http.User.Identity?.Name), ct);
         switch (result.Outcome)

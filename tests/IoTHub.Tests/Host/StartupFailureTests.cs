@@ -20,7 +20,7 @@ public sealed class StartupFailureTests
     private string _root = null!;
     private string _data = null!;
     private HubPorts _ports = null!;
-    private int _http, _mqtt, _coap;
+    private int _http, _mqtt;
 
     [SetUp]
     public void Prepare()
@@ -29,7 +29,7 @@ public sealed class StartupFailureTests
         Directory.CreateDirectory(_root);
         _data = Path.Combine(_root, "data");
         _ports = HubPorts.Free();
-        (_http, _mqtt, _coap) = (_ports.Http, _ports.Mqtt, _ports.Coap);
+        (_http, _mqtt) = (_ports.Http, _ports.Mqtt);
     }
 
     [TearDown]
@@ -192,8 +192,7 @@ public sealed class StartupFailureTests
     public async Task A_port_in_use_suggests_a_port_that_is_free_and_none_of_the_hubs_own()
     {
         // The next port up is the hub's own HTTP port, the one after it is held by another program: both are skipped.
-        var mqtt = HubHost.FreeTcpPort();
-        while (mqtt > 65530 || !PortsFree(mqtt + 1, mqtt + 2, mqtt + 3)) mqtt = HubHost.FreeTcpPort();
+        var mqtt = IoTHub.Testing.TestPorts.TcpRun(4);
         using var busy = Occupy(mqtt);
         using var next = Occupy(mqtt + 2);
         var run = await RunHubAsync([$"--Mqtt:Port={mqtt}", "--urls", $"http://127.0.0.1:{mqtt + 1}"]);
@@ -201,37 +200,22 @@ public sealed class StartupFailureTests
         Assert.That(Suggested(run, "IOTHUB_Mqtt__Port"), Is.EqualTo(mqtt + 3));
     }
 
-    private static bool PortsFree(params int[] ports)
-    {
-        foreach (var port in ports)
-        {
-            try
-            {
-                using var _ = Occupy(port);
-            }
-            catch (SocketException)
-            {
-                return false;
-            }
-        }
-        return true;
-    }
-
     [Test]
     public async Task A_coap_port_in_use_is_named_as_coap_with_the_setting_that_moves_it()
     {
-        using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, _coap));
+        var coap = IoTHub.Testing.TestPorts.UdpRun(2);
+        using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, coap));
         // DTLS on the next port up, as the defaults have it (5683 and 5684): the suggestion must not be that port, or
         // following it fails the next start with "Coap:Port and Coap:DtlsPort must differ".
-        var run = await RunHubAsync([$"--Coap:DtlsPort={_coap + 1}"]);
-        AssertOneSentence(run, $"port {_coap} (CoAP) is already in use", "Coap:Port", "IOTHUB_Coap__Port=");
-        Assert.That(Suggested(run, "IOTHUB_Coap__Port"), Is.Not.EqualTo(_coap).And.Not.EqualTo(_coap + 1));
+        var run = await RunHubAsync([$"--Coap:Port={coap}", $"--Coap:DtlsPort={coap + 1}"]);
+        AssertOneSentence(run, $"port {coap} (CoAP) is already in use", "Coap:Port", "IOTHUB_Coap__Port=");
+        Assert.That(Suggested(run, "IOTHUB_Coap__Port"), Is.Not.EqualTo(coap).And.Not.EqualTo(coap + 1));
     }
 
     [Test]
     public async Task A_dtls_port_in_use_is_named_as_coap_over_dtls_with_the_setting_that_moves_it()
     {
-        var port = HubHost.FreeUdpPort();
+        var port = IoTHub.Testing.TestPorts.UdpRun(2);
         using var udp = new System.Net.Sockets.UdpClient(new System.Net.IPEndPoint(System.Net.IPAddress.Any, port));
         var run = await RunHubAsync([$"--Coap:DtlsPort={port}", $"--Coap:Port={port + 1}"]);
         AssertOneSentence(run, $"port {port} (CoAP over DTLS) is already in use", "Coap:DtlsPort", "IOTHUB_Coap__DtlsPort=");

@@ -209,43 +209,13 @@ public sealed class HubHost : IAsyncDisposable
         return client;
     }
 
-    /// <summary>A free port below Linux's ephemeral range (32768-60999): a hub restarted on the same port must find it
-    /// free again, and a port the kernel hands out for outgoing connections (to PostgreSQL, to the hub) could be taken
-    /// in the meantime.</summary>
-    /// <summary>Every port handed out in this test process: never handed out twice, so two fixtures starting side by side
-    /// (or one host asking for its CoAP and DTLS ports) cannot both be given a port that is free when checked and taken
-    /// by the other before they bind it. CI once gave one host the same UDP port twice: its DTLS server found it taken.</summary>
-    private static readonly System.Collections.Concurrent.ConcurrentDictionary<int, byte> HandedOut = new();
+    /// <summary>A TCP port on loopback that is free now and was never handed out before in this process
+    /// (<see cref="IoTHub.Testing.TestPorts"/>).</summary>
+    public static int FreeTcpPort() => IoTHub.Testing.TestPorts.Tcp();
 
-    /// <summary>A UDP port on loopback that is free now and was never handed out before in this process.</summary>
-    public static int FreeUdpPort() => FreePort(port =>
-    {
-        using var u = new UdpClient(new IPEndPoint(IPAddress.Loopback, port));
-    });
-
-    /// <summary>A TCP port on loopback that is free now and was never handed out before in this process.</summary>
-    public static int FreeTcpPort() => FreePort(port =>
-    {
-        using var l = new TcpListener(IPAddress.Loopback, port);
-        l.Start();
-    });
-
-    private static int FreePort(Action<int> bind)
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var port = Random.Shared.Next(20_000, 32_000);
-            if (!HandedOut.TryAdd(port, 0)) continue;
-            try
-            {
-                bind(port);
-                return port;
-            }
-            catch (SocketException) when (attempt < 100)
-            {
-            }
-        }
-    }
+    /// <summary>A UDP port on loopback that is free now and was never handed out before in this process
+    /// (<see cref="IoTHub.Testing.TestPorts"/>).</summary>
+    public static int FreeUdpPort() => IoTHub.Testing.TestPorts.Udp();
 
     public async ValueTask DisposeAsync()
     {

@@ -42,7 +42,23 @@ public sealed class RabbitMqNode : IAsyncDisposable
 
     /// <summary>Starts a node whose HTTP auth backend asks the hub listening on <paramref name="hubHttpPort"/>, and waits
     /// until it runs. Nodes meant to form a cluster share <paramref name="cookieHome"/> (their Erlang cookie).</summary>
+    /// <remarks>A port that another program takes between its choice and the node's bind (the node stops with
+    /// <c>eaddrinuse</c>) costs one more start on other ports, up to three in all.</remarks>
     public static async Task<RabbitMqNode> StartAsync(int hubHttpPort, string? cookieHome = null)
+    {
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                return await StartOnceAsync(hubHttpPort, cookieHome);
+            }
+            catch (InvalidOperationException ex) when (attempt < 3 && ex.Message.Contains("eaddrinuse", StringComparison.Ordinal))
+            {
+            }
+        }
+    }
+
+    private static async Task<RabbitMqNode> StartOnceAsync(int hubHttpPort, string? cookieHome)
     {
         var name = "iothub" + Guid.NewGuid().ToString("N")[..8];
         var dir = Path.Combine(Path.GetTempPath(), "iothub-rabbitmq", name);
@@ -54,7 +70,7 @@ public sealed class RabbitMqNode : IAsyncDisposable
             await File.WriteAllTextAsync(cookie, Guid.NewGuid().ToString("N").ToUpperInvariant());
             if (!OperatingSystem.IsWindows()) File.SetUnixFileMode(cookie, UnixFileMode.UserRead);
         }
-        int amqp = FreePort(), mqtt = FreePort(), management = FreePort(), dist = FreePort();
+        int amqp = TestPorts.Tcp(), mqtt = TestPorts.Tcp(), management = TestPorts.Tcp(), dist = TestPorts.Tcp();
         // The configuration users get (deploy/rabbitmq/), with this node's ports, the hub's address and the password.
         var deploy = Path.Combine(RepositoryRoot(), "deploy", "rabbitmq");
         var conf = (await File.ReadAllLinesAsync(Path.Combine(deploy, "rabbitmq.conf"))).Select(line => line.Split(" = ")[0] switch
@@ -106,29 +122,16 @@ public sealed class RabbitMqNode : IAsyncDisposable
         {
             await node.DisposeAsync();
             string log;
-            lock (node._output) log = string.Join('\n', node._output.TakeLast(40));
+            bool portTaken;
+            lock (node._output)
+            {
+                log = string.Join('\n', node._output.TakeLast(40));
+                portTaken = node._output.Exists(line => line.Contains("eaddrinuse", StringComparison.Ordinal));
+            }
+            if (portTaken) log = "a port it was given is in use (eaddrinuse)\n" + log;
             throw new InvalidOperationException($"RabbitMQ node {nodeName} did not start ({ex.Message}):\n{log}", ex);
         }
         return node;
-    }
-
-    /// <summary>A free TCP port below Linux's ephemeral range (32768-60999), which outgoing connections could take meanwhile.</summary>
-    private static int FreePort()
-    {
-        for (var attempt = 0; ; attempt++)
-        {
-            var port = Random.Shared.Next(20_000, 32_000);
-            try
-            {
-                var l = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
-                l.Start();
-                l.Stop();
-                return port;
-            }
-            catch (System.Net.Sockets.SocketException) when (attempt < 100)
-            {
-            }
-        }
     }
 
     private static string RepositoryRoot()

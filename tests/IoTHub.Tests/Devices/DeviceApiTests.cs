@@ -27,6 +27,28 @@ public sealed class DeviceApiTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_csv_import_line_csv_cannot_read_is_refused_with_its_column_and_the_others_are_created()
+    {
+        // An unclosed quote was read as if closed at the end of the line, and a quote inside a plain field vanished.
+        using var admin = await Hub.AdminAsync();
+        var s = Guid.NewGuid().ToString("N")[..8];
+        var csv = $"id,name,profile,tags\nopen-{s},\"Kitchen\nstray-{s},My \"big\" sensor\nquoted-{s},\"Hall, \"\"north\"\"\",,a;b\n";
+
+        var report = await (await admin.PostAsync("/api/v1/devices/import", new StringContent(csv, System.Text.Encoding.UTF8, "text/csv"))).ReadJsonAsync();
+
+        var lines = report["lines"]!.AsArray();
+        Assert.That(report["created"]!.GetValue<int>(), Is.EqualTo(1), report.ToJsonString());
+        Assert.That(lines[0]!["line"]!.GetValue<int>(), Is.EqualTo(2));
+        Assert.That(lines[0]!["error"]!.GetValue<string>(), Does.StartWith("column 2 opens a quote that is not closed on this line"));
+        Assert.That(lines[1]!["error"]!.GetValue<string>(), Does.StartWith("column 2 has a quote inside an unquoted field"));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/open-{s}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/stray-{s}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound));
+        var quoted = await (await admin.GetAsync($"/api/v1/devices/quoted-{s}")).ReadJsonAsync();
+        Assert.That(quoted["name"]!.GetValue<string>(), Is.EqualTo("Hall, \"north\""));
+        Assert.That(quoted["tags"]!.AsArray().Select(t => t!.GetValue<string>()), Is.EqualTo(new[] { "a", "b" }));
+    }
+
+    [Test]
     public async Task A_nul_character_in_a_json_body_or_a_query_is_a_400_not_a_server_error()
     {
         // PostgreSQL text cannot hold U+0000: it reached the database and came back as a 500.

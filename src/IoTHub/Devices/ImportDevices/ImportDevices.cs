@@ -18,7 +18,8 @@ public sealed record ImportDevicesCommand(string Csv) : IRequest<ImportReport>;
 /// <param name="Id">The device id: the one given, or the generated one when it was created without.</param>
 /// <param name="Created">True when the device was registered.</param>
 /// <param name="Token">The new device's token, shown this once (like <c>CreatedDevice.token</c>); null when not created.</param>
-/// <param name="Error">Why the line was refused (invalid field, id taken, unknown profile, too many fields); null when created.</param>
+/// <param name="Error">Why the line was refused (a line CSV cannot read, invalid field, id taken, unknown profile, too many
+/// fields); null when created.</param>
 public sealed record ImportedLine(int Line, string? Id, bool Created, string? Token, string? Error);
 
 /// <summary>The answer to <c>POST /api/v1/devices/import</c> (200 even when some lines failed):
@@ -41,12 +42,17 @@ internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<Create
             number++;
             var line = raw.TrimEnd('\r');
             if (line.Trim().Length == 0) continue;
-            var fields = SplitCsv(line);
-            if (number == 1 && fields.Count > 0 && fields[0].Trim().Equals("id", StringComparison.OrdinalIgnoreCase)) continue;
+            var fields = SplitCsv(line, out var unreadable);
+            if (number == 1 && fields is [var first, ..] && first.Trim().Equals("id", StringComparison.OrdinalIgnoreCase)) continue;
             if (lines.Count >= MaxLines)
             {
                 lines.Add(new ImportedLine(number, null, false, null, $"more than {MaxLines} lines; the rest was not read"));
                 break;
+            }
+            if (fields is null)
+            {
+                lines.Add(new ImportedLine(number, null, false, null, unreadable));
+                continue;
             }
             string? Field(int i) => i < fields.Count && fields[i].Trim().Length > 0 ? fields[i].Trim() : null;
             var request = new CreateDeviceRequest(Field(0), Field(1), Field(2),
@@ -73,27 +79,63 @@ internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<Create
         return new ImportReport(lines.Count(l => l.Created), lines.Count(l => !l.Created), lines);
     }
 
-    /// <summary>Splits one CSV line; fields may be quoted, with "" for a quote inside.</summary>
-    internal static List<string> SplitCsv(string line)
+    /// <summary>Splits one CSV line into fields as RFC 4180 §2 writes them: a field is either plain (no quote in it) or
+    /// wholly in double quotes, with <c>""</c> for a quote inside; spaces around a quoted field are allowed. A line the
+    /// rule cannot read is refused with the column and why, rather than guessed at: an unclosed quote (a field may not
+    /// span lines here: a device's fields hold no line breaks), text after a closing quote, a quote inside a plain field.</summary>
+    /// <returns>The fields (untrimmed), or null and <paramref name="error"/>.</returns>
+    internal static List<string>? SplitCsv(string line, out string? error)
     {
         var fields = new List<string>();
         var current = new System.Text.StringBuilder();
-        var quoted = false;
-        for (var i = 0; i < line.Length; i++)
+        var i = 0;
+        while (true)
         {
-            var ch = line[i];
-            if (quoted)
+            var column = fields.Count + 1;
+            var start = i;
+            while (i < line.Length && line[i] == ' ') i++;
+            if (i < line.Length && line[i] == '"')
             {
-                if (ch == '"' && i + 1 < line.Length && line[i + 1] == '"') { current.Append('"'); i++; }
-                else if (ch == '"') quoted = false;
-                else current.Append(ch);
+                for (i++; ; i++)
+                {
+                    if (i >= line.Length)
+                    {
+                        error = $"column {column} opens a quote that is not closed on this line";
+                        return null;
+                    }
+                    if (line[i] != '"') current.Append(line[i]);
+                    else if (i + 1 < line.Length && line[i + 1] == '"') { current.Append('"'); i++; }
+                    else break;
+                }
+                for (i++; i < line.Length && line[i] == ' '; i++) { }
+                if (i < line.Length && line[i] != ',')
+                {
+                    error = $"column {column} has text after its closing quote (quote the whole field, as RFC 4180 §2 says)";
+                    return null;
+                }
             }
-            else if (ch == '"') quoted = true;
-            else if (ch == ',') { fields.Add(current.ToString()); current.Clear(); }
-            else current.Append(ch);
+            else
+            {
+                i = start;
+                for (; i < line.Length && line[i] != ','; i++)
+                {
+                    if (line[i] == '"')
+                    {
+                        error = $"column {column} has a quote inside an unquoted field (quote the whole field and double the quote inside it, as RFC 4180 §2 says)";
+                        return null;
+                    }
+                    current.Append(line[i]);
+                }
+            }
+            fields.Add(current.ToString());
+            current.Clear();
+            if (i >= line.Length)
+            {
+                error = null;
+                return fields;
+            }
+            i++; // the comma
         }
-        fields.Add(current.ToString());
-        return fields;
     }
 
     public static void Map(RouteGroupBuilder api) =>

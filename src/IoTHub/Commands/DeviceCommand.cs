@@ -73,7 +73,7 @@ internal sealed class DeviceCommandConfiguration : IEntityTypeConfiguration<Devi
 /// device's topic <c>devices/{id}/commands/{commandId}</c>.</param>
 /// <param name="DeviceId">The device it is for.</param>
 /// <param name="Name">The command name (an identifier), e.g. <c>reboot</c>.</param>
-/// <param name="Params">The parameters object sent with it, or null.</param>
+/// <param name="Params">The parameters object sent with it: <c>{}</c> when the request gave none (or null), as the device gets it.</param>
 /// <param name="State"><c>queued</c>, <c>sent</c>, <c>delivered</c> (the device acknowledged the message), <c>succeeded</c>,
 /// <c>failed</c> or <c>expired</c>; it only moves forward, and the last three are final.</param>
 /// <param name="DeliverWhenOnline">True when it waits for an offline device to connect instead of failing at once.</param>
@@ -85,12 +85,12 @@ internal sealed class DeviceCommandConfiguration : IEntityTypeConfiguration<Devi
 /// <param name="Response">What the device answered, or null.</param>
 /// <param name="Error">Why it failed or expired (e.g. "device is offline", "no response before the timeout"), or null.</param>
 public sealed record CommandView(
-    string Id, string DeviceId, string Name, JsonNode? Params, string State, bool DeliverWhenOnline,
+    string Id, string DeviceId, string Name, JsonNode Params, string State, bool DeliverWhenOnline,
     DateTimeOffset CreatedAt, DateTimeOffset? ExpiresAt, DateTimeOffset? SentAt, DateTimeOffset? DeliveredAt, DateTimeOffset? CompletedAt,
     CommandResponse? Response, string? Error)
 {
     internal static CommandView Of(DeviceCommand c) => new(
-        c.Id, c.DeviceId, c.Name, c.ParamsJson is null ? null : JsonNode.Parse(c.ParamsJson), c.State, c.DeliverWhenOnline,
+        c.Id, c.DeviceId, c.Name, JsonNode.Parse(c.ParamsJson ?? "{}") ?? new JsonObject(), c.State, c.DeliverWhenOnline,
         Contracts.UnixTime.ToDateTime(c.CreatedAt), Contracts.UnixTime.ToDateTime(c.ExpiresAt), Contracts.UnixTime.ToDateTime(c.SentAt),
         Contracts.UnixTime.ToDateTime(c.DeliveredAt), Contracts.UnixTime.ToDateTime(c.CompletedAt),
         c.ResponseStatus is null ? null : new CommandResponse(c.ResponseStatus, c.ResultJson is null ? null : JsonNode.Parse(c.ResultJson)),

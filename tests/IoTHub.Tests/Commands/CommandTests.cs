@@ -15,7 +15,7 @@ public sealed class CommandTests(Store store) : HubFixture(store)
     internal static async Task<HttpResponseMessage> SendAsync(HubHost hub, string deviceId, object body, string? idempotencyKey = null)
     {
         using var admin = await hub.AdminAsync();
-        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/devices/{deviceId}/commands") { Content = Json.Of(body) };
+        using var request = new HttpRequestMessage(HttpMethod.Post, $"/api/v1/devices/{deviceId}/commands") { Content = body as HttpContent ?? Json.Of(body) };
         if (idempotencyKey is not null) request.Headers.Add("Idempotency-Key", idempotencyKey);
         return await admin.SendAsync(request);
     }
@@ -44,6 +44,25 @@ public sealed class CommandTests(Store store) : HubFixture(store)
         var list = await admin.GetJsonAsync($"/api/v1/devices/{id}/commands");
         Assert.That(list["items"]!.AsArray().Single()!["state"]!.GetValue<string>(), Is.EqualTo("succeeded"));
         Assert.That(list["items"]![0]!["deliveredAt"], Is.Not.Null);
+    }
+
+    [Test]
+    public async Task A_command_without_params_or_with_null_params_is_shown_as_the_device_gets_it()
+    {
+        // "params": null was recorded and shown as null while the device was sent {}.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        await using var device = await TestDevice.ConnectAsync(Hub, id, token, answer: _ => new JsonObject { ["status"] = "ok" });
+        var key = Guid.NewGuid().ToString("N");
+
+        var withNull = await (await SendAsync(id, Json.Body("""{"name": "reboot", "params": null, "timeoutSeconds": 10}"""), key)).ReadJsonAsync();
+        var retried = await SendAsync(id, new { name = "reboot", @params = new { }, timeoutSeconds = 10 }, key);
+        var without = await (await SendAsync(id, new { name = "ping", timeoutSeconds = 10 })).ReadJsonAsync();
+
+        Assert.That(device.Commands.Select(c => c.Body["params"]!.ToJsonString()), Is.EqualTo(new[] { "{}", "{}" }), "what the device got");
+        Assert.That(withNull["params"]!.ToJsonString(), Is.EqualTo("{}"));
+        Assert.That(without["params"]!.ToJsonString(), Is.EqualTo("{}"));
+        Assert.That(retried.StatusCode, Is.EqualTo(HttpStatusCode.OK), "the same command: none is {}");
+        Assert.That((await retried.ReadJsonAsync())["id"]!.GetValue<string>(), Is.EqualTo(withNull["id"]!.GetValue<string>()));
     }
 
     [Test]

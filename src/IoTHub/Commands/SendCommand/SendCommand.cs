@@ -17,7 +17,8 @@ namespace IoTHub.Commands.SendCommand;
 /// <summary>The body of <c>POST /api/v1/devices/{id}/commands</c> (CONTRACT.md, "App / admin REST API"): what to send and
 /// how long to wait for the answer. Invalid fields answer 400 with problem+json naming each.</summary>
 /// <param name="Name">The command name, required, an identifier (e.g. <c>reboot</c>).</param>
-/// <param name="Params">A JSON object sent to the device with the name, at most <c>Commands:MaxJsonBytes</c> (default 64 KiB).</param>
+/// <param name="Params">A JSON object sent to the device with the name, at most <c>Commands:MaxJsonBytes</c> (default 64 KiB);
+/// absent or null: <c>{}</c>.</param>
 /// <param name="TimeoutSeconds">How long the request waits for the device's response, 1 to <c>Commands:MaxTimeoutSeconds</c>
 /// (default 300); absent: <c>Commands:DefaultTimeoutSeconds</c> (30). With no response in time: 504, or 202 while a
 /// <paramref name="DeliverWhenOnline"/> command still waits.</param>
@@ -120,7 +121,7 @@ internal sealed class SendCommandHandler(
     private async Task<SendCommandResult> FollowAsync(DeviceCommand existing, SendCommandBody b, string? paramsJson, long waitUntil, CancellationToken ct)
     {
         var same = existing.Name == b.Name && existing.DeliverWhenOnline == (b.DeliverWhenOnline == true)
-            && JsonNode.DeepEquals(existing.ParamsJson is null ? null : JsonNode.Parse(existing.ParamsJson), paramsJson is null ? null : JsonNode.Parse(paramsJson));
+            && JsonNode.DeepEquals(JsonNode.Parse(existing.ParamsJson ?? "{}"), JsonNode.Parse(paramsJson ?? "{}")); // none is {}, as sent
         if (!same) return new(SendCommandOutcome.KeyReused, CommandView.Of(existing));
         return await WaitAsync(existing.Id, waitUntil, ct);
     }

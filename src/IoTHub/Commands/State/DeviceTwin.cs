@@ -64,10 +64,11 @@ public sealed record DeviceStateView(string DeviceId, StateSide Desired, StateSi
 /// <summary>JSON merge patch (RFC 7386) and the desired-minus-reported delta.</summary>
 internal static class JsonStates
 {
-    private static readonly System.Text.Json.JsonDocumentOptions Strict = new() { MaxDepth = 32 };
+    private static readonly System.Text.Json.JsonDocumentOptions Strict = Contracts.RepeatedNames.DocumentOptions(maxDepth: 32);
 
     /// <summary>Parses a JSON object a device sent (at most <paramref name="maxBytes"/>, 32 levels deep); null with the
-    /// reason, naming it <paramref name="what"/>, when it is too large, not JSON, not UTF-8 or not an object.</summary>
+    /// reason, naming it <paramref name="what"/>, when it is too large, not JSON, not UTF-8, not an object, or gives a name
+    /// twice in one object (<see cref="Contracts.RepeatedNames"/>).</summary>
     public static JsonObject? ParseFromDevice(ReadOnlyMemory<byte> payload, int maxBytes, string what, out string? error)
     {
         error = null;
@@ -81,7 +82,7 @@ internal static class JsonStates
             }
             catch (System.Text.Json.JsonException ex)
             {
-                error = $"{what} is not valid JSON: {ex.Message}";
+                error = Contracts.RepeatedNames.TryDescribe(ex, out var repeated) ? $"{what}: {repeated}" : $"{what} is not valid JSON: {ex.Message}";
             }
             catch (ArgumentException)
             {

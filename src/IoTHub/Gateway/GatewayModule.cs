@@ -20,11 +20,14 @@ public static class GatewayModule
     {
         // U+0000 in any JSON string of a request body is a 400 (PostgreSQL text cannot hold it).
         // Numbers are finite (JSON has no NaN or ∞) and a date-time without an offset is UTC, wherever the hub runs.
+        // A name given twice in one object is refused, in JsonNode-typed fields (params, desired state) too.
         services.ConfigureHttpJsonOptions(o =>
         {
             o.SerializerOptions.Converters.Add(new Input.NulGuard.StringConverter());
             o.SerializerOptions.Converters.Add(new Input.FiniteNumbers.DoubleConverter());
             o.SerializerOptions.Converters.Add(new IsoTime.JsonConverter());
+            o.SerializerOptions.Converters.Add(new Input.StrictJsonNodes());
+            o.SerializerOptions.AllowDuplicateProperties = false; // a name twice in one object is a 400 (Contracts/RepeatedNames)
         });
         // A request that cannot be bound is a 400 naming the field or query parameter, not a bare one.
         services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

@@ -121,6 +121,8 @@ public sealed class DeviceStateTests(Store store) : HubFixture(store)
         Assert.That(state["delta"]!.AsObject(), Is.Empty);
     }
 
+    [TestCase("{\"interval\": 60, \"interval\": 30}")]
+    [TestCase("{\"battery\": {\"level\": 90, \"level\": 10}}")]
     [TestCase("[1,2,3]")]
     [TestCase("{\"a\": ")]
     [TestCase("\"just a string\"")]
@@ -137,6 +139,19 @@ public sealed class DeviceStateTests(Store store) : HubFixture(store)
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         using var admin = await Hub.AdminAsync();
         Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/state"))["reported"]!["version"]!.GetValue<long>(), Is.Zero);
+    }
+
+    [Test]
+    public async Task Reported_state_with_a_name_given_twice_is_refused_naming_it()
+    {
+        // JsonNode kept both and threw on first use, after the parse had passed.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var http = Hub.WithBearer(token);
+
+        var response = await http.PostAsync($"/api/v1/devices/{id}/state/reported", Json.Body("""{"battery": {"level": 90, "level": 10}}"""));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("'level'").And.Contain("more than once"));
     }
 
     [Test]

@@ -50,6 +50,23 @@ public sealed class HttpTelemetryTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_metric_given_twice_in_one_message_gets_400_naming_it_and_a_dead_letter()
+    {
+        // {"temperature": 21.5, "temperature": "banana"} stored two readings of one metric at one time.
+        var (id, token) = await Hub.CreateDeviceAsync();
+
+        var response = await PostAsync(id, token, Json.Body("""{"temperature": 21.5, "temperature": "banana", "ok": true}"""));
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        var errors = (await response.ReadJsonAsync())["errors"]!.AsObject();
+        Assert.That(errors.Select(e => e.Key), Is.EqualTo(new[] { "temperature" }));
+        Assert.That(errors["temperature"]!.ToJsonString(), Does.Contain("more than once"));
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.GetJsonAsync($"/api/v1/dead-letters?deviceId={id}"))["items"]!.AsArray(), Has.Count.EqualTo(1));
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest"))["values"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
     public async Task Missing_token_gets_401()
     {
         var (id, _) = await Hub.CreateDeviceAsync();

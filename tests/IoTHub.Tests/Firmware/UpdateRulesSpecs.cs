@@ -437,6 +437,7 @@ public sealed class UpdateRulesSpecs
         yield return Case("array", Utf8("""[{"campaignId": 7, "status": "downloading"}]"""), "object");
         yield return Case("string", Utf8("\"downloading\""), "object");
         yield return Case("null", Utf8("null"), "object");
+        yield return Case("status given twice", Utf8("""{"campaignId": 7, "status": "failed", "status": "succeeded"}"""), "'status' appears more than once");
         yield return Case("missing campaignId", Utf8("""{"status": "downloading"}"""), "campaignId");
         yield return Case("campaignId as text", Utf8("""{"campaignId": "7", "status": "downloading"}"""), "campaignId");
         yield return Case("campaignId 0", Utf8("""{"campaignId": 0, "status": "downloading"}"""), "campaignId");

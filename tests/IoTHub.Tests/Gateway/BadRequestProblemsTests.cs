@@ -50,6 +50,24 @@ public sealed class BadRequestProblemsTests(Store store) : HubFixture(store)
         Assert.That(problem["detail"]!.GetValue<string>(), Does.StartWith("body $.id: ").And.Contain("wrong JSON type").Or.Contain("must be a string"));
     }
 
+    [TestCase("/api/v1/devices", """{"name": "a", "name": "b"}""", "body $.name: ")]
+    [TestCase("/api/v1/devices/{id}/commands", """{"name": "reboot", "params": {"delay": 1, "delay": 9}}""", "body $.params: ")]
+    [TestCase("/api/v1/devices/{id}/state", """{"interval": 60, "interval": 5}""", "body: ")]
+    public async Task A_name_given_twice_in_a_body_is_a_400_naming_it(string url, string body, string detail)
+    {
+        // RFC 8259 §4 leaves to each reader which of the two it keeps: a property took the last, a JSON value kept both.
+        using var admin = await Hub.AdminAsync();
+        var (id, _) = await Hub.CreateDeviceAsync();
+        using var request = new HttpRequestMessage(url.EndsWith("/state", StringComparison.Ordinal) ? HttpMethod.Put : HttpMethod.Post, url.Replace("{id}", id))
+        {
+            Content = Json(body),
+        };
+        var response = await admin.SendAsync(request);
+        var problem = await response.ReadJsonAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), problem.ToJsonString());
+        Assert.That(problem["detail"]!.GetValue<string>(), Does.StartWith(detail).And.Contain("appears more than once"));
+    }
+
     [Test]
     public async Task Malformed_json_is_a_400_that_says_so()
     {

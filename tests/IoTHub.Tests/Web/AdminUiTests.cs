@@ -66,12 +66,17 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
         await page.GotoAsync($"/devices/{id}");
         await WaitForCircuitAsync(page);
 
+        // A name given twice is refused with its name (JsonNode kept both and threw on first use).
+        await page.GetByTestId("desired").FillAsync("""{"setpoint": 23, "setpoint": 5}""");
+        await page.GetByRole(AriaRole.Button, new() { Name = "Save desired state" }).ClickAsync();
+        await Expect(page.GetByText("'setpoint' appears more than once")).ToBeVisibleAsync();
+
         await page.GetByTestId("desired").FillAsync("""{"setpoint": 23, "mode": "comfort", "label": "Küche & Bad <1> °C"}""");
         await page.GetByRole(AriaRole.Button, new() { Name = "Save desired state" }).ClickAsync();
 
         await WaitFor.ConditionAsync(() => !device.DesiredStates.IsEmpty, "the device receives the desired state");
         var desired = device.DesiredStates.Last();
-        Assert.That(desired["version"]!.GetValue<long>(), Is.EqualTo(1));
+        Assert.That(desired["version"]!.GetValue<long>(), Is.EqualTo(1), "the refused edit was never a version");
         Assert.That(desired["state"]!["setpoint"]!.GetValue<int>(), Is.EqualTo(23));
         await Expect(page.GetByText("Desired (version 1)")).ToBeVisibleAsync();
         await device.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/state/reported").WithPayload("""{"setpoint": 23}""")

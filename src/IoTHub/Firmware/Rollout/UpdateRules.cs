@@ -41,12 +41,12 @@ internal static class UpdateRules
         JsonElement root;
         try
         {
-            using var doc = JsonDocument.Parse(payload.ToArray());
+            using var doc = JsonDocument.Parse(payload.ToArray(), Contracts.RepeatedNames.DocumentOptions());
             root = doc.RootElement.Clone();
         }
         catch (JsonException e)
         {
-            return "progress is not valid JSON: " + e.Message;
+            return Contracts.RepeatedNames.TryDescribe(e, out var repeated) ? "progress: " + repeated : "progress is not valid JSON: " + e.Message;
         }
         if (root.ValueKind != JsonValueKind.Object) return "progress must be a JSON object";
         if (!root.TryGetProperty("campaignId", out var c) || c.ValueKind != JsonValueKind.Number || !c.TryGetInt64(out var campaignId) || campaignId <= 0)

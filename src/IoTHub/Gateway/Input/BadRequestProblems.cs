@@ -35,7 +35,8 @@ internal sealed partial class BadRequestProblems(IProblemDetailsService problems
             var reason = json.Message;
             var cut = reason.IndexOf(" Path:", StringComparison.Ordinal);
             if (cut >= 0) reason = reason[..cut];
-            if (ConvertedTo().Match(reason) is { Success: true } m) reason = Expected(m.Groups["type"].Value);
+            if (Contracts.RepeatedNames.TryDescribe(json, out var repeated)) reason = repeated;
+            else if (ConvertedTo().Match(reason) is { Success: true } m) reason = Expected(m.Groups["type"].Value);
             else if (reason.StartsWith("'", StringComparison.Ordinal) || reason.Contains("invalid", StringComparison.OrdinalIgnoreCase)) reason = "is not valid JSON: " + reason;
             return json.Path is { Length: > 1 } path ? $"body {path}: {reason}" : $"body: {reason}";
         }

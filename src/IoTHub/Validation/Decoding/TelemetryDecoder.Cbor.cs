@@ -61,7 +61,7 @@ internal sealed partial class TelemetryDecoder
     {
         var first = state.Count;
         long? ts = null;
-        bool hasValues = false, hasFlat = false;
+        bool hasTs = false, hasValues = false, hasFlat = false;
         reader.ReadStartMap();
         while (reader.PeekState() != CborReaderState.EndMap)
         {
@@ -80,10 +80,13 @@ internal sealed partial class TelemetryDecoder
             }
             if (key == "ts")
             {
+                if (hasTs) AddError(ref result, Path(prefix, "ts"), Repeated);
+                hasTs = true;
                 ts = ReadCborTimestamp(reader, ref result, Path(prefix, "ts"));
             }
             else if (key == "values" && reader.PeekState() == CborReaderState.StartMap)
             {
+                if (hasValues) AddError(ref result, Path(prefix, "values"), Repeated);
                 hasValues = true;
                 reader.ReadStartMap();
                 var valuesPrefix = Path(prefix, "values");
@@ -106,6 +109,7 @@ internal sealed partial class TelemetryDecoder
         reader.ReadEndMap();
         if (hasValues && hasFlat) AddError(ref result, prefix ?? "", "a message with \"values\" may hold only \"ts\" beside it");
         if (state.Count == first && result.Errors is null) AddError(ref result, prefix ?? "", "the message holds no values");
+        RefuseRepeatedMetrics(state, first, ref result, hasValues ? Path(prefix, "values") : prefix);
         Stamp(ref state, first, ts);
     }
 

@@ -1,6 +1,7 @@
 // Decodes and validates a JSON telemetry payload in one forward pass over its bytes (Utf8JsonReader, no DOM).
 // Shapes: a flat object {"metric": value, ...}; {"ts": ..., "values": {...}}; or an array of those.
-// A message is all or nothing: any invalid field rejects it, with every problem named (up to a limit).
+// A message is all or nothing: any invalid field rejects it, with every problem named (up to a limit). A name given
+// twice in one object (a metric, "ts", "values") is such a field.
 using System.Text;
 using System.Text.Json;
 using IoTHub.Contracts;
@@ -119,17 +120,21 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
     {
         var first = state.Count;
         long? ts = null;
+        var hasTs = false;
         var hasValuesObject = false;
         var hasFlatValues = false;
         while (reader.Read() && reader.TokenType != JsonTokenType.EndObject)
         {
             if (reader.ValueTextEquals("ts"u8))
             {
+                if (hasTs) AddError(ref result, Path(prefix, "ts"), Repeated);
+                hasTs = true;
                 reader.Read();
                 ts = ReadTimestamp(ref reader, ref result, Path(prefix, "ts"));
             }
             else if (reader.ValueTextEquals("values"u8))
             {
+                if (hasValuesObject) AddError(ref result, Path(prefix, "values"), Repeated);
                 reader.Read();
                 if (reader.TokenType != JsonTokenType.StartObject)
                 {
@@ -156,7 +161,37 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
             AddError(ref result, prefix ?? "", "a message with \"values\" may hold only \"ts\" beside it");
         if (state.Count == first && result.Errors is null)
             AddError(ref result, prefix ?? "", "the message holds no values");
+        RefuseRepeatedMetrics(state, first, ref result, hasValuesObject ? Path(prefix, "values") : prefix);
         Stamp(ref state, first, ts);
+    }
+
+    /// <summary>The error for a name that occurs twice in one object: RFC 8259 §4 leaves to each reader which of the two
+    /// it keeps (and keeping both would store two readings of one metric at one time), and RFC 8949 §5.6 makes a CBOR
+    /// map with a repeated key invalid. Refused, naming it, like any other invalid field.</summary>
+    internal const string Repeated = Contracts.RepeatedNames.Rule;
+
+    /// <summary>Adds an error for each metric that occurs more than once among the points of one message object
+    /// (<paramref name="first"/> to <c>state.Count</c>).</summary>
+    private static void RefuseRepeatedMetrics(in State state, int first, ref DecodeResult result, string? prefix)
+    {
+        var points = state.Points.AsSpan(first, state.Count - first);
+        if (points.Length < 2) return;
+        if (points.Length <= 32)
+        {
+            for (var i = 1; i < points.Length; i++)
+            {
+                var metric = points[i].Metric;
+                var seen = 0;
+                for (var j = 0; j < i; j++)
+                    if (string.Equals(points[j].Metric, metric, StringComparison.Ordinal)) seen++;
+                if (seen == 1) AddError(ref result, Path(prefix, metric), Repeated); // named once, at its second occurrence
+            }
+            return;
+        }
+        var names = new HashSet<string>(points.Length, StringComparer.Ordinal);
+        var repeated = new HashSet<string>(StringComparer.Ordinal);
+        foreach (ref readonly var p in points)
+            if (!names.Add(p.Metric) && repeated.Add(p.Metric)) AddError(ref result, Path(prefix, p.Metric), Repeated);
     }
 
     /// <summary>Gives the points of one message object their time: the device's <c>ts</c> (sequence 0: a resend is the

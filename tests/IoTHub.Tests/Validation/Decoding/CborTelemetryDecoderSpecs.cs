@@ -195,4 +195,17 @@ public sealed class CborTelemetryDecoderSpecs
         Assert.That(ErrorsOf(Decode(message, Limits with { MaxPoints = 1 })), Is.EqualTo(new[] { "more than 1 points in one message" }));
         Assert.That(PointsOf(Decode(message, Limits with { MaxPoints = 2, MaxPayloadBytes = message.Length })), Has.Length.EqualTo(2));
     }
+
+    [Test]
+    public void A_map_with_a_repeated_key_is_refused_naming_it_as_RFC_8949_makes_it_invalid()
+    {
+        var flat = Decode(Map(Entry("t", w => w.WriteInt32(1)), Entry("t", w => w.WriteInt32(2))));
+        var ts = Decode(Map(Entry("ts", w => w.WriteInt64(1764503940000)), Entry("ts", w => w.WriteInt64(1764503950000)),
+            Entry("values", w => WriteMap(w, Entry("t", v => v.WriteInt32(1))))));
+        var values = Decode(Map(Entry("values", w => WriteMap(w, Entry("h", v => v.WriteInt32(1)), Entry("h", v => v.WriteInt32(1))))));
+
+        Assert.That(ErrorsOf(flat), Is.EqualTo(new[] { $"t: {TelemetryDecoder.Repeated}" }));
+        Assert.That(ErrorsOf(ts), Is.EqualTo(new[] { $"ts: {TelemetryDecoder.Repeated}" }));
+        Assert.That(ErrorsOf(values), Is.EqualTo(new[] { $"values.h: {TelemetryDecoder.Repeated}" }));
+    }
 }

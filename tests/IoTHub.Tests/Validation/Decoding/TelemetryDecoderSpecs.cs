@@ -174,4 +174,30 @@ public sealed class TelemetryDecoderSpecs
         Assert.That(ErrorsOf(Decode("""[{"a": 1, "b": 2}, {"c": 3, "d": 4}]""", Limits with { MaxPoints = 3 })),
             Is.EqualTo(new[] { "more than 3 points in one message" }));
     }
+
+    [TestCase("""{"temperature": 21.5, "temperature": "banana"}""", "temperature")]
+    [TestCase("""{"ts": 1764503940000, "values": {"t": 1, "h": 2, "t": 1}}""", "values.t")]
+    [TestCase("""[{"a": 1}, {"b": 1, "b": 2}]""", "[1].b")]
+    [TestCase("""{"ts": 1764503940000, "ts": 1764503950000, "values": {"t": 1}}""", "ts")]
+    [TestCase("""{"values": {"t": 1}, "values": {"h": 2}}""", "values")]
+    public void A_name_given_twice_in_one_object_is_refused_naming_it(string json, string field)
+    {
+        // RFC 8259 §4 leaves it to each reader which of the two it keeps; the decoder kept both as two readings.
+        Assert.That(ErrorsOf(Decode(json)), Is.EqualTo(new[] { $"{field}: {TelemetryDecoder.Repeated}" }));
+    }
+
+    [Test]
+    public void The_same_metric_in_two_items_of_a_batch_is_two_readings()
+    {
+        var points = PointsOf(Decode("""[{"ts": 1764503940000, "t": 1}, {"ts": 1764503950000, "t": 2}]"""));
+        Assert.That(points.Select(p => (p.Metric, p.Number)), Is.EqualTo(new[] { ("t", 1.0), ("t", 2.0) }));
+    }
+
+    [Test]
+    public void A_metric_repeated_in_a_large_object_is_named_once()
+    {
+        var names = Enumerable.Range(0, 40).Select(i => $"\"m{i}\": {i}").Append("\"m7\": 0").Append("\"m7\": 1");
+        var result = Decode("{" + string.Join(", ", names) + "}", new DecodeLimits(MaxPayloadBytes: 4096, MaxPoints: 64, MaxStringBytes: 16));
+        Assert.That(ErrorsOf(result), Is.EqualTo(new[] { $"m7: {TelemetryDecoder.Repeated}" }));
+    }
 }

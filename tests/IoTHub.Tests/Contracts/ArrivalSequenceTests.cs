@@ -44,7 +44,7 @@ public sealed class ArrivalSequenceTests
     [TestCase("""{"a":1}""")]
     [TestCase("""{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6}""")]
     [TestCase("""[{"a":1},{"a":1},{"a":1},{"a":1}]""")]
-    [TestCase("""{"a":1,"a":1,"a":1,"a":1,"a":1,"a":1,"a":1}""")]
+    [TestCase("""{"a":1,"b":1,"c":1,"d":1,"e":1,"f":1,"g":1}""")] // a name occurs once in an object (RepeatedNames)
     public void The_densest_json_holds_no_more_points_than_its_reservation(string json)
     {
         var payload = Encoding.UTF8.GetBytes(json);
@@ -60,12 +60,13 @@ public sealed class ArrivalSequenceTests
     {
         foreach (var n in new[] { 1, 2, 10, 23, 24, 300 })
         {
-            // One map of n one-character keys with one-byte values: 3 bytes a point, the least CBOR allows.
-            var w = new System.Formats.Cbor.CborWriter(System.Formats.Cbor.CborConformanceMode.Lax); // repeated keys are allowed, as a device may send them
+            // One map of n keys with one-byte values: one-character keys while they last (3 bytes a point, the least CBOR
+            // allows), then two. A key occurs once in a map (RFC 8949 §5.6; RepeatedNames).
+            var w = new System.Formats.Cbor.CborWriter(System.Formats.Cbor.CborConformanceMode.Lax);
             w.WriteStartMap(n);
             for (var i = 0; i < n; i++)
             {
-                w.WriteTextString(((char)('a' + i % 26)).ToString());
+                w.WriteTextString(i < 26 ? ((char)('a' + i)).ToString() : $"{(char)('a' + i / 26 - 1)}{(char)('a' + i % 26)}");
                 w.WriteInt32(i % 24);
             }
             w.WriteEndMap();

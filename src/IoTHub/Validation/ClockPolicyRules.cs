@@ -11,6 +11,12 @@ internal readonly record struct ClockLimits(long ToleranceMs, long MaxPastMs, lo
 
 internal static class ClockPolicyRules
 {
+    /// <summary>Whether a device's clock estimate (median of device time − receive time, ms) is drift: ahead by more than
+    /// <c>Validation:ClockDriftTolerance</c>, or behind by more than <c>Validation:MaxPastAge</c>. Less behind than that
+    /// cannot be told from data a device buffered while offline and sends late (a backfill of hours, a message per
+    /// reading), which is not a clock problem; a clock ahead can only be one.</summary>
+    public static bool IsDrift(long driftMs, in ClockLimits limits) => driftMs > limits.ToleranceMs || driftMs < -limits.MaxPastMs;
+
     /// <summary>Applies <paramref name="policy"/> to the points of one message; a point restamped by <c>serverTime</c> gets
     /// the arrival sequence number <paramref name="firstSequence"/> + its index, as a point without <c>ts</c> does.</summary>
     public static void Apply(Span<TelemetryPoint> points, long receivedAtMs, long firstSequence, long driftMs, bool flagged, ClockPolicy policy,

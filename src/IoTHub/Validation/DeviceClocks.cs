@@ -1,5 +1,6 @@
 // Per-device clock drift: device time minus receive time of each timestamped message, the estimate being the
-// median of the last 15 samples, so one replayed or buffered message does not swing it. Lock-free: samples
+// median of the last 15 samples, so one replayed or buffered message does not swing it (and a long backfill, which
+// does, is not flagged: ClockPolicyRules.IsDrift). Lock-free: samples
 // go into a small ring with an interlocked index.
 using System.Collections.Concurrent;
 

@@ -89,7 +89,7 @@ internal sealed class ValidationWorkers(
             if (result.LatestDeviceTs is { } latest)
             {
                 var drift = clocks.Sample(raw.DeviceId, latest - raw.ReceivedAtMs);
-                var flagged = Math.Abs(drift) > ClockLimits.ToleranceMs;
+                var flagged = ClockPolicyRules.IsDrift(drift, ClockLimits);
                 deviceClock.Drift(raw.DeviceId, drift, flagged);
                 ClockPolicyRules.Apply(points, raw.ReceivedAtMs, raw.Sequence, drift, flagged, profile?.Profile.ClockPolicy ?? _defaultClockPolicy, ClockLimits, ref errors);
             }

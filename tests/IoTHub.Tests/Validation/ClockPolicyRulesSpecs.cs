@@ -23,6 +23,17 @@ public sealed class ClockPolicyRulesSpecs
         return (points, errors);
     }
 
+    [TestCase(0, false)]
+    [TestCase(60 * Second, false, TestName = "Ahead by the tolerance is not drift")]
+    [TestCase(60 * Second + 1, true, TestName = "Ahead by more than the tolerance is drift")]
+    [TestCase(-2 * 60 * Minute, false, TestName = "Two hours behind is not drift: a backfill of buffered data looks the same")]
+    [TestCase(-30 * Day, false, TestName = "Behind by the past limit is not drift")]
+    [TestCase(-30 * Day - 1, true, TestName = "Behind by more than the past limit is drift: no buffered data is that old")]
+    public void A_clock_is_drift_when_ahead_by_more_than_the_tolerance_or_behind_by_more_than_the_past_limit(long driftMs, bool drift)
+    {
+        Assert.That(ClockPolicyRules.IsDrift(driftMs, Limits), Is.EqualTo(drift));
+    }
+
     [Test]
     public void A_timestamp_within_the_tolerance_ahead_or_within_the_past_limit_is_kept_under_every_policy(
         [Values] ClockPolicy policy, [Values(-30 * Day, -Minute, 0, 60 * Second)] long offset)

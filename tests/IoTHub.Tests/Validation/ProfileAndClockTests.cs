@@ -184,4 +184,25 @@ public sealed class ProfileAndClockTests(Store store) : HubFixture(store)
         Assert.That(device["clockDriftFlagged"]!.GetValue<bool>(), Is.False);
         Assert.That(Math.Abs(device["clockDriftMs"]!.GetValue<long>()), Is.LessThan(5_000));
     }
+
+    [Test]
+    public async Task A_device_sending_hours_of_buffered_readings_after_an_outage_is_not_flagged()
+    {
+        // One message per reading, two hours old down to one: the median of the last 15 is hours behind. It was flagged
+        // as clock drift although the device's clock is right; only the data is late.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var client = await Hub.ConnectAsync(id, token);
+        var now = DateTimeOffset.UtcNow;
+        for (var i = 0; i < 20; i++)
+        {
+            var ts = now.AddHours(-2).AddMinutes(3 * i).ToUnixTimeMilliseconds();
+            var ack = await client.PublishAsync(Telemetry(id, $$$"""{"ts": {{{ts}}}, "values": {"t": {{{i}}}}}"""));
+            Assert.That(ack.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.Success), ack.ReasonString);
+        }
+
+        using var admin = await Hub.AdminAsync();
+        var device = await admin.GetJsonAsync($"/api/v1/devices/{id}");
+        Assert.That(device["clockDriftMs"]!.GetValue<long>(), Is.LessThan(-3_000_000), "the estimate says the data is late");
+        Assert.That(device["clockDriftFlagged"]!.GetValue<bool>(), Is.False);
+    }
 }

@@ -201,4 +201,26 @@ public sealed class CommandTests(Store store) : HubFixture(store)
         Assert.That(foreign.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.NotAuthorized));
         Assert.That(client.IsConnected, Is.True);
     }
+
+    [Test]
+    public async Task A_response_giving_a_name_twice_is_refused_naming_it_and_the_command_waits_for_a_proper_one()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        await using var device = await TestDevice.ConnectAsync(Hub, id, token, silent: true);
+        var sending = SendAsync(id, new { name = "reboot", timeoutSeconds = 30 });
+        await WaitFor.ConditionAsync(() => !device.Commands.IsEmpty, "the device gets the command");
+        var topic = $"devices/{id}/commands/{device.Commands.Single().CommandId}/response";
+
+        var twice = await device.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic)
+            .WithPayload("""{"status": "ok", "status": "error"}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        var proper = await device.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic(topic)
+            .WithPayload("""{"status": "ok"}""").WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
+        var response = await sending;
+
+        Assert.That(twice.ReasonCode, Is.EqualTo(MqttClientPublishReasonCode.PayloadFormatInvalid), "JsonNode kept both names and threw on first use");
+        Assert.That(twice.ReasonString, Does.Contain("'status' appears more than once"));
+        Assert.That(proper.ReasonCode, Is.AnyOf(MqttClientPublishReasonCode.Success, MqttClientPublishReasonCode.NoMatchingSubscribers), proper.ReasonString);
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That((await response.ReadJsonAsync())["state"]!.GetValue<string>(), Is.EqualTo("succeeded"));
+    }
 }

@@ -214,6 +214,11 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
         {
             metric = names.Get(reader.ValueSpan);
         }
+        else if (reader.ValueIsEscaped && reader.GetString() is { } unescaped && Contracts.Identifier.IsValid(unescaped))
+        {
+            // "\u0074" is "t" (RFC 8259 §7): the same name as written plainly. Rare, so the unescaping allocates.
+            metric = names.Get(System.Text.Encoding.ASCII.GetBytes(unescaped));
+        }
         else
         {
             var raw = reader.GetString() ?? "";

@@ -200,4 +200,13 @@ public sealed class TelemetryDecoderSpecs
         var result = Decode("{" + string.Join(", ", names) + "}", new DecodeLimits(MaxPayloadBytes: 4096, MaxPoints: 64, MaxStringBytes: 16));
         Assert.That(ErrorsOf(result), Is.EqualTo(new[] { $"m7: {TelemetryDecoder.Repeated}" }));
     }
+
+    [Test]
+    public void An_escaped_metric_name_is_the_name_it_spells_and_repeats_it_when_given_plainly_too()
+    {
+        // RFC 8259 §7: "\u0074" is "t". It was refused as an invalid name.
+        Assert.That(PointsOf(Decode("""{"\u0074emp": 1}""")).Single().Metric, Is.EqualTo("temp"));
+        Assert.That(ErrorsOf(Decode("""{"t": 1, "\u0074": 2}""")), Is.EqualTo(new[] { $"t: {TelemetryDecoder.Repeated}" }));
+        Assert.That(ErrorsOf(Decode("""{"\u00e9": 1}""")).Single(), Does.Contain("metric names must be"));
+    }
 }

@@ -49,6 +49,24 @@ public sealed class DeviceApiTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_csv_with_cr_line_ends_is_imported_and_one_that_is_not_utf8_is_refused_naming_the_line()
+    {
+        using var admin = await Hub.AdminAsync();
+        var s = Guid.NewGuid().ToString("N")[..8];
+
+        var cr = await (await admin.PostAsync("/api/v1/devices/import",
+            new StringContent($"id,name\rcr1-{s},a\rcr2-{s},b\r", System.Text.Encoding.UTF8, "text/csv"))).ReadJsonAsync();
+        var latin1 = new ByteArrayContent([.. System.Text.Encoding.UTF8.GetBytes($"id,name\nl1-{s},ok\nl2-{s},caf"), 0xE9, (byte)'\n']);
+        latin1.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("text/csv");
+        var refused = await admin.PostAsync("/api/v1/devices/import", latin1);
+
+        Assert.That(cr["created"]!.GetValue<int>(), Is.EqualTo(2), cr.ToJsonString());
+        Assert.That(refused.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await refused.Content.ReadAsStringAsync(), Does.Contain("line 3 is not valid UTF-8"));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/l1-{s}")).StatusCode, Is.EqualTo(HttpStatusCode.NotFound), "nothing of a refused file");
+    }
+
+    [Test]
     public async Task A_nul_character_in_a_json_body_or_a_query_is_a_400_not_a_server_error()
     {
         // PostgreSQL text cannot hold U+0000: it reached the database and came back as a 500.

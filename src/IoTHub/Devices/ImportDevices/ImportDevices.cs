@@ -33,14 +33,17 @@ internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<Create
 {
     public const int MaxLines = 10_000;
 
+    /// <summary>CRLF (RFC 4180 §2.1), LF, and CR alone (a file saved by an old Mac tool was one line, its header, and
+    /// imported nothing without a word).</summary>
+    private static readonly string[] LineEnds = ["\r\n", "\r", "\n"];
+
     public async ValueTask<ImportReport> Handle(ImportDevicesCommand c, CancellationToken ct)
     {
         var lines = new List<ImportedLine>();
         var number = 0;
-        foreach (var raw in c.Csv.Split('\n'))
+        foreach (var line in c.Csv.Split(LineEnds, StringSplitOptions.None))
         {
             number++;
-            var line = raw.TrimEnd('\r');
             if (line.Trim().Length == 0) continue;
             var fields = SplitCsv(line, out var unreadable);
             if (number == 1 && fields is [var first, ..] && first.Trim().Equals("id", StringComparison.OrdinalIgnoreCase)) continue;
@@ -138,18 +141,42 @@ internal sealed class ImportDevicesHandler(IMediator mediator, IValidator<Create
         }
     }
 
+    /// <summary>The number (from 1) of the first line that is not valid UTF-8, or null when all are.</summary>
+    internal static int? InvalidUtf8Line(ReadOnlySpan<byte> csv)
+    {
+        if (System.Text.Unicode.Utf8.IsValid(csv)) return null;
+        var line = 1;
+        for (var i = 0; i < csv.Length;)
+        {
+            if (System.Text.Rune.DecodeFromUtf8(csv[i..], out _, out var consumed) != System.Buffers.OperationStatus.Done) return line;
+            if (csv[i] == (byte)'\n') line++;
+            i += consumed;
+        }
+        return line;
+    }
+
     public static void Map(RouteGroupBuilder api) =>
-        api.MapPost("/devices/import", async Task<Results<Ok<ImportReport>, ContentTooLargeProblem, UnsupportedMediaTypeProblem>> (HttpRequest http,
+        api.MapPost("/devices/import", async Task<Results<Ok<ImportReport>, ContentTooLargeProblem, UnsupportedMediaTypeProblem, ValidationProblem>> (HttpRequest http,
                 IMediator m, CancellationToken ct) =>
             {
                 var mediaType = http.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
                 if (mediaType is not ("text/csv" or "text/plain"))
                     return new UnsupportedMediaTypeProblem("Unsupported media type", "Send text/csv: id,name,profile,tags (tags separated by ';').");
-                if (http.ContentLength > 4 * 1024 * 1024) return new ContentTooLargeProblem("At most 4 MiB of CSV");
-                using var reader = new StreamReader(http.Body);
-                var csv = await reader.ReadToEndAsync(ct);
-                if (csv.Length > 4 * 1024 * 1024) return new ContentTooLargeProblem("At most 4 MiB of CSV");
-                return TypedResults.Ok(await m.Send(new ImportDevicesCommand(csv), ct));
+                const int max = 4 * 1024 * 1024;
+                if (http.ContentLength > max) return new ContentTooLargeProblem("At most 4 MiB of CSV");
+                using var body = new MemoryStream();
+                var buffer = new byte[81920];
+                for (int read; (read = await http.Body.ReadAsync(buffer, ct)) > 0;)
+                {
+                    if (body.Length + read > max) return new ContentTooLargeProblem("At most 4 MiB of CSV");
+                    body.Write(buffer, 0, read);
+                }
+                // Not UTF-8 (a file saved as Latin-1, say) was read with U+FFFD for each bad byte and names stored so.
+                var bytes = body.GetBuffer().AsSpan(0, (int)body.Length);
+                if (InvalidUtf8Line(bytes) is { } bad)
+                    return TypedResults.ValidationProblem(new Dictionary<string, string[]> { ["csv"] = [$"line {bad} is not valid UTF-8: save the file as UTF-8"] });
+                var csv = System.Text.Encoding.UTF8.GetString(bytes);
+                return TypedResults.Ok(await m.Send(new ImportDevicesCommand(csv.TrimStart('\uFEFF')), ct));
             })
             .RequireAuthorization("operator")
             // No Accepts(...) metadata: it would make routing answer 415 before authorization answers 401/403.

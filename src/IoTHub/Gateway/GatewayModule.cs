@@ -28,6 +28,9 @@ public static class GatewayModule
             o.SerializerOptions.Converters.Add(new IsoTime.JsonConverter());
             o.SerializerOptions.Converters.Add(new Input.StrictJsonNodes());
             o.SerializerOptions.AllowDuplicateProperties = false; // a name twice in one object is a 400 (Contracts/RepeatedNames)
+            // Free-form values are taken at most 32 deep (Contracts/FreeFormJson); one stored deeper before that rule, put
+            // in a response's envelope, is still written rather than failing every read of it (the default is 64).
+            o.SerializerOptions.MaxDepth = 128;
         });
         // A request that cannot be bound is a 400 naming the field or query parameter, not a bare one.
         services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);

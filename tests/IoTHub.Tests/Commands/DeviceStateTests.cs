@@ -121,6 +121,9 @@ public sealed class DeviceStateTests(Store store) : HubFixture(store)
         Assert.That(state["delta"]!.AsObject(), Is.Empty);
     }
 
+    [TestCase("{\"label\": \"\\ud800\"}")]
+    [TestCase("{\"label\": \"a\\u0000b\"}")]
+    [TestCase("{\"big\": 1e400}")]
     [TestCase("{\"interval\": 60, \"interval\": 30}")]
     [TestCase("{\"battery\": {\"level\": 90, \"level\": 10}}")]
     [TestCase("[1,2,3]")]
@@ -152,6 +155,20 @@ public sealed class DeviceStateTests(Store store) : HubFixture(store)
 
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
         Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("'level'").And.Contain("more than once"));
+    }
+
+    [Test]
+    public async Task Reported_state_that_is_not_utf8_is_refused_not_stored_with_replacement_characters()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var http = Hub.WithBearer(token);
+        var body = new ByteArrayContent([.. "{\"label\": \""u8, 0xFF, .. "\"}"u8]);
+        body.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/json");
+
+        var response = await http.PostAsync($"/api/v1/devices/{id}/state/reported", body);
+
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest));
+        Assert.That(await response.Content.ReadAsStringAsync(), Does.Contain("not valid UTF-8"));
     }
 
     [Test]

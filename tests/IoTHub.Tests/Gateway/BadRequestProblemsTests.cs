@@ -52,7 +52,7 @@ public sealed class BadRequestProblemsTests(Store store) : HubFixture(store)
 
     [TestCase("/api/v1/devices", """{"name": "a", "name": "b"}""", "body $.name: ")]
     [TestCase("/api/v1/devices/{id}/commands", """{"name": "reboot", "params": {"delay": 1, "delay": 9}}""", "body $.params: ")]
-    [TestCase("/api/v1/devices/{id}/state", """{"interval": 60, "interval": 5}""", "body: ")]
+    [TestCase("/api/v1/devices/{id}/state", """{"desired": {"interval": 60, "interval": 5}}""", "body: ")]
     public async Task A_name_given_twice_in_a_body_is_a_400_naming_it(string url, string body, string detail)
     {
         // RFC 8259 §4 leaves to each reader which of the two it keeps: a property took the last, a JSON value kept both.
@@ -66,6 +66,60 @@ public sealed class BadRequestProblemsTests(Store store) : HubFixture(store)
         var problem = await response.ReadJsonAsync();
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), problem.ToJsonString());
         Assert.That(problem["detail"]!.GetValue<string>(), Does.StartWith(detail).And.Contain("appears more than once"));
+    }
+
+    private static readonly string Deep = string.Concat(Enumerable.Repeat("{\"a\":", 40)) + "1" + new string('}', 40);
+
+    [TestCase("""{"label": "\ud800"}""", "lone surrogate")]
+    [TestCase("""{"label": "a\u0000b"}""", "U+0000")]
+    [TestCase("""{"a\u0000b": 1}""", "U+0000")]
+    [TestCase("""{"big": 1e400}""", "finite number")]
+    [TestCase("DEEP", "maximum depth of 32")]
+    public async Task A_free_form_value_that_would_fail_later_is_a_400_and_changes_nothing(string value, string reason)
+    {
+        // Desired state and command params are kept as written: a lone surrogate was a 500, 63 levels were stored and then
+        // every read of the device's state or command list was a 500, 1e400 and U+0000 were passed on to the device.
+        value = value == "DEEP" ? Deep : value;
+        using var admin = await Hub.AdminAsync();
+        var (id, _) = await Hub.CreateDeviceAsync();
+
+        var desired = await admin.PutAsync($"/api/v1/devices/{id}/state", Json($$"""{"desired": {{value}}}"""));
+        var command = await admin.PostAsync($"/api/v1/devices/{id}/commands", Json($$"""{"name": "set", "deliverWhenOnline": true, "params": {{value}}}"""));
+
+        foreach (var response in new[] { desired, command })
+        {
+            var problem = await response.ReadJsonAsync();
+            Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), problem.ToJsonString());
+            Assert.That(problem["detail"]!.GetValue<string>(), Does.Contain(reason));
+        }
+        Assert.That(await admin.GetJsonAsync($"/api/v1/devices/{id}/state"), Is.Not.Null, "the state is still readable");
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/state"))["desired"]!["version"]!.GetValue<long>(), Is.Zero);
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/commands"))["items"]!.AsArray(), Is.Empty);
+    }
+
+    [Test]
+    public async Task A_free_form_value_31_levels_deep_is_taken_and_read_back()
+    {
+        using var admin = await Hub.AdminAsync();
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var deep = string.Concat(Enumerable.Repeat("{\"a\":", 31)) + "1" + new string('}', 31);
+
+        var put = await admin.PutAsync($"/api/v1/devices/{id}/state", Json($$"""{"desired": {{deep}}}"""));
+        Assert.That(put.StatusCode, Is.EqualTo(HttpStatusCode.OK), await put.Content.ReadAsStringAsync());
+        Assert.That((await admin.PostAsync($"/api/v1/devices/{id}/commands", Json($$"""{"name": "set", "deliverWhenOnline": true, "params": {{deep}}}"""))).StatusCode,
+            Is.EqualTo(HttpStatusCode.Accepted));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/{id}/state")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+        Assert.That((await admin.GetAsync($"/api/v1/devices/{id}/commands")).StatusCode, Is.EqualTo(HttpStatusCode.OK));
+    }
+
+    [Test]
+    public async Task Text_that_is_not_unicode_in_a_typed_field_is_named_as_such()
+    {
+        using var admin = await Hub.AdminAsync();
+        var response = await admin.PostAsync("/api/v1/devices", Json("""{"name": "\ud800"}"""));
+        var problem = await response.ReadJsonAsync();
+        Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.BadRequest), problem.ToJsonString());
+        Assert.That(problem["detail"]!.GetValue<string>(), Does.StartWith("body $.name: must be valid Unicode text"));
     }
 
     [Test]

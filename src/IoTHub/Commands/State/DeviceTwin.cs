@@ -64,32 +64,19 @@ public sealed record DeviceStateView(string DeviceId, StateSide Desired, StateSi
 /// <summary>JSON merge patch (RFC 7386) and the desired-minus-reported delta.</summary>
 internal static class JsonStates
 {
-    private static readonly System.Text.Json.JsonDocumentOptions Strict = Contracts.RepeatedNames.DocumentOptions(maxDepth: 32);
-
-    /// <summary>Parses a JSON object a device sent (at most <paramref name="maxBytes"/>, 32 levels deep); null with the
-    /// reason, naming it <paramref name="what"/>, when it is too large, not JSON, not UTF-8, not an object, or gives a name
-    /// twice in one object (<see cref="Contracts.RepeatedNames"/>).</summary>
+    /// <summary>Parses a JSON object a device sent (at most <paramref name="maxBytes"/>); null with the reason, naming it
+    /// <paramref name="what"/>, when it is too large, not an object, or breaks a rule of <see cref="Contracts.FreeFormJson"/>
+    /// (UTF-8, 32 levels, each name once, Unicode text without U+0000, finite numbers).</summary>
     public static JsonObject? ParseFromDevice(ReadOnlyMemory<byte> payload, int maxBytes, string what, out string? error)
     {
-        error = null;
-        if (payload.Length > maxBytes) error = $"{what} larger than {maxBytes} bytes";
-        else
+        if (payload.Length > maxBytes)
         {
-            try
-            {
-                if (JsonNode.Parse(payload.Span, documentOptions: Strict) is JsonObject o) return o;
-                error = $"{what} must be a JSON object";
-            }
-            catch (System.Text.Json.JsonException ex)
-            {
-                error = Contracts.RepeatedNames.TryDescribe(ex, out var repeated) ? $"{what}: {repeated}" : $"{what} is not valid JSON: {ex.Message}";
-            }
-            catch (ArgumentException)
-            {
-                error = $"{what} is not valid UTF-8";
-            }
+            error = $"{what} larger than {maxBytes} bytes";
+            return null;
         }
-        return null;
+        var node = Contracts.FreeFormJson.Parse(payload.Span, out var problem);
+        error = problem is not null ? $"{what}: {problem}" : node is JsonObject ? null : $"{what} must be a JSON object";
+        return error is null ? (JsonObject)node! : null;
     }
 
     public static JsonObject Parse(string? json) => json is null ? new JsonObject() : JsonNode.Parse(json) as JsonObject ?? new JsonObject();

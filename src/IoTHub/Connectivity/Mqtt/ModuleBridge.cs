@@ -27,19 +27,24 @@ internal sealed class ModuleBridge(IServiceScopeFactory scopes, ILogger<ModuleBr
         }
     }
 
-    /// <summary>Sends a request; on failure logs it and returns the default (the caller answers the client with an error).</summary>
-    public async Task<T?> SendAsync<T>(IRequest<T> request)
+    /// <summary>Sends a request; on failure logs it and returns the default (the caller answers the client with an error).
+    /// Where the default is also an answer (null for "taken"), use <see cref="TrySendAsync{T}"/>.</summary>
+    public async Task<T?> SendAsync<T>(IRequest<T> request) => (await TrySendAsync(request)).Value;
+
+    /// <summary>Sends a request; <c>Handled</c> is false when its handler failed (logged), so a failure is never read as the
+    /// handler's own answer: a command response whose handler threw was acked as taken, and lost.</summary>
+    public async Task<(bool Handled, T? Value)> TrySendAsync<T>(IRequest<T> request)
     {
         await _handlers.WaitAsync();
         try
         {
             await using var scope = scopes.CreateAsyncScope();
-            return await scope.ServiceProvider.GetRequiredService<IMediator>().Send(request);
+            return (true, await scope.ServiceProvider.GetRequiredService<IMediator>().Send(request));
         }
         catch (Exception ex)
         {
             log.LogError(ex, "Handling {Request} failed", request.GetType().Name);
-            return default;
+            return (false, default);
         }
         finally
         {

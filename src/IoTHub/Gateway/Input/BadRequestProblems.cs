@@ -37,7 +37,8 @@ internal sealed partial class BadRequestProblems(IProblemDetailsService problems
             if (cut >= 0) reason = reason[..cut];
             if (Contracts.RepeatedNames.TryDescribe(json, out var repeated)) reason = repeated;
             else if (ConvertedTo().Match(reason) is { Success: true } m) reason = Expected(m.Groups["type"].Value);
-            else if (reason.StartsWith("'", StringComparison.Ordinal) || reason.Contains("invalid", StringComparison.OrdinalIgnoreCase)) reason = "is not valid JSON: " + reason;
+            else if (!reason.Contains(Contracts.RepeatedNames.Rule, StringComparison.Ordinal)
+                     && (reason.StartsWith("'", StringComparison.Ordinal) || reason.Contains("invalid", StringComparison.OrdinalIgnoreCase))) reason = "is not valid JSON: " + reason;
             return json.Path is { Length: > 1 } path ? $"body {path}: {reason}" : $"body: {reason}";
         }
         if (FailedToBind().Match(bad.Message) is { Success: true } q)

@@ -36,7 +36,16 @@ internal static class NulGuard
     {
         public override string? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
-            var value = reader.GetString();
+            string? value;
+            try
+            {
+                value = reader.GetString();
+            }
+            catch (InvalidOperationException ex) when (reader.TokenType == JsonTokenType.String)
+            {
+                // Invalid UTF-8 or a lone surrogate escape ("\ud800"): it was answered "has the wrong JSON type".
+                throw new JsonException("must be valid Unicode text (UTF-8 without stray bytes, no lone surrogate escape)", ex);
+            }
             // JSON has no raw control characters: only the escape "\u0000" makes one.
             if (reader.ValueIsEscaped && value?.Contains('\0') == true) throw new JsonException(Message);
             return value;

@@ -1,7 +1,9 @@
 // JSON values taken as they are (command params, desired state): JsonNode, JsonObject and JsonArray fields of request
-// bodies. The serializer's own converters threw ArgumentException ("an item with the same key has already been added")
-// for a name given twice in one object, a 500, or kept both names and sent them on to the device. Read here instead:
-// a repeated name is a 400 naming it (Contracts/RepeatedNames), as it is everywhere else.
+// bodies, and bodies that are one. The serializer's own converters threw ArgumentException ("an item with the same key has
+// already been added") for a name given twice in one object, a 500, or kept both names and sent them on to the device; and
+// they took what failed later (a lone surrogate escape, 63 levels, invalid UTF-8, 1e400, U+0000). Read here instead, by
+// the rules of Contracts/FreeFormJson: a value that breaks one is a 400 naming the field and why.
+using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using System.Text.Json.Serialization;
@@ -21,15 +23,8 @@ internal sealed class StrictJsonNodes : JsonConverterFactory
         public override T? Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
         {
             using var value = JsonDocument.ParseValue(ref reader);
-            JsonNode? node;
-            try
-            {
-                node = JsonNode.Parse(value.RootElement.GetRawText(), documentOptions: RepeatedNames.DocumentOptions(options.MaxDepth));
-            }
-            catch (JsonException ex) when (RepeatedNames.TryDescribe(ex, out var repeated))
-            {
-                throw new JsonException(ex.Path is { Length: > 1 } path ? $"{repeated} (at {path} of this value)" : repeated);
-            }
+            var node = FreeFormJson.Parse(JsonMarshal.GetRawUtf8Value(value.RootElement), out var error);
+            if (error is not null) throw new JsonException(error);
             return node switch
             {
                 null => null,

@@ -74,16 +74,16 @@ internal sealed class PublishHandling(
                 if (await telemetry.IngestAsync(e, session)) await DispatchingAsync(message);
                 return;
             case TopicKind.StateReported:
-                var report = await modules.SendAsync(new ReportDeviceState(session.DeviceId!, message.Payload.ToArray()));
-                if (Answer(e, session, report?.Error ?? (report is null ? "could not record the reported state" : null))) await DispatchingAsync(message);
+                var report = await modules.TrySendAsync(new ReportDeviceState(session.DeviceId!, message.Payload.ToArray()));
+                if (Answer(e, session, report.Handled && report.Value is not null, report.Value?.Error)) await DispatchingAsync(message);
                 return;
             case TopicKind.CommandResponse:
-                var error = await modules.SendAsync(new RecordCommandResponse(session.DeviceId!, DeviceTopic.CommandIdOf(message.Topic), message.Payload.ToArray()));
-                if (Answer(e, session, error)) await DispatchingAsync(message);
+                var response = await modules.TrySendAsync(new RecordCommandResponse(session.DeviceId!, DeviceTopic.CommandIdOf(message.Topic), message.Payload.ToArray()));
+                if (Answer(e, session, response.Handled, response.Value)) await DispatchingAsync(message);
                 return;
             case TopicKind.FirmwareProgress:
-                var refused = await modules.SendAsync(new RecordFirmwareProgress(session.DeviceId!, message.Payload.ToArray()));
-                if (Answer(e, session, refused)) await DispatchingAsync(message);
+                var progress = await modules.TrySendAsync(new RecordFirmwareProgress(session.DeviceId!, message.Payload.ToArray()));
+                if (Answer(e, session, progress.Handled, progress.Value)) await DispatchingAsync(message);
                 return;
             default:
                 await DispatchingAsync(message);
@@ -132,10 +132,28 @@ internal sealed class PublishHandling(
         }
     }
 
-    /// <summary>Acks a device's state report or command response: PUBACK 0x99 with the reason on 5.0; 3.1.1 is acked
-    /// either way. True when it was taken.</summary>
-    private bool Answer(InterceptingPublishEventArgs e, SessionInfo session, string? error)
+    /// <summary>Acks a device's state report, command response or progress report. Refused (<paramref name="error"/>):
+    /// PUBACK 0x99 with the reason on 5.0; 3.1.1 is acked (resending would be refused again). Not handled (the hub failed,
+    /// e.g. its database; logged): 0x80 on 5.0, and a 3.1.1 connection is closed without the PUBACK, so that the device
+    /// sends it again (MQTT 3.1.1 §4.4) rather than believe it taken. True when it was taken.</summary>
+    private bool Answer(InterceptingPublishEventArgs e, SessionInfo session, bool handled, string? error)
     {
+        if (!handled)
+        {
+            e.ProcessPublish = false;
+            lines.Write(log, RefusalLines.DeviceMessage, session.DeviceId, MqttText.Printable(e.ApplicationMessage.Topic), session.DeviceId,
+                "the hub could not handle it (see the error above); the device is asked to send it again");
+            if (session.IsV5)
+            {
+                e.Response.ReasonCode = MqttPubAckReasonCode.UnspecifiedError;
+                e.Response.ReasonString = "the hub could not handle it; send it again";
+            }
+            else
+            {
+                e.CloseConnection = true;
+            }
+            return false;
+        }
         if (error is null) return true;
         e.ProcessPublish = false;
         lines.Write(log, RefusalLines.DeviceMessage, session.DeviceId, MqttText.Printable(e.ApplicationMessage.Topic), session.DeviceId, MqttText.Printable(error));

@@ -55,7 +55,7 @@ internal sealed partial class BadRequestProblems(IProblemDetailsService problems
         : StringType().IsMatch(type) ? "must be a string"
         : NumberType().IsMatch(type) ? "must be a number"
         : ArrayType().IsMatch(type) ? "must be an array"
-        : "has the wrong JSON type for this field (the API reference at /docs shows each field's type)";
+        : "has the wrong JSON type for this field, or a number out of its range (the API reference at /docs shows each field's type)";
 
     [GeneratedRegex(@"\bDate(Time(Offset)?|Only)\b")]
     private static partial Regex DateType();

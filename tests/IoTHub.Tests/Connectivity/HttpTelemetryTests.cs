@@ -84,6 +84,27 @@ public sealed class HttpTelemetryTests(Store store) : HubFixture(store)
         Assert.That(response.StatusCode, Is.EqualTo(HttpStatusCode.Unauthorized));
     }
 
+    [TestCase("application/json; charset=utf-16", HttpStatusCode.UnsupportedMediaType)]
+    [TestCase("application/json; charset=ISO-8859-1", HttpStatusCode.UnsupportedMediaType)]
+    [TestCase("application/json; charset=UTF-8", HttpStatusCode.Accepted)]
+    [TestCase("Application/JSON;charset=\"utf-8\"", HttpStatusCode.Accepted)]
+    public async Task A_json_body_in_a_charset_other_than_utf8_gets_415_and_utf8_labelled_any_way_is_taken(string contentType, HttpStatusCode expected)
+    {
+        // A body labelled UTF-16 was read as UTF-8 and taken.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var body = new ByteArrayContent("""{"t": 1}"""u8.ToArray());
+        body.Headers.TryAddWithoutValidation("Content-Type", contentType);
+        using var device = Hub.WithBearer(token);
+
+        var telemetry = await PostAsync(id, token, body);
+        var reported = await device.PostAsync($"/api/v1/devices/{id}/state/reported", body);
+
+        Assert.That(telemetry.StatusCode, Is.EqualTo(expected), await telemetry.Content.ReadAsStringAsync());
+        Assert.That(reported.StatusCode, Is.EqualTo(expected == HttpStatusCode.Accepted ? HttpStatusCode.OK : expected));
+        if (expected == HttpStatusCode.UnsupportedMediaType)
+            Assert.That(await telemetry.Content.ReadAsStringAsync(), Does.Contain("Send UTF-8"));
+    }
+
     [Test]
     public async Task A_disabled_device_gets_403()
     {

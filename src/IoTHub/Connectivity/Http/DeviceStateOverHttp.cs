@@ -32,7 +32,8 @@ internal static class DeviceStateOverHttp
     {
         var (_, denied) = await IngestTelemetryOverHttp.AuthenticateAsync(id, http, devices, ct);
         if (denied is not null) return denied;
-        var mediaType = http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
+        var mediaType = DeviceMediaType.Of(http.Request, out var charset);
+        if (charset is not null) return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: charset);
         if (mediaType is not ("application/json" or "application/merge-patch+json"))
             return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: "Send application/json.");
         var body = await IngestTelemetryOverHttp.ReadBodyAsync(http.Request.Body, options.Value.MaxPayloadBytes, ct);

@@ -93,7 +93,9 @@ internal static class FirmwareOverHttp
     {
         var (_, denied) = await IngestTelemetryOverHttp.AuthenticateAsync(id, http, devices, ct);
         if (denied is not null) return denied;
-        if (http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant() != "application/json")
+        if (DeviceMediaType.Of(http.Request, out var charset) is var type && charset is not null)
+            return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: charset);
+        if (type != "application/json")
             return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: "Send application/json.");
         var body = await IngestTelemetryOverHttp.ReadBodyAsync(http.Request.Body, options.Value.MaxPayloadBytes, ct);
         if (body is null) return Results.Problem(statusCode: 413, title: "Payload too large", detail: $"The limit is {options.Value.MaxPayloadBytes} bytes.");

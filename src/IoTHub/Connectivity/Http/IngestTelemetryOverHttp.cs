@@ -25,7 +25,8 @@ internal static class IngestTelemetryOverHttp
         var device = await AuthenticateAsync(id, http, devices, ct);
         if (device.Problem is { } denied) return denied;
 
-        var mediaType = http.Request.ContentType?.Split(';')[0].Trim().ToLowerInvariant();
+        var mediaType = DeviceMediaType.Of(http.Request, out var charset);
+        if (charset is not null) return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: charset);
         if (mediaType is not ("application/json" or "application/cbor"))
             return Results.Problem(statusCode: 415, title: "Unsupported media type", detail: "Send application/json (or application/cbor).");
         var max = options.Value.MaxPayloadBytes;

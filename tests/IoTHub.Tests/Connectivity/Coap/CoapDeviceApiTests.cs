@@ -29,6 +29,20 @@ public sealed class CoapDeviceApiTests(Store store) : HubFixture(store)
         Assert.That(state["reported"]!["state"]!["setpoint"]!.GetValue<double>(), Is.EqualTo(19.5));
     }
 
+    [TestCase("""{"label": "\ud800"}""", "lone surrogate")]
+    [TestCase("""{"a": 1, "a": 2}""", "'a' appears more than once")]
+    [TestCase("""{"big": 1e400}""", "finite number")]
+    public async Task Reported_state_the_hub_cannot_keep_is_4_00_naming_why(string payload, string reason)
+    {
+        // A lone surrogate escape was answered 5.00 ("the hub could not handle the request").
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", "-m", "post", "-t", "json", "-e", payload,
+            Uri($"devices/{id}/state/reported?token={token}"));
+        Assert.That(output, Does.Contain("4.00").And.Contain(reason));
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/state"))["reported"]!["version"]!.GetValue<long>(), Is.Zero);
+    }
+
     [Test]
     public async Task An_observer_of_its_commands_receives_a_command_sent_through_the_REST_API()
     {

@@ -81,11 +81,9 @@ public static class HubApp
 
         var app = builder.Build();
         app.Lifetime.ApplicationStarted.Register(startupLogs.Started);
-        // Ready once the MQTT broker's listeners are up, which MQTTnet starts after the host has (RabbitMQ mode: with the host).
-        if (app.Services.GetService<Connectivity.RabbitMq.RabbitMqBroker>() is null)
-            _ = app.Services.GetRequiredService<Connectivity.Mqtt.MqttBroker>().Started.ContinueWith(_ => startupLogs.Ready(), TaskScheduler.Default);
-        else
-            app.Lifetime.ApplicationStarted.Register(startupLogs.Ready);
+        // Ready once every listener is up: MQTTnet starts the broker's after the host has started.
+        app.Lifetime.ApplicationStarted.Register(() =>
+            ConnectivityModule.ListenersUp(app.Services).ContinueWith(_ => startupLogs.Ready(), TaskScheduler.Default));
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseGateway();

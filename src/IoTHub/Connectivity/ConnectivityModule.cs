@@ -147,6 +147,12 @@ public static class ConnectivityModule
     /// <summary>Kestrel's listeners: HTTP on <c>--urls</c>, MQTT on <c>Mqtt:Port</c>, and with a certificate MQTT over TLS and HTTPS.</summary>
     public static IWebHostBuilder UseConnectivityListeners(this IWebHostBuilder web, IConfiguration config) => web.ConfigureHubListeners(config);
 
+    /// <summary>Completes when every device listener is up: the embedded MQTT broker's, which MQTTnet starts after the host
+    /// has started (HTTP, CoAP and DTLS are up by then); in RabbitMQ mode at once (the hub listens for devices on HTTP and
+    /// CoAP only). Call it once the host has started.</summary>
+    public static Task ListenersUp(IServiceProvider services) =>
+        services.GetService<RabbitMq.RabbitMqBroker>() is null ? services.GetRequiredService<Mqtt.MqttBroker>().Started : Task.CompletedTask;
+
     /// <summary>Adds WebSockets to the pipeline and attaches the broker to the MQTT server once the host is built.</summary>
     public static WebApplication UseConnectivity(this WebApplication app)
     {

@@ -84,12 +84,25 @@ public sealed class HubProcess : IDisposable
     public async Task<HttpClient> ReadyAsync(TimeSpan? within = null)
     {
         var http = new HttpClient { BaseAddress = Ports.BaseAddress, Timeout = TimeSpan.FromSeconds(30) };
-        await WaitFor.ConditionAsync(async () =>
+        var deadline = DateTime.UtcNow + (within ?? TimeSpan.FromSeconds(60));
+        var last = "no answer yet";
+        while (DateTime.UtcNow < deadline)
         {
             if (_process.HasExited) Assert.Fail($"the hub process exited with {_process.ExitCode} before it was ready:\n{Output}");
-            try { return (await http.GetAsync("/health/ready")).IsSuccessStatusCode; }
-            catch (HttpRequestException) { return false; }
-        }, $"the hub process on {Ports.BaseAddress} is ready", within ?? TimeSpan.FromSeconds(60));
+            try
+            {
+                using var answer = await http.GetAsync("/health/ready");
+                if (answer.IsSuccessStatusCode) return http;
+                last = $"{(int)answer.StatusCode} {await answer.Content.ReadAsStringAsync()}";
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                last = ex.Message;
+            }
+            await Task.Delay(50);
+        }
+        // What it said last, and what it printed: CI once waited 60 s on a hub that never said why.
+        Assert.Fail($"the hub process on {Ports.BaseAddress} was not ready in time; /health/ready last answered: {last}\n{Output}");
         return http;
     }
 

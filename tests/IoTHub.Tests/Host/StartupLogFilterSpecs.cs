@@ -31,16 +31,23 @@ public sealed class StartupLogFilterSpecs
         }
     }
 
-    [Test]
-    public void A_failing_readiness_check_is_an_error_only_once_the_hub_has_been_ready()
+    /// <summary>A host builder's logging with the filter added, writing to a list; a logger of <paramref name="category"/>.</summary>
+    private static (StartupLogFilter Filter, ILogger Logger, Lines Lines, ServiceProvider Services) Filtered(string category)
     {
         var builder = WebApplication.CreateBuilder();
         builder.Logging.ClearProviders();
         var lines = new Lines();
         builder.Logging.AddProvider(lines);
         var filter = StartupLogFilter.AddTo(builder);
-        using var services = builder.Services.BuildServiceProvider();
-        var health = services.GetRequiredService<ILoggerFactory>().CreateLogger("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService");
+        var services = builder.Services.BuildServiceProvider();
+        return (filter, services.GetRequiredService<ILoggerFactory>().CreateLogger(category), lines, services);
+    }
+
+    [Test]
+    public void A_failing_readiness_check_is_an_error_only_once_the_hub_has_been_ready()
+    {
+        var (filter, health, lines, services) = Filtered("Microsoft.Extensions.Diagnostics.HealthChecks.DefaultHealthCheckService");
+        using var _ = services;
 
         health.LogError("before the start");
         health.LogWarning("a warning is not held back");
@@ -55,13 +62,8 @@ public sealed class StartupLogFilterSpecs
     [Test]
     public void The_hosts_and_ef_cores_errors_are_held_back_until_the_host_has_started()
     {
-        var builder = WebApplication.CreateBuilder();
-        builder.Logging.ClearProviders();
-        var lines = new Lines();
-        builder.Logging.AddProvider(lines);
-        var filter = StartupLogFilter.AddTo(builder);
-        using var services = builder.Services.BuildServiceProvider();
-        var ef = services.GetRequiredService<ILoggerFactory>().CreateLogger("Microsoft.EntityFrameworkCore.Database.Command");
+        var (filter, ef, lines, services) = Filtered("Microsoft.EntityFrameworkCore.Database.Command");
+        using var _ = services;
 
         ef.LogError("probing the history table");
         filter.Started();

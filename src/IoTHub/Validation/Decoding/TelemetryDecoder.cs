@@ -214,18 +214,21 @@ internal sealed partial class TelemetryDecoder(MetricNames names)
         {
             metric = names.Get(reader.ValueSpan);
         }
-        else if (reader.ValueIsEscaped && reader.GetString() is { } unescaped && Contracts.Identifier.IsValid(unescaped))
-        {
-            // "\u0074" is "t" (RFC 8259 §7): the same name as written plainly. Rare, so the unescaping allocates.
-            metric = names.Get(System.Text.Encoding.ASCII.GetBytes(unescaped));
-        }
         else
         {
             var raw = reader.GetString() ?? "";
-            reader.Read();
-            reader.Skip();
-            AddError(ref result, Path(prefix, Printable(raw)), $"metric names must be {Contracts.Identifier.Rule}");
-            return;
+            if (reader.ValueIsEscaped && Contracts.Identifier.IsValid(raw))
+            {
+                // "\u0074" is "t" (RFC 8259 §7): the same name as written plainly. Rare, so the unescaping allocates.
+                metric = names.Get(Encoding.ASCII.GetBytes(raw));
+            }
+            else
+            {
+                reader.Read();
+                reader.Skip();
+                AddError(ref result, Path(prefix, Printable(raw)), $"metric names must be {Contracts.Identifier.Rule}");
+                return;
+            }
         }
         reader.Read();
         if (state.Count >= state.Limits.MaxPoints)

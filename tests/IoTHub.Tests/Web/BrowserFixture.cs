@@ -1,6 +1,7 @@
 // Browser tests drive Debian's Chromium (headless) through Playwright against the real host. Each test saves a
 // screenshot as a test artifact and fails on any console error the pages logged.
 using IoTHub.Tests.Infrastructure;
+using System.Text.RegularExpressions;
 using Microsoft.Playwright;
 
 namespace IoTHub.Tests.Web;
@@ -67,10 +68,22 @@ public abstract class BrowserFixture(Store store) : HubFixture(store)
         await page.GetByLabel("Username").FillAsync(username);
         await page.GetByLabel("Password").FillAsync(password);
         await page.GetByRole(AriaRole.Button, new() { Name = "Sign in" }).ClickAsync();
-        await page.WaitForURLAsync(url => !url.Contains("/login", StringComparison.Ordinal));
+        await Assertions.Expect(page).Not.ToHaveURLAsync(new Regex("/login"), new() { Timeout = 30_000 });
         await WaitForCircuitAsync(page);
         return page;
     }
+
+    /// <summary>Waits until the page's address is <paramref name="path"/> (followed by a number when
+    /// <paramref name="numberedPage"/>, e.g. <c>/alarm-rules/12</c>), with any query. It polls the address
+    /// (<c>Expect(page).ToHaveURLAsync</c>) rather than waiting for a navigation event: WaitForURLAsync checks the address
+    /// once, then listens for the next navigation, and a client-side navigation (Blazor's NavigateTo, an enhanced link)
+    /// that lands between the two is never seen (CI: a 15 s timeout with the page already at the address).</summary>
+    protected static Task ExpectAddressAsync(IPage page, string path, bool numberedPage = false) =>
+        Assertions.Expect(page).ToHaveURLAsync(
+            new Regex("^https?://[^/]+" + Regex.Escape(path) + (numberedPage ? @"\d+" : "") + @"(\?.*)?$"), new() { Timeout = 30_000 });
+
+    /// <summary>Waits until the page is the sign-in page (a refused page sends the browser there with a return address).</summary>
+    protected static Task ExpectLoginAsync(IPage page) => ExpectAddressAsync(page, "/login");
 
     /// <summary>The element's box once it is laid out: BoundingBoxAsync answers null at once, without waiting, while
     /// Blazor re-renders the element (CI once read null right after a viewport change).</summary>

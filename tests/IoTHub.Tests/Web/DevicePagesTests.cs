@@ -79,7 +79,7 @@ public sealed partial class DevicePagesTests(Store store) : BrowserFixture(store
 
         await page.SetViewportSizeAsync(Phone, 900);
         await link.ClickAsync();
-        await page.WaitForURLAsync($"**/devices/{id}");
+        await ExpectAddressAsync(page, $"/devices/{id}");
         await Expect(page.GetByRole(AriaRole.Heading, new() { Name = "Kitchen thermostat by the window" })).ToBeVisibleAsync();
     }
 
@@ -163,7 +163,7 @@ public sealed partial class DevicePagesTests(Store store) : BrowserFixture(store
         await ScreenshotAsync(page, "navigation-open-375px");
 
         await devices.ClickAsync();
-        await page.WaitForURLAsync("**/devices");
+        await ExpectAddressAsync(page, "/devices");
         await Expect(devices).ToBeHiddenAsync();
         await Expect(menu).ToHaveAttributeAsync("aria-expanded", "false");
 

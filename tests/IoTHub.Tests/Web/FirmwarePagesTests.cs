@@ -75,7 +75,7 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
         {
             var page = await SignedInAsync();
             await page.GetByRole(AriaRole.Navigation, new() { Name = "Main" }).GetByRole(AriaRole.Link, new() { Name = "Firmware" }).ClickAsync();
-            await page.WaitForURLAsync("**/firmware");
+            await ExpectAddressAsync(page, "/firmware");
             await WaitForCircuitAsync(page);
 
             await page.GetByLabel("Image file").SetInputFilesAsync(file);
@@ -208,7 +208,7 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
             await ScreenshotAsync(page, "firmware-wizard-preview");
 
             await page.GetByRole(AriaRole.Button, new() { Name = "Create and start" }).ClickAsync();
-            await page.WaitForURLAsync("**/firmware/campaigns/*");
+            await ExpectAddressAsync(page, "/firmware/campaigns/", numberedPage: true);
             await WaitForCircuitAsync(page);
             await Expect(page.GetByTestId("campaign-state")).ToHaveTextAsync("running");
             await Expect(page.Locator("h1")).ToHaveTextAsync(name);
@@ -340,7 +340,7 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
 
         var page = await SignedInAsync(name, "only-looking-1");
         await page.GetByRole(AriaRole.Navigation, new() { Name = "Main" }).GetByRole(AriaRole.Link, new() { Name = "Firmware" }).ClickAsync();
-        await page.WaitForURLAsync("**/firmware");
+        await ExpectAddressAsync(page, "/firmware");
         await WaitForCircuitAsync(page);
         await Expect(ArtifactRow(page, version)).ToBeVisibleAsync();
         await Expect(page.GetByLabel("Image file")).ToHaveCountAsync(0);
@@ -348,7 +348,7 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
         await Expect(page.GetByRole(AriaRole.Link, new() { Name = "New campaign" })).ToHaveCountAsync(0);
 
         await page.GotoAsync("/firmware/campaigns/new");
-        await page.WaitForURLAsync("**/login**");
+        await ExpectLoginAsync(page);
     }
 
     [Test]

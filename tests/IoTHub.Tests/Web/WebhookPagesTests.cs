@@ -38,7 +38,7 @@ public sealed class WebhookPagesTests(Store store) : BrowserFixture(store)
         var url = _receiver.Url(path);
         var page = await SignedInAsync();
         await page.GetByRole(AriaRole.Navigation, new() { Name = "Main" }).GetByRole(AriaRole.Link, new() { Name = "Webhooks" }).ClickAsync();
-        await page.WaitForURLAsync("**/webhooks");
+        await ExpectAddressAsync(page, "/webhooks");
         await WaitForCircuitAsync(page);
 
         // The API's validator speaks next to the field.
@@ -73,7 +73,7 @@ public sealed class WebhookPagesTests(Store store) : BrowserFixture(store)
         await ScreenshotAsync(page, "webhook-test-succeeded");
 
         await Row(page, url).GetByRole(AriaRole.Link, new() { Name = "Delivery log" }).ClickAsync();
-        await page.WaitForURLAsync("**/webhooks/*");
+        await ExpectAddressAsync(page, "/webhooks/", numberedPage: true);
         await WaitForCircuitAsync(page);
         var log = page.GetByTestId("deliveries");
         await Expect(log.GetByTestId("delivery-status")).ToHaveTextAsync(["succeeded"]);
@@ -116,10 +116,10 @@ public sealed class WebhookPagesTests(Store store) : BrowserFixture(store)
         Assert.That(await page.GetByRole(AriaRole.Link, new() { Name = "Webhooks" }).CountAsync(), Is.Zero, "no nav entry");
 
         await page.GotoAsync("/webhooks");
-        await page.WaitForURLAsync("**/login**");
+        await ExpectLoginAsync(page);
         Assert.That(await page.GetByTestId("webhooks").CountAsync(), Is.Zero);
         await page.GotoAsync($"/webhooks/{id}");
-        await page.WaitForURLAsync("**/login**");
+        await ExpectLoginAsync(page);
         Assert.That(await page.GetByTestId("endpoint-url").CountAsync(), Is.Zero);
     }
 

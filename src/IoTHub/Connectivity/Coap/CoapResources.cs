@@ -1,6 +1,7 @@
 // The CoAP device API (CONTRACT.md, "CoAP device API"; README, "CoAP"): the same resources as the HTTP device API,
 // authenticated with ?token= (or the DTLS session's PSK identity), feeding the same ingest gate. Telemetry is answered
 // 2.04 only once durably stored; errors carry a diagnostic payload naming the problem (RFC 7252 §5.5.2).
+//   GET  .well-known/core                              the asking device's resources in link-format (RFC 6690)
 //   POST devices/{id}/telemetry                       JSON (50, the default) or CBOR (60)
 //   POST api/v1/{token}/telemetry                      the ThingsBoard path, for devices flashed for it
 //   GET  devices/{id}/state/desired                    Observe (RFC 7641): a notification per change
@@ -39,6 +40,7 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
                 return Diagnostic(CoapCode.BadOption, $"unrecognized critical option {o.Number} (RFC 7252 §5.4.1)");
         var path = m.UriPath ?? [];
         if (path is ["api", "v1", var token, "telemetry"]) return await ThingsBoardAsync(m, peer, token, ct);
+        if (path is [".well-known", "core"]) return await DiscoveryAsync(m, peer, ct);
         if (path is not ["devices", var deviceId, ..]) return Diagnostic(CoapCode.NotFound, "no such resource; see the README's CoAP section");
         var rest = path.Skip(2).ToArray();
         var method = m.Code;
@@ -59,6 +61,25 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
                 method == CoapCode.Get ? await FirmwareImageAsync(m, peer, deviceId, artifactId, ct) : NotAllowed("GET"),
             _ => Diagnostic(CoapCode.NotFound, "no such resource; see the README's CoAP section"),
         };
+    }
+
+    /// <summary>RFC 6690 discovery of the asking device's resources (<see cref="CoapDiscovery"/>): 2.05 in link-format,
+    /// filtered by the query; 4.01 without a DTLS identity or <c>?token=</c>.</summary>
+    private async Task<CoapMessage> DiscoveryAsync(CoapMessage m, CoapPeer peer, CancellationToken ct)
+    {
+        if (m.Code != CoapCode.Get) return NotAllowed("GET");
+        if (m.Accept is { } accept && accept != CoapContentFormat.LinkFormat)
+            return Diagnostic(CoapCode.NotAcceptable, $"this resource is served as Content-Format {CoapContentFormat.LinkFormat} only");
+        DeviceIdentity? device;
+        if (peer.AuthenticatedDevice is { } dtls) device = await devices.FindAsync(dtls, ct);
+        else if (Query(m, "token") is { } token) device = await devices.AuthenticateTokenAsync(token, ct);
+        else return Diagnostic(CoapCode.Unauthorized, "discovery lists a device's own resources: add ?token={device token} (or use DTLS with PSK)");
+        var (admitted, refusal) = Admit(m, device, peer);
+        if (refusal is not null) return refusal;
+        var links = CoapDiscovery.Filter(CoapDiscovery.LinksOf(admitted!.DeviceId), CoapDiscovery.FiltersOf(m.UriQuery, "token"));
+        var response = new CoapMessage { Code = CoapCode.Content, Payload = CoapDiscovery.Format(links) };
+        response.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.LinkFormat));
+        return response;
     }
 
     private static CoapMessage NotAllowed(string allowed) => Diagnostic(CoapCode.MethodNotAllowed, $"use {allowed}");

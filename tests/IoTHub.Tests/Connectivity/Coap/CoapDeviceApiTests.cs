@@ -86,6 +86,36 @@ public sealed class CoapDeviceApiTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task Discovery_with_a_device_token_lists_that_device_s_resources_and_filters_them_by_query()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (code, output) = await ExternalTool.RunAsync(Client, "-B", "10", Uri($".well-known/core?token={token}"));
+        Assert.That(code, Is.Zero, output);
+        Assert.That(output, Does.Contain($"</devices/{id}/telemetry>;rt=\"iothub.telemetry\";ct=\"50 60\"")
+            .And.Contain($"</devices/{id}/state/desired>;rt=\"iothub.state.desired\";ct=50;obs")
+            .And.Contain($"</devices/{id}/firmware/progress>"));
+
+        (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", Uri($".well-known/core?token={token}&rt=iothub.commands"));
+        Assert.That(output, Does.Contain($"</devices/{id}/commands>;rt=\"iothub.commands\";ct=50;obs").And.Not.Contain("telemetry"));
+
+        // What discovery lists is what the device can reach: the desired-state link, followed with the token, is 2.05.
+        (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", Uri($"devices/{id}/state/desired?token={token}"));
+        Assert.That(output, Does.Contain("\"version\""));
+    }
+
+    [Test]
+    public async Task Discovery_without_a_device_s_credentials_is_refused_and_lists_nothing()
+    {
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", Uri(".well-known/core"));
+        Assert.That(output, Does.Contain("4.01").And.Contain("?token=").And.Not.Contain("</"));
+        (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", Uri(".well-known/core?token=not-a-token"));
+        Assert.That(output, Does.Contain("4.01").And.Not.Contain(id));
+        (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", "-m", "post", "-e", "x", Uri(".well-known/core"));
+        Assert.That(output, Does.Contain("4.05"));
+    }
+
+    [Test]
     public async Task A_GET_that_accepts_only_another_format_is_4_06()
     {
         var (id, token) = await Hub.CreateDeviceAsync();

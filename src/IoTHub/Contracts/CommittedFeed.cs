@@ -1,6 +1,6 @@
 // What each committed telemetry batch held, for the consumers downstream of the commit (window tracking now; alarm
-// rules and webhooks next). The writer hands a batch here only after it has released the batch's acknowledgements,
-// and never waits: each consumer has its own bounded queue, so a slow consumer can neither slow a device's PUBACK nor
+// rules and webhooks next). The writer hands a batch here once it has committed, just before it releases the batch's
+// acknowledgements, and never waits: each consumer has its own bounded queue, so a slow consumer can neither slow a device's PUBACK nor
 // grow the hub's memory. A consumer that falls a whole queue behind loses the oldest batches it had not read, counted
 // in iothub_committed_feed_dropped_total; its backlog is the gauge iothub_committed_feed_lag (both labelled with the
 // consumer). The stored rows are the truth: a consumer that must see every point reads the store, not only this feed.
@@ -47,7 +47,8 @@ public sealed class CommittedFeed
         return channel.Reader;
     }
 
-    /// <summary>Hands a committed batch to every consumer without waiting (called after its acks were released).</summary>
+    /// <summary>Hands a committed batch to every consumer without waiting (called after the commit, before its acks are
+    /// released).</summary>
     public void Publish(CommittedPoint[] batch)
     {
         foreach (var c in _all) c.Writer.TryWrite(batch);

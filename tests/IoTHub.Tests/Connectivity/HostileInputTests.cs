@@ -153,7 +153,10 @@ public sealed class HostileInputTests(Store store) : HubFixture(store)
             // left the hub's per-address count yet, and would make the 200th of these the first one over the cap.
             const string attacker = "127.0.0.7";
             for (var i = 0; i < ConnectionsPerAddress; i++) idle.Add(await RawMqtt.OpenAsync(Hub.MqttPort, from: attacker));
-            await Task.Delay(300);
+            // A TCP connect completes at the kernel's handshake; the hub counts the connection later, on its own thread.
+            var guard = Hub.Services.GetRequiredService<IoTHub.Connectivity.Mqtt.Flow.MqttConnectionGuard>();
+            await WaitFor.ConditionAsync(() => guard.ConnectionsFrom(IPAddress.Parse(attacker)) == ConnectionsPerAddress,
+                $"the hub counts all {ConnectionsPerAddress} connections");
             // Those beyond the cap are closed at once (or refused); the rest wait for a CONNECT that never comes.
             var extra = 0;
             for (var i = 0; i < 50; i++)

@@ -73,6 +73,10 @@ public sealed class StartupFailureTests
             {
                 await WaitUntilReadyAsync(p, timeout.Token);
                 await whenReady();
+                // The console logger writes on a thread of its own: killed as soon as it answers, the hub could take lines
+                // of its start with it. "Application started" is its last; every line before it has been written then.
+                await WaitFor.ConditionAsync(() => { lock (stdout) return stdout.ToString().Contains("Application started", StringComparison.Ordinal); },
+                    "the hub's start-up lines are written", TimeSpan.FromSeconds(30));
                 p.Kill(entireProcessTree: true);
                 await p.WaitForExitAsync(timeout.Token);
             }

@@ -17,8 +17,12 @@ public sealed class SimulatorTests(Store store) : HubFixture(store)
             var (id, token) = await Hub.CreateDeviceAsync();
             devices.Add(new SimDevice(id, token));
         }
-        var run = LoadGenerator.RunAsync(devices, new LoadOptions("127.0.0.1", Hub.MqttPort, Hub.BaseAddress, "mqtt", 1, 5, TimeSpan.FromSeconds(6),
-            DeviceModel.Thermostat, Interactive: true), CancellationToken.None);
+        // Stopped (as Ctrl+C stops it) once the device has followed its desired state and 50 messages are acknowledged: a
+        // fixed run could end, on a loaded machine, before the device had applied the state. 60 s is only the bound.
+        using var end = new CancellationTokenSource();
+        var progress = new System.Collections.Concurrent.ConcurrentQueue<LoadProgress>();
+        var run = LoadGenerator.RunAsync(devices, new LoadOptions("127.0.0.1", Hub.MqttPort, Hub.BaseAddress, "mqtt", 1, 5, TimeSpan.FromSeconds(60),
+            DeviceModel.Thermostat, Interactive: true, Progress: progress.Enqueue, ProgressInterval: TimeSpan.FromSeconds(1)), end.Token);
         var target = devices[0].Id;
         using var admin = await Hub.AdminAsync();
         await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{target}"))["status"]!.GetValue<string>() == "online", "the fleet is up");
@@ -28,6 +32,10 @@ public sealed class SimulatorTests(Store store) : HubFixture(store)
         var command = await admin.PostAsync($"/api/v1/devices/{target}/commands", Json.Of(new { name = "setSetpoint", @params = new { value = 23.5 }, timeoutSeconds = 5 }));
         var unknown = await admin.PostAsync($"/api/v1/devices/{target}/commands", Json.Of(new { name = "selfDestruct", timeoutSeconds = 5 }));
         var desired = await admin.PutAsync($"/api/v1/devices/{target}/state", Json.Of(new { desired = new { setpoint = 22.0 } }));
+        await WaitFor.ConditionAsync(async () => (await admin.GetJsonAsync($"/api/v1/devices/{target}/state"))["reported"]!["state"]?["appliedVersion"]?.GetValue<long>() == 1,
+            "the device applies its desired state and reports so", TimeSpan.FromSeconds(30));
+        await WaitFor.ConditionAsync(() => progress.LastOrDefault() is { Acked: > 50 }, "50 messages are acknowledged", TimeSpan.FromSeconds(30));
+        await end.CancelAsync();
         var result = await run;
 
         Assert.That(command.StatusCode, Is.EqualTo(HttpStatusCode.OK));

@@ -48,8 +48,8 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
             await Task.Delay(1100);
             await device.PublishAsync(Telemetry(id, $$"""{"temperature": {{21.5 + i}}}"""));
         }
-        await Expect(page.Locator("[data-metric=temperature]")).ToContainTextAsync("24.5", new() { Timeout = 10_000 });
-        await Expect(page.GetByTestId("chart-info")).Not.ToHaveTextAsync(before, new() { Timeout = 10_000 });
+        await Expect(page.Locator("[data-metric=temperature]")).ToContainTextAsync("24.5", new() { Timeout = 30_000 });
+        await Expect(page.GetByTestId("chart-info")).Not.ToHaveTextAsync(before, new() { Timeout = 30_000 });
         Assert.That(await page.Locator(".rz-chart svg path").CountAsync(), Is.GreaterThan(0), "the chart draws a line");
         await ScreenshotAsync(page, "device-live-chart");
 
@@ -81,7 +81,7 @@ public sealed class AdminUiTests(Store store) : BrowserFixture(store)
         await Expect(page.GetByText("Desired (version 1)")).ToBeVisibleAsync();
         await device.Client.PublishAsync(new MqttApplicationMessageBuilder().WithTopic($"devices/{id}/state/reported").WithPayload("""{"setpoint": 23}""")
             .WithQualityOfServiceLevel(MqttQualityOfServiceLevel.AtLeastOnce).Build());
-        await Expect(page.GetByTestId("delta")).ToContainTextAsync("comfort", new() { Timeout = 10_000 });
+        await Expect(page.GetByTestId("delta")).ToContainTextAsync("comfort", new() { Timeout = 30_000 });
         await Expect(page.GetByTestId("delta")).Not.ToContainTextAsync("setpoint");
         // Text is shown as written, not as JSON escapes (\u00FC, \u0026, \u003C).
         await Expect(page.GetByTestId("delta")).ToContainTextAsync("Küche & Bad <1> °C");

@@ -94,13 +94,12 @@ public abstract class BrowserFixture(Store store) : HubFixture(store)
         return box!;
     }
 
-    /// <summary>Waits until Blazor's interactive circuit is up, so clicks reach the server.</summary>
-    protected static async Task WaitForCircuitAsync(IPage page)
-    {
-        await page.WaitForLoadStateAsync(LoadState.NetworkIdle);
-        await page.WaitForFunctionAsync("() => window.Blazor !== undefined");
-        await Task.Delay(300);
-    }
+    /// <summary>Waits until the page runs on its Blazor circuit, so clicks reach the server and typed text is not replaced
+    /// by the interactive render: the layout marks itself <c>data-interactive="true"</c> only when rendered interactively.
+    /// (It waited for the network to be idle, <c>window.Blazor</c>, then 300 ms, which was a guess: the script loads before
+    /// the circuit renders, and on a loaded machine the first interactive render can take longer.)</summary>
+    protected static Task WaitForCircuitAsync(IPage page) =>
+        Assertions.Expect(page.Locator(".shell[data-interactive=true]")).ToBeAttachedAsync(new() { Timeout = 30_000 });
 
     /// <summary>Fails when the page scrolls sideways (document.documentElement.scrollWidth &gt; window.innerWidth), naming
     /// the elements that stick out.</summary>

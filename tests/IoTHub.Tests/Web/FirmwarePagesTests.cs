@@ -91,8 +91,10 @@ public sealed class FirmwarePagesTests(Store store) : BrowserFixture(store)
                 ["offline"] = false, ["latency"] = 0, ["downloadThroughput"] = -1, ["uploadThroughput"] = 1024 * 1024,
             });
             await page.GetByRole(AriaRole.Button, new() { Name = "Upload", Exact = true }).ClickAsync();
-            var bar = page.GetByTestId("upload-progress").Locator("progress");
-            await WaitFor.ConditionAsync(async () => await bar.CountAsync() > 0 && int.Parse(await bar.GetAttributeAsync("value") ?? "0") is > 0 and < 100,
+            // Read in the page in one step: the bar goes when the upload ends, and a locator read between a count and the
+            // attribute would wait its whole timeout for an element that is gone.
+            await WaitFor.ConditionAsync(async () => await page.EvaluateAsync<double>(
+                    "() => document.querySelector('[data-testid=upload-progress] progress')?.value ?? -1") is > 0 and < 100,
                 "the progress bar shows part of the upload");
             await Expect(page.GetByRole(AriaRole.Button, new() { Name = "Cancel upload" })).ToBeVisibleAsync();
 

@@ -4,8 +4,8 @@
 // which releases the devices' acks. A failing database keeps the batch and retries: acks stall, the bounded
 // channels fill, adapters wait, and nothing is dropped. A failure the data causes (StoreErrors) is not retried: the
 // batch is split until the messages that cause it stand alone; those are dead-lettered with the database's reason
-// and answered as rejected, everything else is committed and acked. Only after the acks are released does the batch
-// go on to the consumers downstream of the commit (CommittedFeed), which the writer never waits for.
+// and answered as rejected, everything else is committed and acked. A committed batch is queued to the consumers
+// downstream of the commit (CommittedFeed) just before its acks are released; the writer never waits for them.
 using System.Diagnostics;
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
@@ -234,10 +234,14 @@ internal sealed class TelemetryWriter(
         }
     }
 
-    /// <summary>After a commit: completes the messages' tickets (which releases their acks), counts, and only then hands
-    /// the batch's numeric points to the consumers downstream, without waiting for any of them.</summary>
+    /// <summary>After a commit: hands the batch's numeric points to the consumers downstream (queued without waiting for
+    /// any of them), then completes the messages' tickets (which releases their acks), and counts. Queued first, so that
+    /// a device or app that has its ack can rely on the batch being in every consumer's queue (an alarm check drained
+    /// after a PUBACK has seen that message; when the acks went out first, a reader between the two could drain an
+    /// empty queue).</summary>
     private void Complete(IReadOnlyList<ValidatedTelemetry> batch, List<CommittedPoint> committed)
     {
+        if (committed.Count > 0) committedFeed.Publish(committed.ToArray());
         foreach (var m in batch)
         {
             m.Source.Ticket?.TrySetResult(m.RejectReason is null
@@ -256,6 +260,5 @@ internal sealed class TelemetryWriter(
         WriterMetrics.DeadLetters.Add(dead);
         WriterMetrics.Batches.Add(1);
         Interlocked.Increment(ref _committedBatches);
-        if (committed.Count > 0) committedFeed.Publish(committed.ToArray());
     }
 }

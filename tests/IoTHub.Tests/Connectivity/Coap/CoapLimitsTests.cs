@@ -81,16 +81,18 @@ public sealed class CoapLimitsTests(Store store) : HubFixture(store)
         var codes = new List<byte>();
         using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
         var hub = new IPEndPoint(IPAddress.Loopback, Hub.CoapPort);
+        // All six at once: the rate is counted per second of the clock, and six sent one after another's 2.04 (a commit
+        // each) could straddle a second's end, three in each, and none be refused.
         for (var i = 0; i < 6; i++)
-        {
             await udp.SendAsync(CoapClientTests.Datagram(true, (ushort)(0x3000 + i), [(byte)i], ["devices", other, "telemetry"], $"token={otherToken}", """{"r": 1}"""u8.ToArray()), hub);
-            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-            while (true)
-            {
-                var d = (await udp.ReceiveAsync(timeout.Token)).Buffer;
-                if ((d[0] >> 4 & 3) == 0) await udp.SendAsync(new byte[] { 0x60, 0x00, d[2], d[3] }, hub); // a separate response: acknowledge it
-                if (d[1] != 0) { codes.Add(d[1]); break; }
-            }
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var separate = new HashSet<int>();
+        while (codes.Count < 6)
+        {
+            var d = (await udp.ReceiveAsync(timeout.Token)).Buffer;
+            var confirmable = (d[0] >> 4 & 3) == 0;
+            if (confirmable) await udp.SendAsync(new byte[] { 0x60, 0x00, d[2], d[3] }, hub); // a separate response: acknowledge it
+            if (d[1] != 0 && (!confirmable || separate.Add(d[2] << 8 | d[3]))) codes.Add(d[1]); // a retransmission counts once
         }
         Assert.That(codes, Does.Contain((byte)((4 << 5) | 29)), "4.29 Too Many Requests past 3 a second");
     }

@@ -62,6 +62,9 @@ internal sealed class MqttConnectionGuard(IOptions<MqttOptions> options, MqttBro
         }
     };
 
+    /// <summary>Connections from <paramref name="address"/> counted toward its cap now (those being refused for it, briefly).</summary>
+    public int ConnectionsFrom(IPAddress address) => _perAddress.TryGetValue(address, out var n) ? n : 0;
+
     private void Release(IPAddress address)
     {
         if (_perAddress.AddOrUpdate(address, 0, (_, n) => n - 1) <= 0) _perAddress.TryRemove(new KeyValuePair<IPAddress, int>(address, 0));

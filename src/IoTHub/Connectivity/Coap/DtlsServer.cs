@@ -191,7 +191,7 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
 
     private static string Reason(Exception e, DtlsSession session) => e switch
     {
-        TlsFatalAlert { AlertDescription: AlertDescription.unknown_psk_identity } =>
+        _ when session.UnknownIdentity =>
             $"no DTLS key for PSK identity '{SafeText.Escaped(session.PresentedIdentity ?? "", 64)}' (unknown or disabled device, or one created before DTLS support: rotate its token)",
         TlsFatalAlert a => AlertDescription.GetText(a.AlertDescription),
         TlsFatalAlertReceived r => "the client sent the alert " + AlertDescription.GetText(r.AlertDescription),
@@ -330,7 +330,10 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
         }
     }
 
-    /// <summary>PSK identity = device id, key = the device's token (IDeviceAuthenticator.PskAsync); no hint.</summary>
+    /// <summary>PSK identity = device id, key = the device's token (IDeviceAuthenticator.PskAsync); no hint. An identity
+    /// without a key (no such device, a disabled one, or not UTF-8) gets a random key, so its handshake fails as a wrong
+    /// key's does (RFC 4279 §2: the server "MAY continue the protocol as if the PSK identity existed but the key was
+    /// incorrect"): answering unknown_psk_identity at once told anyone which device ids exist.</summary>
     private sealed class DeviceKeys(IDeviceAuthenticator devices, DtlsSession session, CancellationToken ct) : TlsPskIdentityManager
     {
         public byte[]? GetHint() => null;
@@ -344,13 +347,20 @@ internal sealed class DtlsServer(CoapDispatcher dispatcher, IDeviceAuthenticator
             }
             catch (ArgumentException)
             {
-                return null;
+                session.PresentedIdentity = Convert.ToHexString(identity);
+                session.UnknownIdentity = true;
+                return System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
             }
             session.PresentedIdentity = id;
             // On the handshake's own thread, which may block.
             var key = devices.PskAsync(id, ct).AsTask().GetAwaiter().GetResult();
-            if (key is not null) session.DeviceId = id;
-            return key;
+            if (key is not null)
+            {
+                session.DeviceId = id;
+                return key;
+            }
+            session.UnknownIdentity = true;
+            return System.Security.Cryptography.RandomNumberGenerator.GetBytes(32);
         }
     }
 }

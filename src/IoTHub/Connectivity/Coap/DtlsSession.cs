@@ -45,6 +45,10 @@ internal sealed class DtlsSession : DatagramTransport, ICoapSender
     /// <summary>The PSK identity the client presented, found or not (for the log).</summary>
     public string? PresentedIdentity { get; set; }
 
+    /// <summary>The presented PSK identity has no key (no such device, or a disabled one): the handshake goes on with a
+    /// random key and fails as a wrong key does, and the log says why.</summary>
+    public bool UnknownIdentity { get; set; }
+
     /// <summary>The established session; null while handshaking.</summary>
     public DtlsTransport? Transport { get; private set; }
 

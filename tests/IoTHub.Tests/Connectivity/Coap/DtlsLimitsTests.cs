@@ -113,6 +113,36 @@ public sealed class DtlsLimitsTests(Store store) : HubFixture(store)
         session.Close();
     }
 
+    private async Task<Exception> HandshakeFailureAsync(string id, string key)
+    {
+        await NoSessionsAsync();
+        try
+        {
+            (await ConnectAsync(id, key)).Close();
+        }
+        catch (Exception e)
+        {
+            return e;
+        }
+        Assert.Fail($"the handshake as {id} succeeded");
+        return null!;
+    }
+
+    [Test]
+    public async Task An_unknown_identity_fails_the_handshake_as_a_wrong_key_does_so_device_ids_cannot_be_probed()
+    {
+        // It was told unknown_psk_identity at once, where a known device with a wrong key gets no answer to its Finished
+        // (RFC 4279 §2 lets a server hide which identities exist).
+        var (id, _) = await Hub.CreateDeviceAsync();
+        var wrongKey = await HandshakeFailureAsync(id, "not-the-token");
+        var unknown = await HandshakeFailureAsync("no-such-device-" + Guid.NewGuid().ToString("N")[..8], "not-the-token");
+        Assert.That(Outcome(unknown), Is.Not.EqualTo($"alert {AlertDescription.unknown_psk_identity}"));
+        Assert.That(Outcome(unknown), Is.EqualTo(Outcome(wrongKey)), "the client cannot tell an unknown device from a wrong key");
+    }
+
+    /// <summary>How a failed handshake ended, as the client sees it: the alert it received, or the exception's type.</summary>
+    private static string Outcome(Exception e) => e is TlsFatalAlertReceived r ? $"alert {r.AlertDescription}" : e.GetType().Name;
+
     [Test]
     public async Task A_device_without_a_stored_key_is_refused_until_its_token_is_rotated()
     {

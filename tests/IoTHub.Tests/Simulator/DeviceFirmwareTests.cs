@@ -85,8 +85,10 @@ public sealed class DeviceFirmwareTests
         Assert.That(first["hardwareModel"]!.GetValue<string>(), Is.EqualTo("thermostat"));
         Assert.That(first.AsObject().ContainsKey("firmware"), Is.False, "firmwareVersion replaces the old key");
         // The retained notification came again after the reboot: the device had finished that campaign and attempt.
-        await Task.Delay(300);
-        Assert.That(_fleet!.Counters.Snapshot(), Is.EqualTo(new FirmwareTally(Notified: 1, Succeeded: 1, Failed: 0, RolledBack: 0, PowerLosses: 0, Busy: 0)));
+        var expected = new FirmwareTally(Notified: 1, Succeeded: 1, Failed: 0, RolledBack: 0, PowerLosses: 0, Busy: 0);
+        await WaitFor.ConditionAsync(() => _fleet!.Counters.Snapshot() == expected, "the fleet's tally settles");
+        await Task.Delay(300); // room for a second run of the campaign, were the retained notification taken again
+        Assert.That(_fleet!.Counters.Snapshot(), Is.EqualTo(expected));
         Assert.That(Statuses().Count(s => s == "succeeded"), Is.EqualTo(1));
     }
 
@@ -120,6 +122,8 @@ public sealed class DeviceFirmwareTests
         Assert.That(failed["detail"]!.GetValue<string>(), Does.Contain(_images.Sha256));
         Assert.That(Statuses(), Does.Not.Contain("installing"));
         Assert.That(_connections, Is.EqualTo(1), "no reboot");
+        // The device counts its failure once its report is sent, a moment after the broker has it.
+        await WaitFor.ConditionAsync(() => _fleet!.Counters.Snapshot() is { Failed: 1 }, "the fleet counts the failure");
         Assert.That(_fleet!.Counters.Snapshot() is { Failed: 1, Succeeded: 0 });
     }
 

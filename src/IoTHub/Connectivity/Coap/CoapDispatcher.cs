@@ -2,7 +2,7 @@
 // a CoAP ping (an empty CON) gets a Reset (§4.3), ACKs and Resets go to the CON they answer, a retransmitted request is
 // answered from the exchange cache (§4.5), an unrecognised critical option is 4.02 (§5.4.1). A CON request's answer
 // rides on its ACK when it is ready within Coap:PiggybackWindow, else an empty ACK goes first and the answer follows
-// as a CON of its own (§5.2.2). A NON request is taken without reply.
+// as a CON of its own (§5.2.2). A NON GET is answered with a NON (§5.2.3); any other NON request is taken without reply.
 using IoTHub.Contracts;
 using Microsoft.Extensions.Options;
 
@@ -23,7 +23,13 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
             if (header is { Type: CoapType.Confirmable } h)
             {
                 // A request whose header and token were readable learns what was wrong with it; anything else is refused.
-                if (h.Code.IsRequest) await ReplyAsync(peer, Piggybacked(h, CoapResources.Diagnostic(CoapCode.BadRequest, $"malformed message: {Describe(error)}")), ct);
+                // A known critical option with a value out of its range, a Block SZX of 7 or a repeat of a non-repeatable
+                // one is to be treated as an unrecognized critical option (RFC 7252 §5.4.3, §5.4.5; RFC 7959 §2.2): 4.02.
+                var badOption = error is CoapFormatError.OptionValueTooLong or CoapFormatError.BadBlock or CoapFormatError.OptionRepeated;
+                if (h.Code.IsRequest)
+                    await ReplyAsync(peer, Piggybacked(h, badOption
+                        ? CoapResources.Diagnostic(CoapCode.BadOption, Describe(error))
+                        : CoapResources.Diagnostic(CoapCode.BadRequest, $"malformed message: {Describe(error)}")), ct);
                 else await ReplyAsync(peer, CoapMessage.Empty(CoapType.Reset, h.MessageId), ct);
             }
             return;
@@ -109,10 +115,23 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
             log.LogError(ex, "CoAP request {Method} {Path} from {Peer} failed", m.Code, string.Join('/', m.UriPath ?? []), peer.Key);
             response = CoapResources.Diagnostic(CoapCode.InternalServerError, "the hub could not handle the request");
         }
-        CoapMetrics.Requests.Add(1, new KeyValuePair<string, object?>("code", con ? response.Code.ToString() : "none"));
+        var answerNon = !con && m.Code == CoapCode.Get;
+        CoapMetrics.Requests.Add(1, new KeyValuePair<string, object?>("code", con || answerNon ? response.Code.ToString() : "none"));
         if (!con)
         {
-            exchanges.Complete(peer.Key, m.MessageId, []);
+            if (!answerNon)
+            {
+                exchanges.Complete(peer.Key, m.MessageId, []);
+                return;
+            }
+            // A GET exists for its answer: a NON one is answered with a NON (RFC 7252 §5.2.3), which a repeat of the
+            // request (same message id) gets again from the exchange cache.
+            response.Type = CoapType.NonConfirmable;
+            response.MessageId = outbound.NextMessageId();
+            response.Token = m.Token;
+            var non = CoapCodec.Encode(response);
+            exchanges.Complete(peer.Key, m.MessageId, non);
+            await peer.Sender.SendAsync(non, peer.EndPoint, ct);
             return;
         }
         if (!separate)
@@ -146,7 +165,8 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
         CoapFormatError.OptionPastEnd => "an option runs past the end of the message",
         CoapFormatError.EmptyPayloadAfterMarker => "a payload marker with no payload (RFC 7252 §3)",
         CoapFormatError.BadBlock => "a Block option is not valid (RFC 7959 §2.2)",
-        CoapFormatError.OptionValueTooLong => "an option value is too long (RFC 7252 §5.10)",
+        CoapFormatError.OptionValueTooLong => "a critical option's value is longer or shorter than its format allows (RFC 7252 §5.10, §5.4.3)",
+        CoapFormatError.OptionRepeated => "a critical option that may occur once is repeated (RFC 7252 §5.4.5)",
         _ => e.ToString(),
     };
 }

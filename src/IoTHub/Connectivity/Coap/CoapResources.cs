@@ -33,12 +33,24 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
         return m;
     }
 
+    /// <summary>The answer to a request; a GET's 2.05 in the Block2 block it asks for (<see cref="CoapBlock2"/>).</summary>
     public async Task<CoapMessage> HandleAsync(CoapMessage m, CoapPeer peer, CancellationToken ct)
+    {
+        var response = await RouteAsync(m, peer, ct);
+        return m.Code == CoapCode.Get ? CoapBlock2.Apply(m, response) : response;
+    }
+
+    private async Task<CoapMessage> RouteAsync(CoapMessage m, CoapPeer peer, CancellationToken ct)
     {
         foreach (var o in m.Options)
             if (CoapOptionNumber.IsCritical(o.Number) && !CoapOptionNumber.IsKnown(o.Number))
                 return Diagnostic(CoapCode.BadOption, $"unrecognized critical option {o.Number} (RFC 7252 §5.4.1)");
+        if (m.HasOption(CoapOptionNumber.ProxyUri) || m.HasOption(CoapOptionNumber.ProxyScheme))
+            return Diagnostic(CoapCode.ProxyingNotSupported, "this server is not a proxy (RFC 7252 §5.7.2)");
         var path = m.UriPath ?? [];
+        // The firmware image has an ETag and checks If-Match against it; no other resource has one (RFC 7252 §5.10.8).
+        if (path is not ["devices", _, "firmware", var image] || image is "pending" or "progress")
+            if (PreconditionFailed(m, null) is { } failed) return failed;
         if (path is ["api", "v1", var token, "telemetry"]) return await ThingsBoardAsync(m, peer, token, ct);
         if (path is [".well-known", "core"]) return await DiscoveryAsync(m, peer, ct);
         if (path is not ["devices", var deviceId, ..]) return Diagnostic(CoapCode.NotFound, "no such resource; see the README's CoAP section");
@@ -81,6 +93,28 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
         response.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.LinkFormat));
         return response;
     }
+
+    /// <summary>4.12 when a condition of the request does not hold (RFC 7252 §5.10.8): If-None-Match asks that the
+    /// resource not exist, and every resource here exists; If-Match holds with an empty value (the resource exists) or
+    /// with the representation's <paramref name="etag"/> (null: the resource has none).</summary>
+    private static CoapMessage? PreconditionFailed(CoapMessage m, byte[]? etag)
+    {
+        if (m.HasOption(CoapOptionNumber.IfNoneMatch)) return Diagnostic(CoapCode.PreconditionFailed, "If-None-Match: the resource exists");
+        var asked = false;
+        foreach (var o in m.Options)
+        {
+            if (o.Number != CoapOptionNumber.IfMatch) continue;
+            if (o.Value.Length == 0 || etag is not null && o.Value.Span.SequenceEqual(etag)) return null;
+            asked = true;
+        }
+        return asked
+            ? Diagnostic(CoapCode.PreconditionFailed, etag is null ? "If-Match: this resource has no ETag" : "If-Match: the image's ETag is another")
+            : null;
+    }
+
+    /// <summary>4.15 unless the body is JSON (no Content-Format, or 50).</summary>
+    private static CoapMessage? NotJson(CoapMessage m) =>
+        m.ContentFormat is null or CoapContentFormat.Json ? null : Diagnostic(CoapCode.UnsupportedContentFormat, "send JSON (Content-Format 50)");
 
     private static CoapMessage NotAllowed(string allowed) => Diagnostic(CoapCode.MethodNotAllowed, $"use {allowed}");
 
@@ -238,7 +272,7 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
     {
         var (_, refusal) = await AuthenticateAsync(m, peer, deviceId, ct);
         if (refusal is not null) return refusal;
-        if (m.ContentFormat is not (null or CoapContentFormat.Json)) return Diagnostic(CoapCode.UnsupportedContentFormat, "send JSON (Content-Format 50)");
+        if (NotJson(m) is { } notJson) return notJson;
         var (body, early) = Assemble(m, peer);
         if (early is not null) return early;
         var outcome = await SendAsync(new ReportDeviceState(deviceId, body), ct);
@@ -261,6 +295,7 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
     {
         var (_, refusal) = await AuthenticateAsync(m, peer, deviceId, ct);
         if (refusal is not null) return refusal;
+        if (NotJson(m) is { } notJson) return notJson;
         var (body, early) = Assemble(m, peer);
         if (early is not null) return early;
         var error = await SendAsync(new RecordCommandResponse(deviceId, commandId, body), ct);
@@ -281,6 +316,7 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
     {
         var (_, refusal) = await AuthenticateAsync(m, peer, deviceId, ct);
         if (refusal is not null) return refusal;
+        if (NotJson(m) is { } notJson) return notJson;
         var error = await SendAsync(new RecordFirmwareProgress(deviceId, m.Payload), ct);
         return error is null ? Code(CoapCode.Changed) : Diagnostic(CoapCode.BadRequest, error);
     }
@@ -293,6 +329,8 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
         if (refusal is not null) return refusal;
         if (await SendAsync(new GetFirmwareDownload(deviceId, artifactId), ct) is not { } file || !File.Exists(file.Path))
             return Diagnostic(CoapCode.NotFound, $"device {deviceId} has no update in progress with firmware artifact {artifactId}");
+        var etag = Convert.FromHexString(file.Sha256[..16]);
+        if (PreconditionFailed(m, etag) is { } failed) return failed;
         var block = m.Block2 ?? new CoapBlock(0, false, 6);
         var offset = (long)block.Number * block.Size;
         if (offset >= file.Size && !(offset == 0 && file.Size == 0)) return Diagnostic(CoapCode.BadOption, $"block {block.Number} is past the end of the image ({file.Size} bytes)");
@@ -305,7 +343,7 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
         }
         var response = new CoapMessage { Code = CoapCode.Content, Payload = buffer };
         response.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.OctetStream));
-        response.AddOption(new CoapOption(CoapOptionNumber.ETag, Convert.FromHexString(file.Sha256[..16])));
+        response.AddOption(new CoapOption(CoapOptionNumber.ETag, etag));
         response.AddOption(CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(block.Number, offset + length < file.Size, block.SizeExponent).Encode()));
         if (block.Number == 0) response.AddOption(CoapOption.UInt(CoapOptionNumber.Size2, (uint)Math.Min(file.Size, uint.MaxValue)));
         return response;

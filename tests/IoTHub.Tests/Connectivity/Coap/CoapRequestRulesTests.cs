@@ -1,0 +1,142 @@
+// RFC 7252 and RFC 7959 rules a request meets before and around its resource, found by an outside tester of CoAP
+// discovery: a NON GET is answered, a GET's answer comes in the Block2 size asked for, a bad critical option is 4.02, a
+// proxy request 5.05, conditions (If-Match, If-None-Match) are kept, and a JSON-only resource refuses other formats.
+// libcoap's client where it can say it; hand-built messages where a test needs exact options. On both stores.
+using System.Net;
+using System.Net.Sockets;
+using System.Text;
+using IoTHub.Connectivity.Coap;
+using IoTHub.Tests.Infrastructure;
+
+namespace IoTHub.Tests.Connectivity.Coap;
+
+[TestFixture(Store.Sqlite)]
+[TestFixture(Store.Postgres)]
+public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
+{
+    private const string Client = "coap-client-openssl";
+    private static int _messageId = 0x5000;
+
+    private string Uri(string path) => $"coap://127.0.0.1:{Hub.CoapPort}/{path}";
+
+    /// <summary>A CON GET of the discovery resource with the device's token and the given extra options.</summary>
+    private static CoapMessage Get(string token, string path = ".well-known/core", params CoapOption[] options)
+    {
+        var m = new CoapMessage { Type = CoapType.Confirmable, Code = CoapCode.Get, MessageId = (ushort)Interlocked.Increment(ref _messageId), Token = new byte[] { 7, 1 } };
+        m.SetUriPath(path);
+        m.AddStringOption(CoapOptionNumber.UriQuery, "token=" + token);
+        foreach (var o in options) m.AddOption(o);
+        return m;
+    }
+
+    /// <summary>Sends a request and returns its answer (piggybacked, or the separate CON after an empty ACK).</summary>
+    private async Task<CoapMessage> ExchangeAsync(CoapMessage request)
+    {
+        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var hub = new IPEndPoint(IPAddress.Loopback, Hub.CoapPort);
+        await udp.SendAsync(CoapCodec.Encode(request), hub);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
+        while (true)
+        {
+            var datagram = (await udp.ReceiveAsync(timeout.Token)).Buffer;
+            Assert.That(CoapCodec.TryDecode(datagram, out var answer, out _), Is.EqualTo(CoapFormatError.None));
+            if (answer!.Type == CoapType.Confirmable) await udp.SendAsync(CoapCodec.Encode(CoapMessage.Empty(CoapType.Acknowledgement, answer.MessageId)), hub);
+            if (!answer.Code.IsEmpty) return answer;
+        }
+    }
+
+    private static string Text(CoapMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
+
+    [Test]
+    public async Task A_NON_GET_is_answered_with_a_NON()
+    {
+        // It was taken without a reply, like a NON POST of telemetry: a GET exists for its answer (RFC 7252 §5.2.3).
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var (_, output) = await ExternalTool.RunAsync(Client, "-N", "-B", "10", Uri($".well-known/core?token={token}"));
+        Assert.That(output, Does.Contain($"</devices/{id}/telemetry>"));
+        (_, output) = await ExternalTool.RunAsync(Client, "-N", "-B", "10", Uri($"devices/{id}/state/desired?token={token}"));
+        Assert.That(output, Does.Contain("\"version\""));
+
+        var request = Get(token);
+        request.Type = CoapType.NonConfirmable;
+        var answer = await ExchangeAsync(request);
+        Assert.That(answer.Type, Is.EqualTo(CoapType.NonConfirmable));
+        Assert.That(answer.Code, Is.EqualTo(CoapCode.Content));
+        Assert.That(answer.Token.ToArray(), Is.EqualTo(request.Token.ToArray()));
+    }
+
+    [Test]
+    public async Task A_GET_asking_for_small_blocks_gets_its_answer_in_blocks_of_that_size()
+    {
+        // The whole answer came in one message whatever Block2 size the client asked for (RFC 7959 §2.4: MUST use the
+        // size indicated or a smaller one).
+        var (_, token) = await Hub.CreateDeviceAsync();
+        var whole = Text(await ExchangeAsync(Get(token)));
+        var assembled = new StringBuilder();
+        for (uint n = 0; ; n++)
+        {
+            var answer = await ExchangeAsync(Get(token, options: CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(n, false, 0).Encode())));
+            Assert.That(answer.Code, Is.EqualTo(CoapCode.Content));
+            Assert.That(answer.Payload.Length, Is.LessThanOrEqualTo(16));
+            Assert.That(answer.Block2!.Value.Number, Is.EqualTo(n));
+            Assert.That(answer.HasOption(CoapOptionNumber.ETag), Is.True, "an ETag tells the blocks of one representation");
+            if (n == 0) Assert.That(answer.Size2, Is.EqualTo((uint)Encoding.UTF8.GetByteCount(whole)));
+            assembled.Append(Text(answer));
+            if (!answer.Block2.Value.More) break;
+        }
+        Assert.That(assembled.ToString(), Is.EqualTo(whole));
+
+        var past = await ExchangeAsync(Get(token, options: CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(1000, false, 0).Encode())));
+        Assert.That(past.Code, Is.EqualTo(CoapCode.BadOption));
+
+        // libcoap's client asks for 16-byte blocks and puts them together.
+        var (_, output) = await ExternalTool.RunAsync(Client, "-b", "16", "-B", "10", Uri($".well-known/core?token={token}"));
+        Assert.That(output, Does.Contain(whole));
+    }
+
+    [Test]
+    public async Task A_critical_option_given_twice_is_4_02_and_a_proxy_request_5_05()
+    {
+        var (_, token) = await Hub.CreateDeviceAsync();
+        var twice = Get(token, options: [CoapOption.UInt(CoapOptionNumber.Accept, 40), CoapOption.UInt(CoapOptionNumber.Accept, 40)]);
+        var answer = await ExchangeAsync(twice);
+        Assert.That(answer.Code, Is.EqualTo(CoapCode.BadOption), "RFC 7252 §5.4.5: treated as an unrecognized critical option (it was 4.00)");
+        Assert.That(Text(answer), Does.Contain("repeated"));
+
+        var proxied = Get(token, options: CoapOption.String(CoapOptionNumber.ProxyUri, $"coap://127.0.0.1/.well-known/core?token={token}"));
+        Assert.That((await ExchangeAsync(proxied)).Code, Is.EqualTo(CoapCode.ProxyingNotSupported), "RFC 7252 §5.7.2 (it was 4.04)");
+    }
+
+    [Test]
+    public async Task A_condition_that_does_not_hold_is_4_12_and_nothing_is_done()
+    {
+        // If-Match and If-None-Match were ignored (RFC 7252 §5.10.8).
+        var (id, token) = await Hub.CreateDeviceAsync();
+        Assert.That((await ExchangeAsync(Get(token, options: new CoapOption(CoapOptionNumber.IfNoneMatch, Array.Empty<byte>())))).Code,
+            Is.EqualTo(CoapCode.PreconditionFailed), "If-None-Match: the resource exists");
+        Assert.That((await ExchangeAsync(Get(token, options: new CoapOption(CoapOptionNumber.IfMatch, "abc"u8.ToArray())))).Code,
+            Is.EqualTo(CoapCode.PreconditionFailed), "If-Match with an ETag the resource does not have");
+        Assert.That((await ExchangeAsync(Get(token, options: new CoapOption(CoapOptionNumber.IfMatch, Array.Empty<byte>())))).Code,
+            Is.EqualTo(CoapCode.Content), "If-Match with an empty value: the resource exists");
+
+        var post = Get(token, $"devices/{id}/telemetry", new CoapOption(CoapOptionNumber.IfNoneMatch, Array.Empty<byte>()));
+        post.Code = CoapCode.Post;
+        post.Payload = """{"guarded": 1}"""u8.ToArray();
+        Assert.That((await ExchangeAsync(post)).Code, Is.EqualTo(CoapCode.PreconditionFailed));
+        using var admin = await Hub.AdminAsync();
+        Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest"))["values"]!.AsArray(), Is.Empty, "the refused POST stored nothing");
+    }
+
+    [TestCase("firmware/progress")]
+    [TestCase("commands/c-1/response")]
+    public async Task A_JSON_only_resource_refuses_another_content_format_with_4_15(string resource)
+    {
+        // Firmware progress in CBOR was read as JSON and answered 4.00 "not valid JSON"; state/reported said 4.15.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var file = Path.GetTempFileName();
+        await File.WriteAllBytesAsync(file, [0xA1, 0x61, 0x73, 0x01]); // CBOR {"s": 1}
+        var (_, output) = await ExternalTool.RunAsync(Client, "-B", "10", "-m", "post", "-t", "cbor", "-f", file, Uri($"devices/{id}/{resource}?token={token}"));
+        File.Delete(file);
+        Assert.That(output, Does.Contain("4.15"));
+    }
+}

@@ -1,18 +1,38 @@
 // Applies EF Core migrations at start (both providers) and prepares provider-specific structures
 // (PostgreSQL partitions) before any other hosted service touches the database.
+// PostgreSQL that cannot be reached yet is waited for, up to Storage:StartupWait; any other failure ends the start.
+using System.Net.Sockets;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using Npgsql;
 
 namespace IoTHub.Storage;
 
-internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenance maintenance, ILogger<SchemaMigrator> log) : IHostedService
+internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenance maintenance, IOptions<StorageOptions> options, TimeProvider time,
+    ILogger<SchemaMigrator> log) : IHostedService
 {
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-        // MigrateAsync checks for the history table itself (asking for pending migrations first would log a failed
-        // query on a new database).
-        await db.Database.MigrateAsync(cancellationToken);
+        var giveUpAt = time.GetUtcNow() + options.Value.StartupWait;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                // MigrateAsync checks for the history table itself (asking for pending migrations first would log a
+                // failed query on a new database).
+                await db.Database.MigrateAsync(cancellationToken);
+                break;
+            }
+            catch (Exception ex) when (!db.Database.IsSqlite() && NotReachableYet(ex) is { } cause && time.GetUtcNow() < giveUpAt)
+            {
+                var wait = TimeSpan.FromSeconds(Math.Min(attempt, 5));
+                log.LogWarning("PostgreSQL cannot be reached yet ({Cause}); trying again in {Wait} s, until {GiveUpAt:u} (Storage:StartupWait)",
+                    cause, wait.TotalSeconds, giveUpAt);
+                await Task.Delay(wait, time, cancellationToken);
+            }
+        }
         log.LogInformation("Database schema is up to date on {Provider}", db.Database.ProviderName);
         if (db.Database.IsSqlite())
         {
@@ -23,6 +43,20 @@ internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenanc
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>Why PostgreSQL could not be reached, when it may be reachable later: a refused or timed-out connection,
+    /// or a server still starting up (57P03) or full (53300). Null for anything else (a wrong password, a missing
+    /// database), which waiting does not mend.</summary>
+    internal static string? NotReachableYet(Exception ex)
+    {
+        for (var e = ex; e is not null; e = e.InnerException)
+        {
+            if (e is PostgresException pg)
+                return pg.SqlState is PostgresErrorCodes.CannotConnectNow or PostgresErrorCodes.TooManyConnections ? pg.MessageText : null;
+            if (e is SocketException or TimeoutException) return e.Message;
+        }
+        return null;
+    }
 }
 
 /// <summary>Provider-specific upkeep run at start and periodically (partitions ahead, retention).</summary>

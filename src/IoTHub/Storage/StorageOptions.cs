@@ -54,6 +54,12 @@ public sealed class StorageOptions
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan CommitStallThreshold { get; set; } = TimeSpan.FromSeconds(30);
 
+    /// <summary>How long a start waits for PostgreSQL that cannot be reached yet (connection refused or timed out, or the
+    /// server still starting up, SQLSTATE 57P03) before it gives up with one sentence: a hub started beside its database
+    /// (a compose file, a reboot) comes up once the database does. 0 gives up at the first failure. Not used for SQLite.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan StartupWait { get; set; } = TimeSpan.FromSeconds(60);
+
     /// <summary>How many bytes of a rejected payload the dead-letter store keeps.</summary>
     [Range(0, 16 * 1024 * 1024)]
     public int DeadLetterPayloadLimit { get; set; } = 16 * 1024;

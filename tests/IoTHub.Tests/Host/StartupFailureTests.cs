@@ -288,7 +288,8 @@ public sealed class StartupFailureTests
     [Test]
     public async Task An_unreachable_postgres_server_is_named_with_its_address()
     {
-        AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", "--ConnectionStrings:Postgres=Host=127.0.0.1;Port=1;Database=iothub;Username=iothub;Password=x"]),
+        AssertOneSentence(await RunHubAsync(["--Storage:Provider=Postgres", "--ConnectionStrings:Postgres=Host=127.0.0.1;Port=1;Database=iothub;Username=iothub;Password=x",
+                "--Storage:StartupWait=00:00:00"]),
             "cannot reach PostgreSQL at 127.0.0.1:1", "ConnectionStrings:Postgres");
     }
 

@@ -63,6 +63,8 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
         if (_byResource.TryGetValue(resource, out var all) && all.TryRemove(key, out _)) Interlocked.Decrement(ref _count);
     }
 
+    private static readonly CoapMessage WholeAsked = new() { Code = CoapCode.Get };
+
     /// <summary>Sends a notification to every observer of <paramref name="resource"/>; true when at least one acknowledged it.
     /// Observers that do not acknowledge are dropped.</summary>
     public async Task<bool> NotifyAsync(string resource, ReadOnlyMemory<byte> json, CancellationToken ct)
@@ -73,7 +75,10 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
         {
             var m = new CoapMessage { Code = CoapCode.Content, Token = o.Token, Payload = json };
             m.AddOption(CoapOption.UInt(CoapOptionNumber.Observe, (uint)(Interlocked.Increment(ref o.Sequence) & 0xFFFFFF)));
-            m.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.Json));
+            // An empty notification (the firmware update withdrawn) is no JSON document: it carries no Content-Format.
+            if (!json.IsEmpty) m.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.Json));
+            // One larger than a block carries its first block; the observer GETs the rest (RFC 7959 §2.6).
+            m = CoapBlock2.Apply(WholeAsked, m);
             if (await outbound.SendConfirmableAsync(o.Peer, m, ct)) delivered = true;
             else
             {

@@ -309,7 +309,8 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
         var (_, refusal) = await AuthenticateAsync(m, peer, deviceId, ct);
         if (refusal is not null) return refusal;
         var pending = await SendAsync(new GetPendingFirmware(deviceId), ct);
-        return observers.Answer(m, peer, CoapObservers.Resource(deviceId, "firmware"), Json(CoapCode.Content, pending ?? []));
+        // Nothing pending is an empty 2.05 without a Content-Format (an empty payload is no JSON document; HTTP says 204).
+        return observers.Answer(m, peer, CoapObservers.Resource(deviceId, "firmware"), pending is { Length: > 0 } ? Json(CoapCode.Content, pending) : Code(CoapCode.Content));
     }
 
     private async Task<CoapMessage> FirmwareProgressAsync(CoapMessage m, CoapPeer peer, string deviceId, CancellationToken ct)

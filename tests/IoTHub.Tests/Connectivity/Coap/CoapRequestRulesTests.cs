@@ -3,6 +3,7 @@
 // proxy request 5.05, conditions (If-Match, If-None-Match) are kept, and a JSON-only resource refuses other formats.
 // libcoap's client where it can say it; hand-built messages where a test needs exact options. On both stores.
 using System.Net;
+using System.Net.Http.Json;
 using System.Net.Sockets;
 using System.Text;
 using IoTHub.Connectivity.Coap;
@@ -95,6 +96,48 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_notification_larger_than_a_block_carries_its_first_block_and_the_observer_GETs_the_rest()
+    {
+        // A 3 KB desired state went out as one 3 KB datagram (RFC 7959 §2.6: a notification carries the first block).
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
+        var hub = new IPEndPoint(IPAddress.Loopback, Hub.CoapPort);
+        var observe = Get(token, $"devices/{id}/state/desired", CoapOption.UInt(CoapOptionNumber.Observe, 0));
+        await udp.SendAsync(CoapCodec.Encode(observe), hub);
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
+        async Task<CoapMessage> NextAsync()
+        {
+            while (true)
+            {
+                var datagram = (await udp.ReceiveAsync(timeout.Token)).Buffer;
+                Assert.That(CoapCodec.TryDecode(datagram, out var answer, out _), Is.EqualTo(CoapFormatError.None));
+                if (answer!.Type == CoapType.Confirmable) await udp.SendAsync(CoapCodec.Encode(CoapMessage.Empty(CoapType.Acknowledgement, answer.MessageId)), hub);
+                if (!answer.Code.IsEmpty) return answer;
+            }
+        }
+        Assert.That((await NextAsync()).Observe, Is.Not.Null, "registered");
+
+        var label = new string('x', 3000);
+        using var admin = await Hub.AdminAsync();
+        (await admin.PutAsJsonAsync($"/api/v1/devices/{id}/state", new { desired = new { label } })).EnsureSuccessStatusCode();
+        var notification = await NextAsync();
+        Assert.That(notification.Observe, Is.Not.Null);
+        Assert.That(notification.Block2, Is.EqualTo(new CoapBlock(0, true, CoapBlock2.DefaultSizeExponent)));
+        Assert.That(notification.Payload.Length, Is.EqualTo(1024));
+        var etag = notification.GetOption(CoapOptionNumber.ETag)!.Value.Value.ToArray();
+        var body = new StringBuilder(Text(notification));
+        for (uint n = 1; ; n++)
+        {
+            var next = await ExchangeAsync(Get(token, $"devices/{id}/state/desired", CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(n, false, CoapBlock2.DefaultSizeExponent).Encode())));
+            Assert.That(next.GetOption(CoapOptionNumber.ETag)!.Value.Value.ToArray(), Is.EqualTo(etag), "the same representation");
+            body.Append(Text(next));
+            if (!next.Block2!.Value.More) break;
+        }
+        Assert.That(body.ToString(), Does.Contain($"\"label\":\"{label}\""));
+        Assert.That(notification.Size2, Is.EqualTo((uint)Encoding.UTF8.GetByteCount(body.ToString())));
+    }
+
+    [Test]
     public async Task A_critical_option_given_twice_is_4_02_and_a_proxy_request_5_05()
     {
         var (_, token) = await Hub.CreateDeviceAsync();
@@ -125,6 +168,17 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
         Assert.That((await ExchangeAsync(post)).Code, Is.EqualTo(CoapCode.PreconditionFailed));
         using var admin = await Hub.AdminAsync();
         Assert.That((await admin.GetJsonAsync($"/api/v1/devices/{id}/telemetry/latest"))["values"]!.AsArray(), Is.Empty, "the refused POST stored nothing");
+    }
+
+    [Test]
+    public async Task Nothing_pending_is_an_empty_2_05_without_a_content_format()
+    {
+        // It was labelled JSON (50) with an empty payload, which is no JSON document.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var answer = await ExchangeAsync(Get(token, $"devices/{id}/firmware/pending"));
+        Assert.That(answer.Code, Is.EqualTo(CoapCode.Content));
+        Assert.That(answer.Payload.Length, Is.Zero);
+        Assert.That(answer.ContentFormat, Is.Null);
     }
 
     [TestCase("firmware/progress")]

@@ -66,8 +66,10 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
     private static readonly CoapMessage WholeAsked = new() { Code = CoapCode.Get };
 
     /// <summary>Sends a notification to every observer of <paramref name="resource"/>; true when at least one acknowledged it.
-    /// Observers that do not acknowledge are dropped.</summary>
-    public async Task<bool> NotifyAsync(string resource, ReadOnlyMemory<byte> json, CancellationToken ct)
+    /// Observers that do not acknowledge are dropped. With <paramref name="inBlocks"/> (a resource whose GET answers the
+    /// same representation: desired state, pending firmware), one larger than a block carries its first block and the
+    /// observer GETs the rest (RFC 7959 §2.6); a command, which no GET answers again, goes whole.</summary>
+    public async Task<bool> NotifyAsync(string resource, ReadOnlyMemory<byte> json, CancellationToken ct, bool inBlocks = false)
     {
         if (!_byResource.TryGetValue(resource, out var all) || all.IsEmpty) return false;
         var delivered = false;
@@ -77,8 +79,7 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
             m.AddOption(CoapOption.UInt(CoapOptionNumber.Observe, (uint)(Interlocked.Increment(ref o.Sequence) & 0xFFFFFF)));
             // An empty notification (the firmware update withdrawn) is no JSON document: it carries no Content-Format.
             if (!json.IsEmpty) m.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.Json));
-            // One larger than a block carries its first block; the observer GETs the rest (RFC 7959 §2.6).
-            m = CoapBlock2.Apply(WholeAsked, m);
+            if (inBlocks) m = CoapBlock2.Apply(WholeAsked, m);
             if (await outbound.SendConfirmableAsync(o.Peer, m, ct)) delivered = true;
             else
             {
@@ -115,7 +116,7 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
         {
             try
             {
-                if (await NotifyAsync(resource, payload, CancellationToken.None) && commandId is not null)
+                if (await NotifyAsync(resource, payload, CancellationToken.None, inBlocks: commandId is null) && commandId is not null)
                 {
                     await using var scope = scopes.CreateAsyncScope();
                     await scope.ServiceProvider.GetRequiredService<Mediator.IMediator>().Publish(new CommandDelivered(d.DeviceId, commandId));

@@ -30,20 +30,49 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
         return m;
     }
 
+    /// <summary>A UDP socket talking to the hub's CoAP port: sends requests, returns answers, acknowledges CONs.</summary>
+    private sealed class Peer(int port) : IDisposable
+    {
+        private readonly UdpClient _udp = new(new IPEndPoint(IPAddress.Loopback, 0));
+        private readonly IPEndPoint _hub = new(IPAddress.Loopback, port);
+        private readonly CancellationTokenSource _timeout = new(TimeSpan.FromSeconds(20));
+
+        public async Task SendAsync(CoapMessage request) => await _udp.SendAsync(CoapCodec.Encode(request), _hub);
+
+        /// <summary>The next answer or notification with a code (an empty ACK is skipped; a CON is acknowledged).</summary>
+        public async Task<CoapMessage> NextAsync()
+        {
+            while (true)
+            {
+                var datagram = (await _udp.ReceiveAsync(_timeout.Token)).Buffer;
+                Assert.That(CoapCodec.TryDecode(datagram, out var answer, out _), Is.EqualTo(CoapFormatError.None));
+                if (answer!.Type == CoapType.Confirmable) await _udp.SendAsync(CoapCodec.Encode(CoapMessage.Empty(CoapType.Acknowledgement, answer.MessageId)), _hub);
+                if (!answer.Code.IsEmpty) return answer;
+            }
+        }
+
+        public void Dispose()
+        {
+            _udp.Dispose();
+            _timeout.Dispose();
+        }
+    }
+
     /// <summary>Sends a request and returns its answer (piggybacked, or the separate CON after an empty ACK).</summary>
     private async Task<CoapMessage> ExchangeAsync(CoapMessage request)
     {
-        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
-        var hub = new IPEndPoint(IPAddress.Loopback, Hub.CoapPort);
-        await udp.SendAsync(CoapCodec.Encode(request), hub);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(15));
-        while (true)
-        {
-            var datagram = (await udp.ReceiveAsync(timeout.Token)).Buffer;
-            Assert.That(CoapCodec.TryDecode(datagram, out var answer, out _), Is.EqualTo(CoapFormatError.None));
-            if (answer!.Type == CoapType.Confirmable) await udp.SendAsync(CoapCodec.Encode(CoapMessage.Empty(CoapType.Acknowledgement, answer.MessageId)), hub);
-            if (!answer.Code.IsEmpty) return answer;
-        }
+        using var peer = new Peer(Hub.CoapPort);
+        await peer.SendAsync(request);
+        return await peer.NextAsync();
+    }
+
+    /// <summary>A peer observing <paramref name="path"/> with the device's token, past its first answer.</summary>
+    private async Task<Peer> ObserveAsync(string token, string path)
+    {
+        var peer = new Peer(Hub.CoapPort);
+        await peer.SendAsync(Get(token, path, CoapOption.UInt(CoapOptionNumber.Observe, 0)));
+        Assert.That((await peer.NextAsync()).Observe, Is.Not.Null, "registered");
+        return peer;
     }
 
     private static string Text(CoapMessage m) => Encoding.UTF8.GetString(m.Payload.Span);
@@ -100,27 +129,12 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
     {
         // A 3 KB desired state went out as one 3 KB datagram (RFC 7959 §2.6: a notification carries the first block).
         var (id, token) = await Hub.CreateDeviceAsync();
-        using var udp = new UdpClient(new IPEndPoint(IPAddress.Loopback, 0));
-        var hub = new IPEndPoint(IPAddress.Loopback, Hub.CoapPort);
-        var observe = Get(token, $"devices/{id}/state/desired", CoapOption.UInt(CoapOptionNumber.Observe, 0));
-        await udp.SendAsync(CoapCodec.Encode(observe), hub);
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(20));
-        async Task<CoapMessage> NextAsync()
-        {
-            while (true)
-            {
-                var datagram = (await udp.ReceiveAsync(timeout.Token)).Buffer;
-                Assert.That(CoapCodec.TryDecode(datagram, out var answer, out _), Is.EqualTo(CoapFormatError.None));
-                if (answer!.Type == CoapType.Confirmable) await udp.SendAsync(CoapCodec.Encode(CoapMessage.Empty(CoapType.Acknowledgement, answer.MessageId)), hub);
-                if (!answer.Code.IsEmpty) return answer;
-            }
-        }
-        Assert.That((await NextAsync()).Observe, Is.Not.Null, "registered");
+        using var observer = await ObserveAsync(token, $"devices/{id}/state/desired");
 
         var label = new string('x', 3000);
         using var admin = await Hub.AdminAsync();
         (await admin.PutAsJsonAsync($"/api/v1/devices/{id}/state", new { desired = new { label } })).EnsureSuccessStatusCode();
-        var notification = await NextAsync();
+        var notification = await observer.NextAsync();
         Assert.That(notification.Observe, Is.Not.Null);
         Assert.That(notification.Block2, Is.EqualTo(new CoapBlock(0, true, CoapBlock2.DefaultSizeExponent)));
         Assert.That(notification.Payload.Length, Is.EqualTo(1024));
@@ -135,6 +149,20 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
         }
         Assert.That(body.ToString(), Does.Contain($"\"label\":\"{label}\""));
         Assert.That(notification.Size2, Is.EqualTo((uint)Encoding.UTF8.GetByteCount(body.ToString())));
+    }
+
+    [Test]
+    public async Task A_large_command_goes_to_its_observer_whole_as_no_GET_could_fetch_the_rest()
+    {
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var observer = await ObserveAsync(token, $"devices/{id}/commands");
+        var note = new string('n', 2000);
+        using var admin = await Hub.AdminAsync();
+        var send = admin.PostAsJsonAsync($"/api/v1/devices/{id}/commands", new { name = "annotate", @params = new { note }, timeoutSeconds = 2 });
+        var notification = await observer.NextAsync();
+        Assert.That(notification.Block2, Is.Null);
+        Assert.That(Text(notification), Does.Contain(note).And.Contain("\"commandId\""));
+        await send;
     }
 
     [Test]

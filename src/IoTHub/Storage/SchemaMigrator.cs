@@ -15,24 +15,10 @@ internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenanc
     {
         await using var scope = services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<HubDb>();
-        var giveUpAt = time.GetUtcNow() + options.Value.StartupWait;
-        for (var attempt = 1; ; attempt++)
-        {
-            try
-            {
-                // MigrateAsync checks for the history table itself (asking for pending migrations first would log a
-                // failed query on a new database).
-                await db.Database.MigrateAsync(cancellationToken);
-                break;
-            }
-            catch (Exception ex) when (!db.Database.IsSqlite() && NotReachableYet(ex) is { } cause && time.GetUtcNow() < giveUpAt)
-            {
-                var wait = TimeSpan.FromSeconds(Math.Min(attempt, 5));
-                log.LogWarning("PostgreSQL cannot be reached yet ({Cause}); trying again in {Wait} s, until {GiveUpAt:u} (Storage:StartupWait)",
-                    cause, wait.TotalSeconds, giveUpAt);
-                await Task.Delay(wait, time, cancellationToken);
-            }
-        }
+        if (!db.Database.IsSqlite()) await WaitForServerAsync(db, cancellationToken);
+        // MigrateAsync checks for the history table itself (asking for pending migrations first would log a failed query
+        // on a new database).
+        await db.Database.MigrateAsync(cancellationToken);
         log.LogInformation("Database schema is up to date on {Provider}", db.Database.ProviderName);
         if (db.Database.IsSqlite())
         {
@@ -44,8 +30,36 @@ internal sealed class SchemaMigrator(IServiceProvider services, IStoreMaintenanc
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
 
-    /// <summary>Why PostgreSQL could not be reached, when it may be reachable later: a refused or timed-out connection,
-    /// or a server still starting up (57P03) or full (53300). Null for anything else (a wrong password, a missing
+    /// <summary>Opens a connection until one opens or the failure is not one waiting mends (then the migration reports
+    /// it: a wrong password, a missing database it creates), for at most Storage:StartupWait. Only the connection is
+    /// waited for: a migration that fails part way is not run again.</summary>
+    private async Task WaitForServerAsync(HubDb db, CancellationToken ct)
+    {
+        var giveUpAt = time.GetUtcNow() + options.Value.StartupWait;
+        for (var attempt = 1; ; attempt++)
+        {
+            try
+            {
+                await db.Database.OpenConnectionAsync(ct);
+                await db.Database.CloseConnectionAsync();
+                return;
+            }
+            catch (Exception ex) when (NotReachableYet(ex) is { } cause && time.GetUtcNow() < giveUpAt)
+            {
+                var wait = TimeSpan.FromSeconds(Math.Min(attempt, 5));
+                log.LogWarning("PostgreSQL cannot be reached yet ({Cause}); trying again in {Wait} s, until {GiveUpAt:u} (Storage:StartupWait)",
+                    cause, wait.TotalSeconds, giveUpAt);
+                await Task.Delay(wait, time, ct);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                return;
+            }
+        }
+    }
+
+    /// <summary>Why PostgreSQL could not be reached, when it may be reachable later: a refused or timed-out connection, a
+    /// host name that does not resolve yet (a container not started), or a server still starting up (57P03) or full (53300). Null for anything else (a wrong password, a missing
     /// database), which waiting does not mend.</summary>
     internal static string? NotReachableYet(Exception ex)
     {

@@ -23,9 +23,10 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
             if (header is { Type: CoapType.Confirmable } h)
             {
                 // A request whose header and token were readable learns what was wrong with it; anything else is refused.
-                // A known critical option with a value out of its range, a Block SZX of 7 or a repeat of a non-repeatable
-                // one is to be treated as an unrecognized critical option (RFC 7252 §5.4.3, §5.4.5; RFC 7959 §2.2): 4.02.
-                var badOption = error is CoapFormatError.OptionValueTooLong or CoapFormatError.BadBlock or CoapFormatError.OptionRepeated;
+                // A known critical option with a value out of its range or a repeat of a non-repeatable one is to be
+                // treated as an unrecognized critical option (RFC 7252 §5.4.3, §5.4.5): 4.02. A Block option with SZX 7
+                // stays 4.00 (RFC 7959 §2.2 says so).
+                var badOption = error is CoapFormatError.OptionValueTooLong or CoapFormatError.OptionRepeated;
                 if (h.Code.IsRequest)
                     await ReplyAsync(peer, Piggybacked(h, badOption
                         ? CoapResources.Diagnostic(CoapCode.BadOption, Describe(error))
@@ -115,7 +116,8 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
             log.LogError(ex, "CoAP request {Method} {Path} from {Peer} failed", m.Code, string.Join('/', m.UriPath ?? []), peer.Key);
             response = CoapResources.Diagnostic(CoapCode.InternalServerError, "the hub could not handle the request");
         }
-        var answerNon = !con && m.Code == CoapCode.Get;
+        // A NON with an unrecognized critical option is rejected, not answered (RFC 7252 §5.4.1).
+        var answerNon = !con && m.Code == CoapCode.Get && response.Code != CoapCode.BadOption;
         CoapMetrics.Requests.Add(1, new KeyValuePair<string, object?>("code", con || answerNon ? response.Code.ToString() : "none"));
         if (!con)
         {

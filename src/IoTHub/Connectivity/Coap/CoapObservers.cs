@@ -13,10 +13,14 @@ namespace IoTHub.Connectivity.Coap;
 
 internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory scopes, IOptions<CoapOptions> options, ILogger<CoapObservers> log)
 {
-    private sealed class Observation(CoapPeer peer, ReadOnlyMemory<byte> token)
+    private sealed class Observation(CoapPeer peer, ReadOnlyMemory<byte> token, CoapMessage blocks)
     {
         public CoapPeer Peer { get; } = peer;
         public ReadOnlyMemory<byte> Token { get; } = token;
+
+        /// <summary>A GET asking for block 0 at the size the registration asked for (at most 1024 bytes), or for none:
+        /// notifications are responses to the registration, so its block size holds for them (RFC 7641 §3.2, RFC 7959 §2.4).</summary>
+        public CoapMessage Blocks { get; } = blocks;
         public int Sequence;
         public string Key => Peer.Key + "|" + Convert.ToHexString(Token.Span);
     }
@@ -47,7 +51,7 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
                     Interlocked.Decrement(ref _count);
                     return response; // not registered: answered without Observe (§4.1)
                 }
-                var observation = all.AddOrUpdate(key, _ => new Observation(peer, request.Token), (_, existing) => existing);
+                var observation = all.AddOrUpdate(key, _ => new Observation(peer, request.Token, BlocksAskedIn(request)), (_, existing) => existing);
                 response.AddOption(CoapOption.UInt(CoapOptionNumber.Observe, (uint)(Interlocked.Increment(ref observation.Sequence) & 0xFFFFFF)));
                 return response;
             case 1:
@@ -58,12 +62,28 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
         }
     }
 
+    /// <summary>Ends any observation this peer registered with this token: its registration was answered with something
+    /// other than 2.05 after all (a block past the end), which tells the client it is not registered (RFC 7641 §4.1).</summary>
+    public void Forget(CoapPeer peer, ReadOnlyMemory<byte> token)
+    {
+        var key = peer.Key + "|" + Convert.ToHexString(token.Span);
+        foreach (var resource in _byResource.Keys) Remove(resource, key);
+    }
+
     private void Remove(string resource, string key)
     {
         if (_byResource.TryGetValue(resource, out var all) && all.TryRemove(key, out _)) Interlocked.Decrement(ref _count);
     }
 
     private static readonly CoapMessage WholeAsked = new() { Code = CoapCode.Get };
+
+    private static CoapMessage BlocksAskedIn(CoapMessage registration)
+    {
+        if (registration.Block2 is not { } asked) return WholeAsked;
+        var get = new CoapMessage { Code = CoapCode.Get };
+        get.AddOption(CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(0, false, Math.Min(asked.SizeExponent, CoapBlock2.DefaultSizeExponent)).Encode()));
+        return get;
+    }
 
     /// <summary>Sends a notification to every observer of <paramref name="resource"/>; true when at least one acknowledged it.
     /// Observers that do not acknowledge are dropped. With <paramref name="inBlocks"/> (a resource whose GET answers the
@@ -79,7 +99,7 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
             m.AddOption(CoapOption.UInt(CoapOptionNumber.Observe, (uint)(Interlocked.Increment(ref o.Sequence) & 0xFFFFFF)));
             // An empty notification (the firmware update withdrawn) is no JSON document: it carries no Content-Format.
             if (!json.IsEmpty) m.AddOption(CoapOption.UInt(CoapOptionNumber.ContentFormat, CoapContentFormat.Json));
-            if (inBlocks) m = CoapBlock2.Apply(WholeAsked, m);
+            if (inBlocks) m = CoapBlock2.Apply(o.Blocks, m);
             if (await outbound.SendConfirmableAsync(o.Peer, m, ct)) delivered = true;
             else
             {

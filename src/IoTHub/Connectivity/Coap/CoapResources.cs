@@ -37,7 +37,10 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
     public async Task<CoapMessage> HandleAsync(CoapMessage m, CoapPeer peer, CancellationToken ct)
     {
         var response = await RouteAsync(m, peer, ct);
-        return m.Code == CoapCode.Get ? CoapBlock2.Apply(m, response) : response;
+        if (m.Code != CoapCode.Get) return response;
+        response = CoapBlock2.Apply(m, response);
+        if (m.Observe == 0 && response.Code != CoapCode.Content) observers.Forget(peer, m.Token);
+        return response;
     }
 
     private async Task<CoapMessage> RouteAsync(CoapMessage m, CoapPeer peer, CancellationToken ct)
@@ -139,12 +142,15 @@ internal sealed class CoapResources(IngestGate gate, IDeviceAuthenticator device
 
     /// <summary>Admits an authenticated device: 4.01 when unknown, 4.03 when disabled, 4.29 over its message rate. A
     /// Block1 block with more to follow (RFC 7959 §2.3) is part of one message, not a message: only the request that
-    /// completes it counts toward the rate, so a body sent in small blocks is limited as the one message it is.</summary>
+    /// completes it counts toward the rate, so a body sent in small blocks is limited as the one message it is. Likewise
+    /// a GET for a later Block2 block (§2.4) fetches the rest of one answer: only block 0 counts (a firmware image or a
+    /// large desired state read in small blocks was refused 4.29 part way).</summary>
     private (DeviceIdentity?, CoapMessage?) Admit(CoapMessage m, DeviceIdentity? device, CoapPeer peer)
     {
         if (device is null) return (null, Diagnostic(CoapCode.Unauthorized, "unknown device or wrong token"));
         if (!device.Enabled) return (null, Diagnostic(CoapCode.Forbidden, "the device is disabled"));
-        if (m.Block1 is not { More: true } && !rate.TryAcquire(device.DeviceId))
+        var continuation = m.Block1 is { More: true } || m.Code == CoapCode.Get && m.Block2 is { Number: > 0 };
+        if (!continuation && !rate.TryAcquire(device.DeviceId))
         {
             var refusal = Diagnostic(CoapCode.TooManyRequests, $"at most {rate.Limit} messages a second");
             refusal.AddOption(CoapOption.UInt(CoapOptionNumber.MaxAge, 1));

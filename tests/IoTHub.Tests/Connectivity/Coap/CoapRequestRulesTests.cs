@@ -51,6 +51,21 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
             }
         }
 
+        /// <summary>The next datagram within <paramref name="wait"/>, or null when none comes.</summary>
+        public async Task<CoapMessage?> NextWithinAsync(TimeSpan wait)
+        {
+            using var cts = new CancellationTokenSource(wait);
+            try
+            {
+                var datagram = (await _udp.ReceiveAsync(cts.Token)).Buffer;
+                return CoapCodec.TryDecode(datagram, out var answer, out _) == CoapFormatError.None ? answer : null;
+            }
+            catch (OperationCanceledException)
+            {
+                return null;
+            }
+        }
+
         public void Dispose()
         {
             _udp.Dispose();
@@ -67,10 +82,10 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
     }
 
     /// <summary>A peer observing <paramref name="path"/> with the device's token, past its first answer.</summary>
-    private async Task<Peer> ObserveAsync(string token, string path)
+    private async Task<Peer> ObserveAsync(string token, string path, params CoapOption[] extra)
     {
         var peer = new Peer(Hub.CoapPort);
-        await peer.SendAsync(Get(token, path, CoapOption.UInt(CoapOptionNumber.Observe, 0)));
+        await peer.SendAsync(Get(token, path, [CoapOption.UInt(CoapOptionNumber.Observe, 0), .. extra]));
         Assert.That((await peer.NextAsync()).Observe, Is.Not.Null, "registered");
         return peer;
     }
@@ -149,6 +164,51 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
         }
         Assert.That(body.ToString(), Does.Contain($"\"label\":\"{label}\""));
         Assert.That(notification.Size2, Is.EqualTo((uint)Encoding.UTF8.GetByteCount(body.ToString())));
+    }
+
+    [Test]
+    public async Task Notifications_come_in_the_block_size_the_observer_registered_with()
+    {
+        // They came in 1024-byte blocks whatever the registration asked for (RFC 7641 §3.2, RFC 7959 §2.4).
+        var (id, token) = await Hub.CreateDeviceAsync();
+        using var observer = await ObserveAsync(token, $"devices/{id}/state/desired", CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(0, false, 2).Encode()));
+        using var admin = await Hub.AdminAsync();
+        (await admin.PutAsJsonAsync($"/api/v1/devices/{id}/state", new { desired = new { label = new string('y', 300) } })).EnsureSuccessStatusCode();
+        var notification = await observer.NextAsync();
+        Assert.That(notification.Block2, Is.EqualTo(new CoapBlock(0, true, 2)));
+        Assert.That(notification.Payload.Length, Is.EqualTo(64));
+    }
+
+    [Test]
+    public async Task A_registration_answered_with_a_block_past_the_end_registers_nothing()
+    {
+        // The 4.02 told the client it was not registered (RFC 7641 §4.1) while the hub kept notifying it.
+        var (id, token) = await Hub.CreateDeviceAsync();
+        var answer = await ExchangeAsync(Get(token, $"devices/{id}/state/desired", CoapOption.UInt(CoapOptionNumber.Observe, 0),
+            CoapOption.UInt(CoapOptionNumber.Block2, new CoapBlock(50, false, 0).Encode())));
+        Assert.That(answer.Code, Is.EqualTo(CoapCode.BadOption));
+        var observers = Microsoft.Extensions.DependencyInjection.ServiceProviderServiceExtensions.GetRequiredService<CoapObservers>(Hub.Services);
+        Assert.That(observers.Observes(id), Is.False);
+    }
+
+    [Test]
+    public async Task A_NON_with_an_unrecognized_critical_option_is_rejected_unanswered_and_a_block_size_of_2048_is_4_00()
+    {
+        var (_, token) = await Hub.CreateDeviceAsync();
+        using var peer = new Peer(Hub.CoapPort);
+        var non = Get(token, options: new CoapOption(9, "x"u8.ToArray()));
+        non.Type = CoapType.NonConfirmable;
+        await peer.SendAsync(non);
+        await peer.SendAsync(Get(token));
+        // RFC 7252 §5.4.1: such a NON is rejected (it was answered 4.02 as a NON); the CON after it is answered.
+        var first = await peer.NextAsync();
+        Assert.That(first.Code, Is.EqualTo(CoapCode.Content), $"{first}");
+        Assert.That(first.Type, Is.EqualTo(CoapType.Acknowledgement));
+        Assert.That(await peer.NextWithinAsync(TimeSpan.FromSeconds(1)), Is.Null, "nothing comes for the NON");
+
+        // SZX 7 is reserved: 4.00 (RFC 7959 §2.2), not 4.02 as other options out of range.
+        var reserved = await ExchangeAsync(Get(token, options: new CoapOption(CoapOptionNumber.Block2, new byte[] { 0x07 })));
+        Assert.That(reserved.Code, Is.EqualTo(CoapCode.BadRequest));
     }
 
     [Test]

@@ -53,7 +53,7 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
             return;
         }
         var con = m.Type == CoapType.Confirmable;
-        switch (exchanges.Begin(peer.Key, m.MessageId, out var cached))
+        switch (exchanges.Begin(Exchange(peer, m), m.MessageId, out var cached))
         {
             case CoapExchanges.Seen.Answered:
                 CoapMetrics.Duplicates.Add(1);
@@ -66,7 +66,7 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
         if (Interlocked.Increment(ref _inFlight) > options.Value.MaxConcurrentRequests)
         {
             Interlocked.Decrement(ref _inFlight);
-            exchanges.Forget(peer.Key, m.MessageId);
+            exchanges.Forget(Exchange(peer, m), m.MessageId);
             if (con)
             {
                 var busy = CoapResources.Diagnostic(CoapCode.ServiceUnavailable, "the hub is busy; try again");
@@ -100,7 +100,7 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
                     // Tell the client to stop retransmitting; the answer follows as a CON of its own with the same token.
                     separate = true;
                     var ack = CoapCodec.Encode(CoapMessage.Empty(CoapType.Acknowledgement, m.MessageId));
-                    exchanges.Complete(peer.Key, m.MessageId, ack);
+                    exchanges.Complete(Exchange(peer, m), m.MessageId, ack);
                     await peer.Sender.SendAsync(ack, peer.EndPoint, ct);
                 }
             }
@@ -108,7 +108,7 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
         }
         catch (OperationCanceledException) when (ct.IsCancellationRequested)
         {
-            exchanges.Forget(peer.Key, m.MessageId);
+            exchanges.Forget(Exchange(peer, m), m.MessageId);
             return;
         }
         catch (Exception ex)
@@ -123,7 +123,7 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
         {
             if (!answerNon)
             {
-                exchanges.Complete(peer.Key, m.MessageId, []);
+                exchanges.Complete(Exchange(peer, m), m.MessageId, []);
                 return;
             }
             // A GET exists for its answer: a NON one is answered with a NON (RFC 7252 §5.2.3), which a repeat of the
@@ -132,14 +132,14 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
             response.MessageId = outbound.NextMessageId();
             response.Token = m.Token;
             var non = CoapCodec.Encode(response);
-            exchanges.Complete(peer.Key, m.MessageId, non);
+            exchanges.Complete(Exchange(peer, m), m.MessageId, non);
             await peer.Sender.SendAsync(non, peer.EndPoint, ct);
             return;
         }
         if (!separate)
         {
             var bytes = CoapCodec.Encode(Piggybacked(m, response));
-            exchanges.Complete(peer.Key, m.MessageId, bytes);
+            exchanges.Complete(Exchange(peer, m), m.MessageId, bytes);
             await peer.Sender.SendAsync(bytes, peer.EndPoint, ct);
             return;
         }
@@ -147,6 +147,12 @@ internal sealed class CoapDispatcher(CoapResources resources, CoapExchanges exch
         if (!await outbound.SendConfirmableAsync(peer, response, ct))
             throttle.Write(log, CoapLines.Unacknowledged, peer.Key, peer.Key, response.Code.ToString());
     }
+
+    /// <summary>Whose exchange a request is, for deduplication: the peer and the request's token. A retransmission repeats
+    /// both (RFC 7252 §4.5); another request that reuses a message id from the same address within EXCHANGE_LIFETIME (a
+    /// device rebooted onto the same port, another device behind the same NAT mapping) with another token is processed,
+    /// not answered with the cached answer meant for the first.</summary>
+    private static string Exchange(CoapPeer peer, CoapMessage m) => m.Token.IsEmpty ? peer.Key : peer.Key + "#" + Convert.ToHexString(m.Token.Span);
 
     /// <summary>The answer on the request's ACK: same message id and token.</summary>
     private static CoapMessage Piggybacked(CoapMessage request, CoapMessage response)

@@ -167,6 +167,29 @@ public sealed class CoapRequestRulesTests(Store store) : HubFixture(store)
     }
 
     [Test]
+    public async Task A_message_id_reused_from_one_address_with_another_token_is_a_new_request_not_the_cached_answer()
+    {
+        // The exchange cache answered by address and message id alone: a second device behind the same NAT mapping (or
+        // one rebooted onto the same port) reusing a message id within 247 s got the first device's answer.
+        var (a, tokenA) = await Hub.CreateDeviceAsync();
+        var (b, tokenB) = await Hub.CreateDeviceAsync();
+        using var peer = new Peer(Hub.CoapPort);
+        var first = Get(tokenA);
+        await peer.SendAsync(first);
+        Assert.That(Text(await peer.NextAsync()), Does.Contain($"</devices/{a}/"));
+        var second = Get(tokenB);
+        second.MessageId = first.MessageId;
+        second.Token = new byte[] { 9, 9 };
+        await peer.SendAsync(second);
+        var answer = await peer.NextAsync();
+        Assert.That(Text(answer), Does.Contain($"</devices/{b}/").And.Not.Contain(a));
+
+        // A retransmission (same message id and token) is still answered from the cache, with the same bytes.
+        await peer.SendAsync(second);
+        Assert.That(Text(await peer.NextAsync()), Is.EqualTo(Text(answer)));
+    }
+
+    [Test]
     public async Task Notifications_come_in_the_block_size_the_observer_registered_with()
     {
         // They came in 1024-byte blocks whatever the registration asked for (RFC 7641 §3.2, RFC 7959 §2.4).

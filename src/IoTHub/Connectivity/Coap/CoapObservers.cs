@@ -22,7 +22,6 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
         /// notifications are responses to the registration, so its block size holds for them (RFC 7641 §3.2, RFC 7959 §2.4).</summary>
         public CoapMessage Blocks { get; } = blocks;
         public int Sequence;
-        public string Key => Peer.Key + "|" + Convert.ToHexString(Token.Span);
     }
 
     private readonly ConcurrentDictionary<string, ConcurrentDictionary<string, Observation>> _byResource = new(StringComparer.Ordinal);
@@ -41,7 +40,7 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
     /// with the Observe option when the observation stands.</summary>
     public CoapMessage Answer(CoapMessage request, CoapPeer peer, string resource, CoapMessage response)
     {
-        var key = peer.Key + "|" + Convert.ToHexString(request.Token.Span);
+        var key = KeyOf(peer, request.Token);
         switch (request.Observe)
         {
             case 0:
@@ -66,9 +65,12 @@ internal sealed class CoapObservers(CoapOutbound outbound, IServiceScopeFactory 
     /// other than 2.05 after all (a block past the end), which tells the client it is not registered (RFC 7641 §4.1).</summary>
     public void Forget(CoapPeer peer, ReadOnlyMemory<byte> token)
     {
-        var key = peer.Key + "|" + Convert.ToHexString(token.Span);
+        var key = KeyOf(peer, token);
         foreach (var resource in _byResource.Keys) Remove(resource, key);
     }
+
+    /// <summary>An observation's key: the peer and the registration's token (RFC 7641 §3.1 pairs them).</summary>
+    private static string KeyOf(CoapPeer peer, ReadOnlyMemory<byte> token) => peer.Key + "|" + Convert.ToHexString(token.Span);
 
     private void Remove(string resource, string key)
     {
